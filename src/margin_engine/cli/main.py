@@ -1,0 +1,137 @@
+"""The ``margin-engine`` command line (DESIGN §4): files in, a table for people, JSON for programs.
+
+Bad input never yields a number: the command prints ``error: <field path>: <reason>`` on stderr
+and exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from margin_engine.domain.book import check_against_market
+from margin_engine.errors import InputError
+from margin_engine.io.loaders import load_book, load_market
+from margin_engine.io.report_json import compute_json
+from margin_engine.models.registry import get_model, model_class, model_names
+from margin_engine.policy.assess import assess_book
+
+from .params import parse_params
+from .render import print_compute
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Margin requirements for crypto derivatives.")
+def _console(stderr: bool = False) -> Console:
+    """A console as wide as the terminal, or 160 columns when output is not a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "160"))
+    return Console(stderr=stderr, width=width)
+
+
+console = _console()
+err_console = _console(stderr=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def fail(exc: InputError) -> None:
+    for path, reason in exc.problems:
+        err_console.print(f"error: {path}: {reason}", markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
+ParamOpt = Annotated[list[str] | None, typer.Option(
+    "--param", "-p", help="model parameter key=value (repeatable)")]
+
+
+@app.command()
+def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
+            market: Annotated[Path, typer.Argument(help="market snapshot JSON")],
+            model: Annotated[str, typer.Option("--model", "-m", help="registered model name")],
+            param: ParamOpt = None,
+            format: FormatOpt = Format.table) -> None:
+    """Initial and maintenance margin, equity, status and liquidation prices per account."""
+    try:
+        mdl = get_model(model, parse_params(param))
+        snap = load_market(market)
+        bk = load_book(book)
+        check_against_market(bk, snap)
+        reports = assess_book(mdl, bk, snap)
+    except InputError as exc:
+        fail(exc)
+        return
+    if format is Format.json:
+        doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp)
+        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    else:
+        print_compute(console, mdl, reports)
+
+
+@app.command()
+def models(format: FormatOpt = Format.table) -> None:
+    """Every registered model with its parameters, defaults and source."""
+    rows = []
+    for name in model_names():
+        cls = model_class(name)
+        params = []
+        for key, f in cls.Params.model_fields.items():
+            default = f.get_default(call_default_factory=True)
+            shown = default.model_dump(mode="json") if hasattr(default, "model_dump") else default
+            if isinstance(shown, dict) and shown and hasattr(next(iter(shown.values())),
+                                                             "model_dump"):
+                shown = sorted(shown)
+            params.append({"name": key, "default": _jsonable(shown),
+                           "description": f.description or ""})
+        rows.append({"name": name, "version": cls.version, "summary": cls.summary,
+                     "source": cls.source, "modes": sorted(m.value for m in cls.modes),
+                     "parameters": params})
+    if format is Format.json:
+        sys.stdout.write(json.dumps({"models": rows}, indent=2) + "\n")
+        return
+    t = Table(title="registered models", show_lines=True)
+    for col in ("model", "version", "modes", "what", "parameters (default)", "source"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        ps = "\n".join(f"{p['name']} = {_short(p['default'])}" for p in r["parameters"])
+        t.add_row(r["name"], r["version"], ", ".join(r["modes"]), r["summary"], ps, r["source"])
+    console.print(t)
+
+
+def _jsonable(v: object) -> object:
+    try:
+        json.dumps(v)
+        return v
+    except TypeError:
+        return str(v)
+
+
+def _short(v: object) -> str:
+    s = json.dumps(v) if not isinstance(v, str) else v
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option(help="where to write the sample files")] = Path(
+             "out/demo"),
+         seed: Annotated[int, typer.Option(help="random seed of the synthetic market")] = 7,
+         format: FormatOpt = Format.table) -> None:
+    """Generate a synthetic market and book, run every registered model, compare."""
+    from margin_engine.demo.run import run_demo
+
+    run_demo(out, seed=seed, console=console, as_json=format is Format.json)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

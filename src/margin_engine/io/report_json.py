@@ -1,0 +1,70 @@
+"""Account reports as the public JSON document of ``margin-engine compute`` (DESIGN §4)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from margin_engine.models.base import MarginModel
+from margin_engine.policy.assess import AccountReport
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    if not math.isfinite(x):
+        raise ArithmeticError(f"non-finite result {x!r}")
+    return float(x)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, float):
+        return _num(v)
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    if hasattr(v, "tolist"):
+        return _plain(v.tolist())
+    return v
+
+
+def account_json(r: AccountReport) -> dict[str, Any]:
+    return {
+        "id": r.id, "margin_mode": r.margin_mode.value, "currency": r.currency,
+        "initial_margin": _num(r.initial_margin), "maintenance_margin": _num(r.maintenance_margin),
+        "equity": _num(r.equity), "available_balance": _num(r.available_balance),
+        "margin_ratio": _num(r.margin_ratio), "status": r.status.value,
+        "components": _plain(dict(r.components)),
+        "positions": [{
+            "symbol": p.margin.symbol, "size": p.margin.size, "unit": p.unit,
+            "currency": p.currency, "notional": _num(p.margin.notional),
+            "initial_margin": _num(p.margin.initial_margin),
+            "maintenance_margin": _num(p.margin.maintenance_margin),
+            "contribution": _num(p.margin.contribution),
+            "liquidation_price": _num(p.liquidation_price),
+            "details": _plain(dict(p.margin.details))} for p in r.positions],
+        "units": [{
+            "id": u.margin.id, "scope": u.scope, "currency": u.margin.currency,
+            "initial_margin": _num(u.margin.initial_margin),
+            "maintenance_margin": _num(u.margin.maintenance_margin),
+            "equity": _num(u.equity), "margin_ratio": _num(u.margin_ratio),
+            "status": u.status.value, "components": _plain(dict(u.margin.components)),
+            "positions": [p.index for p in u.margin.positions],
+            "details": _plain(dict(u.margin.details))} for u in r.units],
+        "audit": asdict(r.audit),
+    }
+
+
+def compute_json(model: MarginModel, reports: Sequence[AccountReport],
+                 market_timestamp: str) -> dict[str, Any]:
+    """The whole ``compute --format json`` document: audit stamp, parameters, accounts."""
+    return {
+        "model": model.name, "model_version": model.version,
+        "params_hash": model.params.params_hash(), "market_timestamp": market_timestamp,
+        "engine_version": reports[0].audit.engine_version if reports else None,
+        "params": model.params.model_dump(mode="json"),
+        "accounts": [account_json(r) for r in reports],
+    }

@@ -1,0 +1,106 @@
+"""The margin-model interface, typed frozen parameter sets, and the audit stamp."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from margin_engine import __version__
+from margin_engine.domain.book import Account, MarginMode
+from margin_engine.domain.instruments import Instrument
+from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import InputError, format_path
+from margin_engine.models.results import AuditStamp, UnitMargin
+from margin_engine.models.units import MarginUnit, Scope, build_units
+
+
+class ModelParams(BaseModel):
+    """Base of every model's parameters: frozen, typed, unknown names rejected.
+
+    Each field's description says its unit and source; fields marked UNCONFIRMED in the research
+    notes say so in their description.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    def params_hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the canonical JSON of the parameters."""
+        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+class MarginModel(ABC):
+    """A methodology: turns one margin unit of an account into a :class:`UnitMargin`.
+
+    Subclasses set the class attributes and implement :meth:`margin_unit`; they may restrict
+    instruments with :meth:`check_instrument` and override :meth:`liquidation_price` with a
+    venue's closed form (the generic solver in ``policy.liquidation`` is used otherwise).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    source: ClassVar[str]
+    summary: ClassVar[str]
+    Params: ClassVar[type[ModelParams]]
+    modes: ClassVar[frozenset[MarginMode]] = frozenset(MarginMode)
+
+    def __init__(self, params: ModelParams | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        if not isinstance(self.params, self.Params):
+            raise TypeError(f"{self.name} takes {self.Params.__name__}")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> MarginModel:
+        """Build from ``--param key=value`` options; errors name the parameter."""
+        try:
+            return cls(cls.Params.model_validate(options))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = format_path(err["loc"]) if err["loc"] else "params"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                known = ", ".join(cls.Params.model_fields) or "none"
+                msg = f"unknown parameter of {cls.name} (known: {known})"
+            raise InputError(f"--param {key}", msg) from None
+
+    # -- what a subclass provides -------------------------------------------------------------
+    @abstractmethod
+    def margin_unit(self, unit: MarginUnit, account: Account,
+                    market: MarketSnapshot) -> UnitMargin:
+        """The requirement of one unit, in ``unit.currency``."""
+
+    def cross_scope(self, account: Account) -> Scope:
+        """How cross and portfolio accounts are grouped (default: per settlement currency)."""
+        return "currency"
+
+    def check_instrument(self, ins: Instrument) -> str | None:
+        """Why this model cannot margin ``ins`` (``None`` when it can)."""
+        return None
+
+    def liquidation_price(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
+                          position_index: int, equity: float) -> float | None | type[NotImplemented]:
+        """A venue's closed-form liquidation price, or ``NotImplemented`` for the generic one."""
+        return NotImplemented
+
+    # -- shared machinery ---------------------------------------------------------------------
+    def units(self, account: Account, market: MarketSnapshot) -> list[MarginUnit]:
+        """Check the account is one this model margins, then group it into units."""
+        if account.margin_mode not in self.modes:
+            offered = ", ".join(sorted(m.value for m in self.modes))
+            raise InputError("margin_mode", f"{account.margin_mode.value!r} is not offered by "
+                             f"{self.name} (offered: {offered})")
+        for j, pos in enumerate(account.positions):
+            why = self.check_instrument(market.instrument(pos.symbol))
+            if why:
+                raise InputError(f"positions[{j}].symbol", f"{pos.symbol!r}: {why}")
+        return build_units(account, market, self.cross_scope(account))
+
+    def stamp(self, market: MarketSnapshot) -> AuditStamp:
+        return AuditStamp(model=self.name, model_version=self.version,
+                          params_hash=self.params.params_hash(),
+                          market_timestamp=market.timestamp.isoformat().replace("+00:00", "Z"),
+                          engine_version=__version__)

@@ -1,0 +1,42 @@
+"""The registry of named models (DESIGN §4 model names)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from margin_engine.errors import InputError
+from margin_engine.models.base import MarginModel
+
+_MODELS: dict[str, type[MarginModel]] = {}
+
+
+def register(cls: type[MarginModel]) -> type[MarginModel]:
+    """Class decorator: make a model available by its ``name``."""
+    if cls.name in _MODELS:
+        raise ValueError(f"model {cls.name!r} registered twice")
+    _MODELS[cls.name] = cls
+    return cls
+
+
+def model_names() -> list[str]:
+    _load_builtin()
+    return sorted(_MODELS)
+
+
+def model_class(name: str) -> type[MarginModel]:
+    _load_builtin()
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise InputError("--model", f"unknown model {name!r} (known: "
+                         f"{', '.join(sorted(_MODELS))})") from None
+
+
+def get_model(name: str, options: dict[str, Any] | None = None) -> MarginModel:
+    """Instantiate a registered model from ``--param`` style options."""
+    return model_class(name).from_options(options or {})
+
+
+def _load_builtin() -> None:
+    # Importing the package registers every built-in model.
+    import margin_engine.models.catalog  # noqa: F401
