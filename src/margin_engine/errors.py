@@ -40,3 +40,17 @@ class InputError(ValueError):
         moved = [(f"{prefix}.{p}" if not p.startswith("[") else f"{prefix}{p}", r)
                  for p, r in self.problems]
         return InputError(moved[0][0], moved[0][1], more=moved[1:])
+
+
+def first_validation_problem(exc: Exception) -> tuple[str, str]:
+    """``(path, reason)`` of a pydantic ``ValidationError``'s first error (``str(exc)`` else)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return "", str(exc)
+    err = errors()[0]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    path = format_path(err["loc"]) if err["loc"] else ""
+    head, sep, tail = msg.partition(": ")
+    if not path and sep and " " not in head:
+        return head, tail
+    return path, msg

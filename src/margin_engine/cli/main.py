@@ -11,7 +11,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -79,24 +79,33 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
         print_compute(console, mdl, reports)
 
 
-@app.command()
-def models(format: FormatOpt = Format.table) -> None:
-    """Every registered model with its parameters, defaults and source."""
-    rows = []
+def model_catalogue() -> list[dict[str, Any]]:
+    """Name, version, summary, source, modes and parameters (default, description) per model."""
+    rows: list[dict[str, Any]] = []
     for name in model_names():
         cls = model_class(name)
         params = []
         for key, f in cls.Params.model_fields.items():
             default = f.get_default(call_default_factory=True)
-            shown = default.model_dump(mode="json") if hasattr(default, "model_dump") else default
-            if isinstance(shown, dict) and shown and hasattr(next(iter(shown.values())),
-                                                             "model_dump"):
-                shown = sorted(shown)
+            if isinstance(default, dict) and default and all(
+                    hasattr(v, "model_dump") for v in default.values()):
+                shown: object = sorted(default)  # tables keyed by symbol: list the keys
+            elif hasattr(default, "model_dump"):
+                shown = default.model_dump(mode="json")
+            else:
+                shown = default
             params.append({"name": key, "default": _jsonable(shown),
                            "description": f.description or ""})
         rows.append({"name": name, "version": cls.version, "summary": cls.summary,
                      "source": cls.source, "modes": sorted(m.value for m in cls.modes),
                      "parameters": params})
+    return rows
+
+
+@app.command()
+def models(format: FormatOpt = Format.table) -> None:
+    """Every registered model with its parameters, defaults and source."""
+    rows = model_catalogue()
     if format is Format.json:
         sys.stdout.write(json.dumps({"models": rows}, indent=2) + "\n")
         return

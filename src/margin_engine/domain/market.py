@@ -10,6 +10,7 @@ import bisect
 import math
 from datetime import datetime
 from functools import cached_property
+from itertools import pairwise
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,9 +34,9 @@ class OrderBook(BaseModel):
     def _sorted(self) -> OrderBook:
         b = [p for p, _ in self.bids]
         a = [p for p, _ in self.asks]
-        if any(x <= y for x, y in zip(b, b[1:], strict=False)):
+        if any(x <= y for x, y in pairwise(b)):
             raise ValueError("bids must be strictly decreasing in price")
-        if any(x >= y for x, y in zip(a, a[1:], strict=False)):
+        if any(x >= y for x, y in pairwise(a)):
             raise ValueError("asks must be strictly increasing in price")
         if b and a and b[0] >= a[0]:
             raise ValueError(f"crossed book: best bid {b[0]} >= best ask {a[0]}")
@@ -55,7 +56,7 @@ class VolSlice(BaseModel):
     def _shape(self) -> VolSlice:
         if len(self.strikes) != len(self.vols):
             raise ValueError(f"{len(self.strikes)} strikes but {len(self.vols)} vols")
-        if any(x >= y for x, y in zip(self.strikes, self.strikes[1:], strict=False)):
+        if any(x >= y for x, y in pairwise(self.strikes)):
             raise ValueError("strikes must be strictly increasing")
         return self
 

@@ -82,9 +82,14 @@ class MarginModel(ABC):
         return None
 
     def liquidation_price(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
-                          position_index: int, equity: float) -> float | None | type[NotImplemented]:
-        """A venue's closed-form liquidation price, or ``NotImplemented`` for the generic one."""
-        return NotImplemented
+                          position_index: int, equity: float) -> float | None:
+        """A venue's closed-form liquidation price (``None``: none exists). Models without one
+        do not override this, and the generic solver of ``policy.liquidation`` is used."""
+        raise NotImplementedError
+
+    @classmethod
+    def has_closed_form_liquidation(cls) -> bool:
+        return cls.liquidation_price is not MarginModel.liquidation_price
 
     # -- shared machinery ---------------------------------------------------------------------
     def units(self, account: Account, market: MarketSnapshot) -> list[MarginUnit]:

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from margin_engine.domain.book import Account, MarginMode
 from margin_engine.domain.instruments import Instrument, Kind
 from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import first_validation_problem
 from margin_engine.models.base import MarginModel, ModelParams
 from margin_engine.models.registry import register
 from margin_engine.models.results import PositionMargin, UnitMargin
@@ -62,7 +64,7 @@ class SymbolBrackets(BaseModel):
             raise ValueError("brackets[0].notionalFloor: the first bracket must start at 0")
         if rows[0].cum != 0:
             raise ValueError("brackets[0].cum: the first bracket's cum must be 0")
-        for n, (prev, row) in enumerate(zip(rows, rows[1:], strict=False), start=1):
+        for n, (prev, row) in enumerate(pairwise(rows), start=1):
             if row.notionalFloor != prev.notionalCap:
                 raise ValueError(f"brackets[{n}].notionalFloor: {row.notionalFloor} does not "
                                  f"continue the previous cap {prev.notionalCap}")
@@ -93,8 +95,9 @@ def _read_tables(data: Any, origin: str) -> dict[str, SymbolBrackets]:
     for i, item in enumerate(items):
         try:
             table = SymbolBrackets.model_validate(item)
-        except Exception as exc:  # pydantic ValidationError, reported with its place
-            raise ValueError(f"{origin}[{i}]: {exc}") from None
+        except ValidationError as exc:
+            path, reason = first_validation_problem(exc)
+            raise ValueError(f"{origin}[{i}].{path}: {reason}") from None
         out[table.symbol] = table
     return out
 

@@ -111,9 +111,8 @@ def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,
     for j in unit.position_indices:
         pos = account.positions[j]
         ins = market.instrument(pos.symbol)
-        closed = model.liquidation_price(unit, account, market, j, equity)
-        if closed is not NotImplemented:
-            out[j] = closed  # type: ignore[assignment]
+        if model.has_closed_form_liquidation():
+            out[j] = model.liquidation_price(unit, account, market, j, equity)
             continue
         if ins.underlying not in factors:
             factors[ins.underlying] = solve_liquidation_factor(model, unit, account, market,
