@@ -139,7 +139,10 @@ def demo(out: Annotated[Path, typer.Option(help="where to write the sample files
     """Generate a synthetic market and book, run every registered model, compare."""
     from margin_engine.demo.run import run_demo
 
-    run_demo(out, seed=seed, console=console, as_json=format is Format.json)
+    try:
+        run_demo(out, seed=seed, console=console, as_json=format is Format.json)
+    except InputError as exc:
+        fail(exc)
 
 
 def main() -> None:  # pragma: no cover - console entry

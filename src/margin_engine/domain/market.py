@@ -44,11 +44,13 @@ class OrderBook(BaseModel):
 
 
 class VolSlice(BaseModel):
-    """Implied vols at one expiry on a strike grid (strictly increasing strikes)."""
+    """Implied vols at one expiry on a strike grid (strictly increasing strikes); ``forward``
+    is the slice's forward price, informational."""
 
     model_config = FROZEN
 
     expiry: datetime
+    forward: Positive | None = None
     strikes: tuple[Positive, ...] = Field(min_length=1)
     vols: tuple[Positive, ...] = Field(min_length=1)
 
