@@ -18,10 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 from margin_engine.domain.book import check_against_market
+from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.report_json import compute_json
-from margin_engine.models.registry import get_model, model_class, model_names
+from margin_engine.io.series import load_price_series, synthetic_series
+from margin_engine.models.base import MarginModel
+from margin_engine.models.registry import model_class, model_names
 from margin_engine.policy.assess import assess_book
 
 from .params import parse_params
@@ -54,6 +57,26 @@ def fail(exc: InputError) -> None:
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
 ParamOpt = Annotated[list[str] | None, typer.Option(
     "--param", "-p", help="model parameter key=value (repeatable)")]
+HistoryOpt = Annotated[list[Path] | None, typer.Option(
+    "--history", help="price history file(s) for risk-based models (repeatable)")]
+
+
+def build_model(name: str, params: list[str] | None, history: list[Path] | None,
+                market: MarketSnapshot) -> MarginModel:
+    """A registered model from CLI options; risk-based models get ``--history`` or, without
+    it, the embedded synthetic history (said on stderr)."""
+    options = parse_params(params)
+    cls = model_class(name)
+    if "history" in cls.Params.model_fields:
+        if history:
+            options["history"] = load_price_series(history)
+        else:
+            options["history"] = synthetic_series(market.timestamp.date())
+            err_console.print(f"note: {name}: no --history given, using the embedded synthetic "
+                              "history (seed 7)", style="dim")
+    elif history:
+        raise InputError("--history", f"{name} does not use a price history")
+    return cls.from_options(options)
 
 
 @app.command()
@@ -61,11 +84,12 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
             market: Annotated[Path, typer.Argument(help="market snapshot JSON")],
             model: Annotated[str, typer.Option("--model", "-m", help="registered model name")],
             param: ParamOpt = None,
+            history: HistoryOpt = None,
             format: FormatOpt = Format.table) -> None:
     """Initial and maintenance margin, equity, status and liquidation prices per account."""
     try:
-        mdl = get_model(model, parse_params(param))
         snap = load_market(market)
+        mdl = build_model(model, param, history, snap)
         bk = load_book(book)
         check_against_market(bk, snap)
         reports = assess_book(mdl, bk, snap)
