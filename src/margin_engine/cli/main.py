@@ -18,12 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from margin_engine.domain.book import check_against_market
-from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
+from margin_engine.io.model_options import build_model
 from margin_engine.io.report_json import compute_json
-from margin_engine.io.series import load_price_series, synthetic_series
-from margin_engine.models.base import MarginModel
 from margin_engine.models.registry import model_class, model_names
 from margin_engine.policy.assess import assess_book
 
@@ -61,24 +59,6 @@ HistoryOpt = Annotated[list[Path] | None, typer.Option(
     "--history", help="price history file(s) for risk-based models (repeatable)")]
 
 
-def build_model(name: str, params: list[str] | None, history: list[Path] | None,
-                market: MarketSnapshot) -> MarginModel:
-    """A registered model from CLI options; risk-based models get ``--history`` or, without
-    it, the embedded synthetic history (said on stderr)."""
-    options = parse_params(params)
-    cls = model_class(name)
-    if "history" in cls.Params.model_fields:
-        if history:
-            options["history"] = load_price_series(history)
-        else:
-            options["history"] = synthetic_series(market.timestamp.date())
-            err_console.print(f"note: {name}: no --history given, using the embedded synthetic "
-                              "history (seed 7)", style="dim")
-    elif history:
-        raise InputError("--history", f"{name} does not use a price history")
-    return cls.from_options(options)
-
-
 @app.command()
 def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
             market: Annotated[Path, typer.Argument(help="market snapshot JSON")],
@@ -89,7 +69,9 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
     """Initial and maintenance margin, equity, status and liquidation prices per account."""
     try:
         snap = load_market(market)
-        mdl = build_model(model, param, history, snap)
+        mdl, note = build_model(model, parse_params(param), history, snap)
+        if note:
+            err_console.print(f"note: {note}", style="dim")
         bk = load_book(book)
         check_against_market(bk, snap)
         reports = assess_book(mdl, bk, snap)

@@ -10,11 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from margin_engine.analysis.compare import Comparison, compare_models
-from margin_engine.demo.synthetic import generate_book, generate_history, generate_market, \
-    history_csv
+from margin_engine.demo.synthetic import (
+    generate_book,
+    generate_history,
+    generate_market,
+    history_csv,
+)
 from margin_engine.domain.book import check_against_market
 from margin_engine.io.loaders import load_book, load_market
-from margin_engine.models.registry import get_model, model_names
+from margin_engine.io.model_options import build_model
+from margin_engine.models.registry import model_names
 
 
 def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
@@ -53,7 +58,7 @@ def run_demo(out: Path, *, seed: int, console: Console, as_json: bool) -> Compar
     market_path, book_path, history_path = write_sample(out, seed)
     market, book = load_market(market_path), load_book(book_path)
     check_against_market(book, market)
-    models = [get_model(name) for name in model_names()]
+    models = [build_model(name, {}, None, market)[0] for name in model_names()]
     cmp = compare_models(models, book, market)
     (out / "comparison.json").write_text(json.dumps(asdict(cmp), indent=1))
     if as_json:

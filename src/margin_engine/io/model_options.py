@@ -1,0 +1,33 @@
+"""Building a registered model from command-line style options."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import InputError
+from margin_engine.io.series import load_price_series, synthetic_series
+from margin_engine.models.base import MarginModel
+from margin_engine.models.registry import model_class
+
+
+def build_model(name: str, options: dict[str, Any], history: Sequence[Path] | None,
+                market: MarketSnapshot) -> tuple[MarginModel, str | None]:
+    """The model and, when it fell back to the embedded synthetic history, a note saying so.
+
+    Models with a ``history`` parameter get the ``--history`` files, or without them the
+    synthetic history ending the day before the market snapshot.
+    """
+    cls = model_class(name)
+    note = None
+    if "history" in cls.Params.model_fields:
+        if history:
+            options = {**options, "history": load_price_series(history)}
+        else:
+            options = {**options, "history": synthetic_series(market.timestamp.date())}
+            note = f"{name}: no --history given, using the embedded synthetic history (seed 7)"
+    elif history:
+        raise InputError("--history", f"{name} does not use a price history")
+    return cls.from_options(options), note
