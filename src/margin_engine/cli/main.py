@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from margin_engine.analysis.stress_test import resolve, stress_book
 from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
@@ -135,6 +137,47 @@ def _jsonable(v: object) -> object:
 def _short(v: object) -> str:
     s = json.dumps(v) if not isinstance(v, str) else v
     return s if len(s) <= 60 else s[:57] + "..."
+
+
+@app.command()
+def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
+           market: Annotated[Path, typer.Argument(help="market snapshot JSON")],
+           scenario: Annotated[list[str] | None, typer.Option(
+               "--scenario", "-s", help="named stress (repeatable; default: the 8 crash days)")
+           ] = None,
+           model: Annotated[str, typer.Option("--model", "-m", help="margin model")
+                            ] = "historical-var",
+           param: ParamOpt = None,
+           history: HistoryOpt = None,
+           format: FormatOpt = Format.table) -> None:
+    """Each account's P&L under named stresses and its margin coverage (margin ÷ loss)."""
+    try:
+        snap = load_market(market)
+        bk = load_book(book)
+        check_against_market(bk, snap)
+        mdl, note = build_model(model, parse_params(param), history, snap)
+        if note:
+            err_console.print(f"note: {note}", style="dim")
+        rows = stress_book(bk, snap, mdl, resolve(scenario))
+    except InputError as exc:
+        fail(exc)
+        return
+    if format is Format.json:
+        sys.stdout.write(json.dumps({"model": mdl.name, "audit": asdict(mdl.stamp(snap)),
+                                     "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+        return
+    t = Table(title=f"stress P&L (USD) and coverage by {mdl.name} initial margin",
+              title_justify="left")
+    for col in ("account", "scenario", "P&L", "positions", "collateral", "initial margin",
+                "coverage"):
+        t.add_column(col, justify="left" if col in ("account", "scenario") else "right")
+    for r in rows:
+        cov = "n/a" if r.coverage is None else f"{r.coverage:.0%}"
+        style = "" if r.coverage is None or r.coverage >= 1 else "[red]"
+        t.add_row(r.account, r.scenario, f"{r.pnl_usd:,.0f}", f"{r.positions_pnl_usd:,.0f}",
+                  f"{r.collateral_pnl_usd:,.0f}", f"{r.initial_margin_usd:,.0f}",
+                  f"{style}{cov}")
+    console.print(t)
 
 
 @app.command()
