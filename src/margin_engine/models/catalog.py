@@ -4,6 +4,7 @@ from margin_engine.models import (  # noqa: F401
     binance_usdm,
     deribit_pm,
     deribit_standard,
+    derive_pmrm,
     dydx_v4,
     hyperliquid,
     risk_based,
