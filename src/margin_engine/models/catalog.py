@@ -7,5 +7,7 @@ from margin_engine.models import (  # noqa: F401
     derive_pmrm,
     dydx_v4,
     hyperliquid,
+    okx_pm,
     risk_based,
+    span,
 )

@@ -1,0 +1,548 @@
+"""CME SPAN (classic) with risk arrays generated from a risk-parameter set (ccp-standards §1).
+
+Positions are grouped into **combined commodities** (CC): every instrument on one underlying
+(futures, perpetuals, options, spot; linear or inverse). Per CC, all amounts in USD:
+
+1. Risk arrays (:func:`~margin_engine.models.span_arrays.span_risk_array`): 16 scenarios of the
+   price scan range ``PSR`` (price points, USD per unit of underlying) and volatility scan range
+   ``VSR``, a one-day look-ahead, extreme moves ``±X·PSR`` counted at the cover fraction ``C``.
+   ``PortRA_k = Σ_j q_j·RA_{j,k}``; ``ScanRisk = max(0, max_k PortRA_k)`` (§1.3).
+2. Time / volatility / price risk: ``(PortRA_1 + PortRA_2)/2``, ``|PortRA_a − PortRA_b|/2`` of
+   the active pair, the rest (§1.3); ``WFPR = max(PriceRisk, 0)/|net USD delta|`` (NORMAL).
+3. Composite deltas (Black-76 delta one look-ahead later, in underlying units) netted per tier
+   (expiry; perpetuals and spot form the front tier); opposite deltas form calendar spreads,
+   nearest tiers first; ``IntraCharge = spreads·intra_spread_rate·S`` (§1.5).
+4. Delivery (spot-month) charge on tiers expiring in the snapshot's calendar month:
+   ``Σ consumed·r_spread·S + |remaining|·r_outright·S`` (§1.6).
+5. Inter-commodity spread credits, in priority order, on the USD deltas left outside the spot
+   month: ``credit_leg = n·ratio_leg·WFPR_leg·rate`` (§1.7).
+6. ``SOM = som·PSR·max(short call units, short put units)`` (§1.8);
+   ``CCRisk = max(ScanRisk + Intra + Spot − Credit, SOM, 0)`` (§1.9).
+
+``maintenance = Σ_CC CCRisk`` (the SPAN requirement), ``initial = initial_factor ×
+maintenance`` (CME: 110% for HRP accounts, §1.9). The net option value ``NOV = LOV − SOV`` is
+reported with CME's ``total_span_requirement = SPANReq − NOV``: the engine's equity already
+counts option market values, so ``equity ≥ SPANReq`` is the same test as CME's
+``cash ≥ SPANReq − NOV``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from margin_engine.domain.book import Account, MarginMode
+from margin_engine.domain.instruments import Instrument, Kind
+from margin_engine.domain.market import MarketSnapshot
+from margin_engine.models.base import MarginModel, ModelParams
+from margin_engine.models.registry import register
+from margin_engine.models.results import PositionMargin, UnitMargin
+from margin_engine.models.span_arrays import (
+    N_SCENARIOS,
+    VolMode,
+    partials,
+    span_risk_array,
+    valuation,
+)
+from margin_engine.models.units import MarginUnit, Scope
+from margin_engine.models.valuation import notional_usd, option_mark
+
+DAY = 1.0 / 365.0
+
+# ---------------------------------------------------------------------------------------------
+# SPAN arithmetic: pure functions on numbers (the §1.10 vectors test these directly)
+
+
+def scan_risk(port_ra: ArrayLike) -> tuple[float, int]:
+    """``(max(0, max_k PortRA_k), k*)``: the scan risk (USD) and the 1-based scenario of the
+    largest value (the first one on ties), ccp-standards §1.3."""
+    a = np.asarray(port_ra, dtype=np.float64)
+    if a.shape != (N_SCENARIOS,):
+        raise ValueError(f"port_ra: need {N_SCENARIOS} scenario values, got shape {a.shape}")
+    k = int(np.argmax(a))
+    return max(float(a[k]), 0.0), k + 1
+
+
+def risk_split(port_ra: ArrayLike) -> tuple[float, float, float]:
+    """``(TimeRisk, VolRisk, PriceRisk)`` of a portfolio risk array (§1.3).
+
+    ``TimeRisk = (RA_1 + RA_2)/2``; ``VolRisk = |RA_a − RA_b|/2`` for the pair (a, b) holding the
+    scan scenario (0 when it is 15 or 16); ``PriceRisk = ScanRisk − TimeRisk − VolRisk``.
+    """
+    a = np.asarray(port_ra, dtype=np.float64)
+    scan, k = scan_risk(a)
+    time = 0.5 * float(a[0] + a[1])
+    if k <= 14:
+        first = k - 1 if k % 2 == 1 else k - 2   # 0-based index of the pair's first scenario
+        vol = 0.5 * abs(float(a[first] - a[first + 1]))
+    else:
+        vol = 0.0
+    return time, vol, scan - time - vol
+
+
+def form_intra_spreads(tier_deltas: Sequence[float]) -> tuple[float, list[float], list[float]]:
+    """Calendar spreads between tiers, nearest first (§1.5).
+
+    ``tier_deltas`` are net deltas per tier in priority (chronological) order. Each tier's delta
+    is paired with opposite-signed deltas of later tiers, in order. Returns ``(spreads,
+    consumed, remaining)``: the number of spreads (delta units per leg), the delta each tier gave
+    to spreads (≥ 0), and each tier's signed delta left outright.
+    """
+    rem = [float(d) for d in tier_deltas]
+    used = [0.0] * len(rem)
+    spreads = 0.0
+    for i in range(len(rem)):
+        for j in range(i + 1, len(rem)):
+            if rem[i] * rem[j] < 0.0:
+                x = min(abs(rem[i]), abs(rem[j]))
+                rem[i] -= math.copysign(x, rem[i])
+                rem[j] -= math.copysign(x, rem[j])
+                used[i] += x
+                used[j] += x
+                spreads += x
+            if rem[i] == 0.0:
+                break
+    return spreads, used, rem
+
+
+def delivery_charge(consumed: Sequence[float], remaining: Sequence[float],
+                    in_delivery: Sequence[bool], spread_rate: float,
+                    outright_rate: float) -> float:
+    """``Σ_{delivery tiers} consumed·spread_rate + |remaining|·outright_rate`` (§1.6); rates in
+    USD per delta unit."""
+    return float(sum(c * spread_rate + abs(r) * outright_rate
+                     for c, r, d in zip(consumed, remaining, in_delivery, strict=True) if d))
+
+
+def inter_spread_credit(n_spreads: float, legs: Sequence[tuple[float, float]],
+                        rate: float) -> float:
+    """``Σ_legs n·ratio·WFPR·rate`` for ``legs = [(ratio, wfpr), ...]`` (§1.7)."""
+    return float(sum(n_spreads * ratio * wfpr * rate for ratio, wfpr in legs))
+
+
+def short_option_minimum(short_calls: float, short_puts: float, rate: float) -> float:
+    """``rate·max(short calls, short puts)`` (§1.8, CME advisory 99-65)."""
+    return rate * max(short_calls, short_puts)
+
+
+def calendar_spread_margin(outright_1: float, outright_2: float, intra_charge: float) -> float:
+    """CME's 1:1 calendar-spread arithmetic ``|Outright₁ − Outright₂| + IntraCharge`` (§1.5)."""
+    return abs(outright_1 - outright_2) + intra_charge
+
+
+def cc_risk(scan: float, intra: float, spot: float, credit: float, som: float) -> float:
+    """``max(ScanRisk + Intra + Spot − Credit, SOM, 0)`` (§1.9)."""
+    return max(scan + intra + spot - credit, som, 0.0)
+
+
+def total_requirement(span_requirement: float, net_option_value: float) -> float:
+    """CME's total SPAN requirement ``SPANReq − NOV`` (§1.9), to be met by cash."""
+    return span_requirement - net_option_value
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters
+
+
+class CombinedCommodity(BaseModel):
+    """Risk parameters of one combined commodity (one underlying)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    price_scan_range: float = Field(
+        0.43, gt=0.0, le=10.0,
+        description="PSR as a fraction of the index price (USD points per unit of underlying = "
+                    "this × index). BTC default 43%: CME Bitcoin futures maintenance margin at "
+                    "launch, Dec 2017 (ccp-standards §7.2 [S42]); PSR = outright maintenance "
+                    "requirement (§1.1). Current CME rates UNCONFIRMED.")
+    price_scan_points: float | None = Field(
+        None, gt=0.0,
+        description="PSR in USD per unit of underlying; overrides price_scan_range when set.")
+    vol_scan_range: float = Field(
+        0.35, ge=0.0, le=5.0,
+        description="VSR: implied-vol shift of scenarios 1-14. UNCONFIRMED: the one CME figure "
+                    "found is a teaching example, 'VSR for SP 500 is 35%' (relative), §1.2.")
+    vol_scan_mode: VolMode = Field(
+        "relative",
+        description="'relative' (σ·(1 ± VSR)) or 'absolute' (σ ± VSR vol points, decimal); "
+                    "set per product by CME, UNCONFIRMED (§1.2).")
+    extreme_move: float = Field(
+        2.0, ge=0.0, le=20.0,
+        description="Extreme move X in units of PSR (scenarios 15, 16). UNCONFIRMED as a CME "
+                    "default: X = 2 fits the McMillan S&P and NSE examples; '3×' is also "
+                    "quoted (§1.2).")
+    extreme_cover: float = Field(
+        0.35, ge=0.0, le=1.0,
+        description="Cover fraction C of the extreme-move loss (35%: §1.2 [S7][S8]).")
+    lookahead_days: float = Field(
+        1.0, ge=0.0, le=30.0,
+        description="Look-ahead time of the scenarios, days (one trading day, §1.1 [S1]).")
+    intra_spread_rate: float = Field(
+        0.03, ge=0.0, le=1.0,
+        description="Calendar-spread charge per spread of one underlying unit, as a fraction of "
+                    "the index (flat rate, §1.5). UNCONFIRMED value.")
+    spot_charge_spread_rate: float = Field(
+        0.005, ge=0.0, le=1.0,
+        description="Delivery-month charge per delta unit consumed by spreads, fraction of the "
+                    "index (§1.6). UNCONFIRMED value.")
+    spot_charge_outright_rate: float = Field(
+        0.01, ge=0.0, le=1.0,
+        description="Delivery-month charge per delta unit remaining outright, fraction of the "
+                    "index (§1.6). UNCONFIRMED value.")
+    short_option_minimum: float = Field(
+        0.10, ge=0.0, le=10.0,
+        description="SOM per underlying unit of short options, as a fraction of PSR points (CME "
+                    "sets it as a % of one outright future's margin, §1.8). UNCONFIRMED value.")
+
+    def psr_points(self, index: float) -> float:
+        """PSR in USD per unit of underlying at index price ``index``."""
+        return self.price_scan_points if self.price_scan_points is not None \
+            else self.price_scan_range * index
+
+
+class InterSpread(BaseModel):
+    """One inter-commodity spread: two CCs, USD-delta ratios, a credit rate (§1.7)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    legs: tuple[str, str]
+    ratios: tuple[float, float] = Field((1.0, 1.0), description="USD delta per spread per leg")
+    rate: float = Field(ge=0.0, le=1.0, description="credit as a fraction of both legs' WFPR")
+
+    @field_validator("ratios")
+    @classmethod
+    def _positive(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not (v[0] > 0 and v[1] > 0):
+            raise ValueError("ratios must be > 0")
+        return v
+
+
+def default_ccs() -> dict[str, CombinedCommodity]:
+    """BTC: CME-launch scan range 43%; ETH: 50% (UNCONFIRMED, ≈ BTC × the ETH/BTC vol ratio)."""
+    return {"BTC": CombinedCommodity(),
+            "ETH": CombinedCommodity(price_scan_range=0.50)}
+
+
+def _merge_ccs(v: Any) -> Any:
+    """Partial overrides: ``{"BTC": {"price_scan_range": 0.2}}`` keeps BTC's other defaults and
+    the other CCs."""
+    if not isinstance(v, dict):
+        return v
+    out: dict[str, Any] = {k: c.model_dump() for k, c in default_ccs().items()}
+    for name, cfg in v.items():
+        if isinstance(cfg, CombinedCommodity):
+            cfg = cfg.model_dump()
+        out[name] = {**out.get(name, {}), **cfg} if isinstance(cfg, dict) else cfg
+    return out
+
+
+class SpanParams(ModelParams):
+    combined_commodities: dict[str, CombinedCommodity] = Field(
+        default_factory=default_ccs,
+        description="Risk-parameter set per underlying (combined commodity). Given CCs are "
+                    "merged field by field into the defaults (BTC, ETH). BTC PSR: CME launch, "
+                    "2017-12 [S42]; the other values UNCONFIRMED (see each field).")
+    inter_spreads: tuple[InterSpread, ...] = Field(
+        (InterSpread(legs=("BTC", "ETH"), rate=0.50),),
+        description="Inter-commodity spreads in priority order; ratios in USD delta. Default: "
+                    "BTC/ETH 1:1 at a 50% credit, UNCONFIRMED (CME lists a BTC/ETH spread; "
+                    "its rate is not in the sources read).")
+    initial_factor: float = Field(
+        1.10, ge=1.0, le=10.0,
+        description="Initial = factor × maintenance: 110% for CME heightened-risk-profile "
+                    "accounts, 100% otherwise (CME advisory 23-376, §1.9 [S11]).")
+    scope: Literal["account", "currency"] = Field(
+        "account",
+        description="Cross/portfolio margin unit: 'account' (all positions, USD) or 'currency' "
+                    "(per settlement currency).")
+
+    @field_validator("combined_commodities", mode="before")
+    @classmethod
+    def _merge(cls, v: Any) -> Any:
+        return _merge_ccs(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# the combined-commodity calculation
+
+
+@dataclass(frozen=True)
+class _Leg:
+    """One position prepared for SPAN (amounts for the whole position, USD)."""
+
+    index: int
+    symbol: str
+    size: float
+    ra: np.ndarray            # size × per-contract risk array [16]
+    ra_contract: np.ndarray   # per-contract risk array [16]
+    delta: float              # size × composite delta, underlying units
+    tier: tuple[int, float]   # sort key: (0, 0) front (perpetual/spot), (1, expiry timestamp)
+    tier_name: str
+    delivery: bool
+    short_calls: float        # underlying units
+    short_puts: float
+    option_value: float       # size × market value (options), USD
+    notional: float           # USD
+
+
+@dataclass(frozen=True)
+class CCResult:
+    """Every intermediate of one combined commodity (USD)."""
+
+    name: str
+    index: float
+    psr_points: float
+    port_ra: tuple[float, ...]
+    scan_risk: float
+    scan_scenario: int
+    time_risk: float
+    vol_risk: float
+    price_risk: float
+    net_delta: float
+    net_delta_usd: float
+    wfpr: float
+    tiers: tuple[dict[str, Any], ...]
+    intra_spreads: float
+    intra_charge: float
+    delivery_charge: float
+    inter_delta_usd: float
+    short_calls: float
+    short_puts: float
+    som: float
+    net_option_value: float
+    inter_credit: float = 0.0
+    credits: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def core(self) -> float:
+        return self.scan_risk + self.intra_charge + self.delivery_charge - self.inter_credit
+
+    @property
+    def risk(self) -> float:
+        return cc_risk(self.scan_risk, self.intra_charge, self.delivery_charge,
+                       self.inter_credit, self.som)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "combined_commodity": self.name, "index": self.index,
+            "price_scan_points": self.psr_points, "port_risk_array": list(self.port_ra),
+            "scan_risk": self.scan_risk, "scan_scenario": self.scan_scenario,
+            "time_risk": self.time_risk, "volatility_risk": self.vol_risk,
+            "price_risk": self.price_risk, "net_delta": self.net_delta,
+            "net_delta_usd": self.net_delta_usd, "weighted_futures_price_risk": self.wfpr,
+            "tiers": list(self.tiers), "intra_spreads": self.intra_spreads,
+            "intra_spread_charge": self.intra_charge, "delivery_charge": self.delivery_charge,
+            "inter_spread_delta_usd": self.inter_delta_usd, "inter_spread_credit":
+            self.inter_credit, "inter_spreads": list(self.credits),
+            "short_calls": self.short_calls, "short_puts": self.short_puts,
+            "short_option_minimum": self.som, "net_option_value": self.net_option_value,
+            "cc_risk": self.risk}
+
+
+def _cc_result(name: str, legs: Sequence[_Leg], cc: CombinedCommodity,
+               index: float) -> CCResult:
+    port = np.zeros(N_SCENARIOS)
+    for leg in legs:
+        port += leg.ra
+    scan, k = scan_risk(port)
+    time, vol, price = risk_split(port)
+    tiers: dict[tuple[int, float], list[Any]] = {}
+    for leg in legs:
+        t = tiers.setdefault(leg.tier, [leg.tier_name, leg.delivery, 0.0])
+        t[2] += leg.delta
+    keys = sorted(tiers)
+    deltas = [tiers[k][2] for k in keys]
+    spreads, used, rem = form_intra_spreads(deltas)
+    flags = [bool(tiers[k][1]) for k in keys]
+    spot = delivery_charge(used, rem, flags, cc.spot_charge_spread_rate * index,
+                           cc.spot_charge_outright_rate * index)
+    net = float(sum(deltas))
+    net_usd = net * index
+    wfpr = max(price, 0.0) / abs(net_usd) if net_usd != 0.0 else 0.0
+    inter_usd = float(sum(r for r, d in zip(rem, flags, strict=True) if not d)) * index
+    psr = cc.psr_points(index)
+    calls = sum(leg.short_calls for leg in legs)
+    puts = sum(leg.short_puts for leg in legs)
+    tier_rows = tuple({"tier": tiers[k][0], "delivery_month": flags[i], "delta": deltas[i],
+                       "consumed_by_spreads": used[i], "remaining": rem[i]}
+                      for i, k in enumerate(keys))
+    return CCResult(
+        name=name, index=index, psr_points=psr, port_ra=tuple(float(x) for x in port),
+        scan_risk=scan, scan_scenario=k, time_risk=time, vol_risk=vol, price_risk=price,
+        net_delta=net, net_delta_usd=net_usd, wfpr=wfpr, tiers=tier_rows,
+        intra_spreads=spreads, intra_charge=spreads * cc.intra_spread_rate * index,
+        delivery_charge=spot, inter_delta_usd=inter_usd, short_calls=calls, short_puts=puts,
+        som=short_option_minimum(calls, puts, cc.short_option_minimum * psr),
+        net_option_value=float(sum(leg.option_value for leg in legs)))
+
+
+def _apply_inter_spreads(results: dict[str, CCResult],
+                         spreads: Sequence[InterSpread]) -> dict[str, CCResult]:
+    """Inter-commodity credits in priority order on the deltas outside the spot month."""
+    avail = {n: r.inter_delta_usd for n, r in results.items()}
+    credit = dict.fromkeys(results, 0.0)
+    rows: dict[str, list[dict[str, Any]]] = {n: [] for n in results}
+    for s in spreads:
+        a, b = s.legs
+        if a not in results or b not in results or a == b:
+            continue
+        da, db = avail[a], avail[b]
+        if da * db >= 0.0:
+            continue
+        n = min(abs(da) / s.ratios[0], abs(db) / s.ratios[1])
+        for leg, ratio, other in ((a, s.ratios[0], b), (b, s.ratios[1], a)):
+            c = inter_spread_credit(n, [(ratio, results[leg].wfpr)], s.rate)
+            credit[leg] += c
+            avail[leg] -= math.copysign(n * ratio, avail[leg])
+            rows[leg].append({"with": other, "spreads": n, "ratio": ratio, "rate": s.rate,
+                              "credit": c})
+    return {n: _with_credit(r, credit[n], rows[n]) for n, r in results.items()}
+
+
+def _with_credit(r: CCResult, credit: float, rows: list[dict[str, Any]]) -> CCResult:
+    return replace(r, inter_credit=credit, credits=tuple(rows))
+
+
+def _contributions(legs: Sequence[_Leg], r: CCResult) -> list[float]:
+    """Each leg's share of ``CCRisk`` (they add up to it)."""
+    total = r.risk
+    n = len(legs)
+    if total == 0.0 or n == 0:
+        return [0.0] * n
+    if r.som > r.core and r.som > 0.0:
+        side = [leg.short_calls if r.short_calls >= r.short_puts else leg.short_puts
+                for leg in legs]
+        s = sum(side)
+        return [total * x / s for x in side]
+    k = r.scan_scenario - 1
+    out = [float(leg.ra[k]) if r.scan_risk > 0.0 else 0.0 for leg in legs]
+    rest = total - sum(out)
+    w = [abs(leg.delta) for leg in legs]
+    sw = sum(w)
+    return [o + (rest * x / sw if sw > 0 else rest / n) for o, x in zip(out, w, strict=True)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+
+def _tier(ins: Instrument, now: datetime) -> tuple[tuple[int, float], str, bool]:
+    if ins.expiry is None:
+        return (0, 0.0), "front (perpetual/spot)", False
+    delivery = (ins.expiry.year, ins.expiry.month) == (now.year, now.month)
+    return (1, ins.expiry.timestamp()), ins.expiry.strftime("%Y-%m-%d"), delivery
+
+
+@register
+class Span(MarginModel):
+    name = "span"
+    version = "2017-12.1"
+    source = ("CME SPAN methodology (cmegroup.com span-overview; pubspan risk-array, intra/inter "
+              "spread and requirement pages; advisories 99-65, 23-376); research "
+              "ccp-standards.md §1")
+    summary = ("CME SPAN: 16-scenario risk arrays from a risk-parameter set, calendar, spot-month "
+               "and inter-commodity spreads, short option minimum, net option value.")
+    Params = SpanParams
+    modes = frozenset(MarginMode)
+    params: SpanParams
+
+    def cross_scope(self, account: Account) -> Scope:
+        return self.params.scope
+
+    def _cc(self, underlying: str) -> CombinedCommodity | None:
+        ccs = self.params.combined_commodities
+        return ccs.get(underlying, ccs.get("*"))
+
+    def check_instrument(self, ins: Instrument) -> str | None:
+        if self._cc(ins.underlying) is None:
+            return (f"no SPAN risk-parameter set for underlying {ins.underlying!r} (have "
+                    f"{', '.join(sorted(self.params.combined_commodities))}; pass --param "
+                    f"combined_commodities='{{\"{ins.underlying}\": {{...}}}}')")
+        if ins.kind is Kind.SPOT and ins.inverse:
+            return "an inverse spot instrument has no meaning"
+        return None
+
+    def _leg(self, j: int, account: Account, market: MarketSnapshot) -> _Leg:
+        pos = account.positions[j]
+        ins = market.instrument(pos.symbol)
+        cc = self._cc(ins.underlying)
+        assert cc is not None
+        v = valuation(ins, market)
+        la = cc.lookahead_days * DAY
+        ra = span_risk_array(v, price_scan=cc.psr_points(v.spot), vol_scan=cc.vol_scan_range,
+                             vol_mode=cc.vol_scan_mode, extreme_move=cc.extreme_move,
+                             extreme_cover=cc.extreme_cover, lookahead_years=la)
+        d_f, d_s = partials(v, max(v.years - la, 0.0) if v.is_option else None)
+        key, tname, delivery = _tier(ins, market.timestamp)
+        units = abs(pos.size) * ins.contract_size if ins.is_option and pos.size < 0 else 0.0
+        value = (pos.size * ins.contract_size * option_mark(ins, market)
+                 * market.usd_price(ins.settle)) if ins.is_option else 0.0
+        return _Leg(index=j, symbol=ins.symbol, size=pos.size, ra=pos.size * ra,
+                    ra_contract=ra, delta=pos.size * (d_f + d_s), tier=key, tier_name=tname,
+                    delivery=delivery, short_calls=units if ins.is_call else 0.0,
+                    short_puts=0.0 if ins.is_call else units, option_value=value,
+                    notional=notional_usd(ins, pos.size, market))
+
+    def margin_unit(self, unit: MarginUnit, account: Account,
+                    market: MarketSnapshot) -> UnitMargin:
+        legs = [self._leg(j, account, market) for j in unit.position_indices]
+        by_cc: dict[str, list[_Leg]] = {}
+        for leg in legs:
+            und = market.instrument(leg.symbol).underlying
+            by_cc.setdefault(und, []).append(leg)
+        results = {n: _cc_result(n, ls, self._cc_checked(n), market.index[n])
+                   for n, ls in by_cc.items()}
+        results = _apply_inter_spreads(results, self.params.inter_spreads)
+        usd_to_unit = market.convert(1.0, "USD", unit.currency)
+        f = self.params.initial_factor
+        contrib: dict[int, float] = {}
+        for n, ls in by_cc.items():
+            for leg, c in zip(ls, _contributions(ls, results[n]), strict=True):
+                contrib[leg.index] = c
+        positions = []
+        for leg in legs:
+            ins = market.instrument(leg.symbol)
+            alone = _cc_result(ins.underlying, [leg], self._cc_checked(ins.underlying),
+                               market.index[ins.underlying]).risk
+            positions.append(PositionMargin(
+                index=leg.index, symbol=leg.symbol, size=leg.size,
+                initial_margin=f * alone * usd_to_unit,
+                maintenance_margin=alone * usd_to_unit,
+                contribution=f * contrib[leg.index] * usd_to_unit,
+                notional=leg.notional * usd_to_unit,
+                details={"risk_array": [float(x) for x in leg.ra_contract],
+                         "composite_delta": leg.delta, "tier": leg.tier_name,
+                         "option_value_usd": leg.option_value}))
+        mm = sum(r.risk for r in results.values())
+        scan = sum(r.scan_risk for r in results.values())
+        intra = sum(r.intra_charge for r in results.values())
+        spot = sum(r.delivery_charge for r in results.values())
+        credit = sum(r.inter_credit for r in results.values())
+        extra = mm - (scan + intra + spot - credit)   # SOM excess and the floor at 0
+        nov = sum(r.net_option_value for r in results.values())
+        comps = {"scan_risk": scan, "intra_spread_charge": intra, "delivery_charge": spot,
+                 "inter_spread_credit": -credit if credit else 0.0,
+                 "short_option_minimum_excess": extra,
+                 "initial_addon": (f - 1.0) * mm}
+        return UnitMargin(
+            id=unit.id, currency=unit.currency, initial_margin=f * mm * usd_to_unit,
+            maintenance_margin=mm * usd_to_unit,
+            components={k: v * usd_to_unit for k, v in comps.items()},
+            positions=tuple(positions),
+            details={"currency_of_details": "USD", "span_requirement": mm,
+                     "net_option_value": nov,
+                     "total_span_requirement": total_requirement(mm, nov),
+                     "initial_factor": f,
+                     "combined_commodities": [results[n].as_dict() for n in sorted(results)]})
+
+    def _cc_checked(self, underlying: str) -> CombinedCommodity:
+        cc = self._cc(underlying)
+        assert cc is not None
+        return cc
