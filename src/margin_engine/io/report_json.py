@@ -45,6 +45,8 @@ def account_json(r: AccountReport) -> dict[str, Any]:
             "maintenance_margin": _num(p.margin.maintenance_margin),
             "contribution": _num(p.margin.contribution),
             "liquidation_price": _num(p.liquidation_price),
+            "liquidation_range": None if p.liquidation_range is None else [
+                _num(x) for x in p.liquidation_range],
             "details": _plain(dict(p.margin.details))} for p in r.positions],
         "units": [{
             "id": u.margin.id, "scope": u.scope, "currency": u.margin.currency,

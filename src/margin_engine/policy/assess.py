@@ -17,7 +17,7 @@ from margin_engine.models.units import MarginUnit
 from margin_engine.models.valuation import mark
 from margin_engine.policy import health
 from margin_engine.policy.health import HealthPolicy, Status
-from margin_engine.policy.liquidation import solve_liquidation_factor
+from margin_engine.policy.liquidation import nearest, solve_liquidation_band
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class PositionReport:
     unit: str
     currency: str
     liquidation_price: float | None
+    #: Underlying prices below/above which the unit is liquidated (generic solver only).
+    liquidation_range: tuple[float | None, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def assess_account(model: MarginModel, account: Account, market: MarketSnapshot,
         lps = (_liquidation_prices(model, unit, account, market, eq, policy)
                if liquidation_prices else {})
         for pm in req.positions:
-            pos_reports[pm.index] = PositionReport(pm, unit.id, unit.currency, lps.get(pm.index))
+            lp, band = lps.get(pm.index, (None, None))
+            pos_reports[pm.index] = PositionReport(pm, unit.id, unit.currency, lp, band)
     currencies = {u.currency for u in units}
     ccy = currencies.pop() if len(currencies) == 1 else "USD"
     im = sum(market.convert(u.margin.initial_margin, u.margin.currency, ccy)
@@ -104,22 +107,26 @@ def assess_account(model: MarginModel, account: Account, market: MarketSnapshot,
 
 
 def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,
-                        market: MarketSnapshot, equity: float,
-                        policy: HealthPolicy) -> dict[int, float | None]:
-    out: dict[int, float | None] = {}
-    factors: dict[str, float | None] = {}
+                        market: MarketSnapshot, equity: float, policy: HealthPolicy
+                        ) -> dict[int, tuple[float | None, tuple[float | None, float | None]
+                                             | None]]:
+    """Per position: its liquidation price and, from the generic solver, the safe band."""
+    out: dict[int, tuple[float | None, tuple[float | None, float | None] | None]] = {}
+    bands: dict[str, tuple[float | None, float | None]] = {}
     for j in unit.position_indices:
         pos = account.positions[j]
         ins = market.instrument(pos.symbol)
         if model.has_closed_form_liquidation():
-            out[j] = model.liquidation_price(unit, account, market, j, equity)
+            out[j] = (model.liquidation_price(unit, account, market, j, equity), None)
             continue
-        if ins.underlying not in factors:
-            factors[ins.underlying] = solve_liquidation_factor(model, unit, account, market,
-                                                               ins.underlying, policy)
-        f = factors[ins.underlying]
+        if ins.underlying not in bands:
+            bands[ins.underlying] = solve_liquidation_band(model, unit, account, market,
+                                                           ins.underlying, policy)
+        lo, hi = bands[ins.underlying]
         ref = market.index[ins.underlying] if ins.is_option else mark(ins, market)
-        out[j] = None if f is None else ref * f
+        f = nearest((lo, hi))
+        out[j] = (None if f is None else ref * f,
+                  (None if lo is None else ref * lo, None if hi is None else ref * hi))
     return out
 
 
