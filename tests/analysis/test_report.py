@@ -1,0 +1,65 @@
+"""The HTML/PNG backtest report (issue 5, "Reports")."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import date
+
+import pytest
+
+from margin_engine.analysis.backtest import registered_model_factory, run_backtest
+from margin_engine.domain.book import Book
+from margin_engine.io.loaders import parse_model
+from margin_engine.io.series import synthetic_series
+
+pytest.importorskip("matplotlib", reason="the report needs matplotlib")
+
+from margin_engine.analysis.report import write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs():
+    h = synthetic_series(date(2025, 1, 1), days=200)
+    bk = parse_model(Book, {"accounts": [{"id": "a", "collateral": {"USDT": 1e5},
+                                          "positions": [{"symbol": "BTCUSDT", "size": 1}]}]},
+                     "book")
+    return [run_backtest(bk, registered_model_factory(m), h, start="2024-07-01")
+            for m in ("historical-var", "filtered-es", "binance-usdm")]
+
+
+def test_report_writes_one_self_contained_html_and_the_pngs(runs, tmp_path):
+    path = write_report(runs, tmp_path / "rep", title="test <report>")
+    assert path == tmp_path / "rep" / "index.html"
+    page = path.read_text(encoding="utf-8")
+    pngs = sorted((tmp_path / "rep" / "png").glob("*.png"))
+    # three plots per run plus two comparison plots
+    assert len(pngs) == 3 * len(runs) + 2
+    for p in pngs:
+        assert p.read_bytes().startswith(PNG_MAGIC)
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(embedded) == len(pngs)
+    assert sorted(base64.b64decode(e) for e in embedded) == sorted(p.read_bytes() for p in pngs)
+    assert "<title>test &lt;report&gt;</title>" in page  # escaped
+    for k, r in enumerate(runs):
+        anchor = f"{k:02d}-{r.label}"
+        assert f'<h2 id="{anchor}">{r.label}</h2>' in page and f'href="#{anchor}"' in page
+        exc = r.statistics.coverage.n_exceptions
+        assert f"{exc} of {r.n_days}" in page  # the coverage table of each run
+    assert "Basel traffic light" in page and "procyclicality" in page
+    assert "src=\"http" not in page and "<script" not in page  # nothing external
+
+
+def test_report_marks_the_zone_and_years(runs, tmp_path):
+    page = write_report(runs[:1], tmp_path).read_text(encoding="utf-8")
+    zone = runs[0].statistics.traffic_light_last_250.zone
+    assert f">{zone}</span>" in page
+    for y in runs[0].statistics.traffic_light_by_year:
+        assert f"{y.year} ({y.traffic_light.n_obs} d)" in page
+
+
+def test_report_needs_a_result(tmp_path):
+    with pytest.raises(ValueError, match="results: give at least one backtest"):
+        write_report([], tmp_path)
