@@ -323,10 +323,6 @@ def _forget(model: MarginModel) -> None:
     clear = getattr(model, "clear_cache", None)
     if callable(clear):
         clear()
-        return
-    cache = getattr(model, "_scenario_cache", None)
-    if isinstance(cache, dict):
-        cache.clear()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,23 @@ class ModelParams(BaseModel):
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 
+#: Settlement currencies of USD-margined perpetual venues (dYdX, Hyperliquid).
+USD_STABLE = frozenset({"USDC", "USDT", "USD"})
+
+
+def linear_perpetual_problem(ins: Instrument, model: str,
+                             settle: frozenset[str] = USD_STABLE) -> str | None:
+    """Why ``ins`` is not a linear perpetual settled in ``settle`` (``None`` when it is)."""
+    if ins.kind.value != "perpetual":
+        return f"{model} margins only perpetuals (this is a {ins.kind.value})"
+    if ins.inverse:
+        return f"{model} margins only linear perpetuals (this one is inverse)"
+    if ins.settle not in settle:
+        return (f"settles in {ins.settle}; {model} margins only perpetuals settled in "
+                f"{'/'.join(sorted(settle))}")
+    return None
+
+
 class MarginModel(ABC):
     """A methodology: turns one margin unit of an account into a :class:`UnitMargin`.
 

@@ -35,11 +35,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from margin_engine.domain.book import Account, MarginMode
-from margin_engine.domain.instruments import Instrument, Kind
+from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.domain.types import NonNegative
 from margin_engine.errors import InputError
-from margin_engine.models.base import MarginModel, ModelParams
+from margin_engine.models.base import USD_STABLE, MarginModel, ModelParams, linear_perpetual_problem
 from margin_engine.models.registry import register
 from margin_engine.models.results import PositionMargin, UnitMargin
 from margin_engine.models.units import MarginUnit
@@ -47,7 +47,7 @@ from margin_engine.models.units import MarginUnit
 PPM = 1_000_000
 #: Quote quantums per USDC (USDC atomic resolution −6).
 QUOTE_QUANTUMS = 1_000_000
-SETTLE_CURRENCIES = frozenset({"USDC", "USDT", "USD"})
+SETTLE_CURRENCIES = USD_STABLE
 
 
 # -- the protocol's integer arithmetic ----------------------------------------------------------
@@ -303,13 +303,9 @@ class DydxV4(MarginModel):
 
     # -- inputs ------------------------------------------------------------------------------
     def check_instrument(self, ins: Instrument) -> str | None:
-        if ins.kind is not Kind.PERPETUAL:
-            return f"dydx-v4 margins only perpetuals (this is a {ins.kind.value})"
-        if ins.inverse:
-            return "dydx-v4 margins only linear perpetuals (this one is inverse)"
-        if ins.settle not in SETTLE_CURRENCIES:
-            return (f"settles in {ins.settle}; dydx-v4 margins only perpetuals settled in "
-                    f"{'/'.join(sorted(SETTLE_CURRENCIES))}")
+        why = linear_perpetual_problem(ins, self.name, SETTLE_CURRENCIES)
+        if why:
+            return why
         if _lookup(self.params.market_liquidity_tier, ins) is None:
             return (f"no liquidity tier for {ins.symbol!r} / {ins.underlying!r} (pass --param "
                     f"market_liquidity_tier='{{\"{ins.underlying}\": TIER_ID}}')")

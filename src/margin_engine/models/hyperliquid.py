@@ -35,15 +35,15 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from margin_engine.domain.book import Account, MarginMode
-from margin_engine.domain.instruments import Instrument, Kind
+from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.models.base import MarginModel, ModelParams
+from margin_engine.models.base import USD_STABLE, MarginModel, ModelParams, linear_perpetual_problem
 from margin_engine.models.registry import register
 from margin_engine.models.results import PositionMargin, UnitMargin
 from margin_engine.models.units import MarginUnit
 
-SETTLE_CURRENCIES = frozenset({"USDC", "USDT", "USD"})
+SETTLE_CURRENCIES = USD_STABLE
 
 #: Margin-table ids below this are one tier whose max leverage is the id ([H1]).
 FLAT_TABLE_IDS_BELOW = 50
@@ -277,13 +277,9 @@ class Hyperliquid(MarginModel):
 
     # -- inputs ------------------------------------------------------------------------------
     def check_instrument(self, ins: Instrument) -> str | None:
-        if ins.kind is not Kind.PERPETUAL:
-            return f"hyperliquid margins only perpetuals (this is a {ins.kind.value})"
-        if ins.inverse:
-            return "hyperliquid margins only linear perpetuals (this one is inverse)"
-        if ins.settle not in SETTLE_CURRENCIES:
-            return (f"settles in {ins.settle}; hyperliquid margins only perpetuals settled in "
-                    f"{'/'.join(sorted(SETTLE_CURRENCIES))}")
+        why = linear_perpetual_problem(ins, self.name, SETTLE_CURRENCIES)
+        if why:
+            return why
         if ins.underlying not in self.params.margin_tables:
             return (f"no margin table for underlying {ins.underlying!r} (pass --param "
                     f"margin_tables='{{\"{ins.underlying}\": MAX_LEVERAGE}}')")

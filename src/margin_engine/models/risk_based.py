@@ -133,12 +133,17 @@ class MonteCarloEsParams(RiskBasedParams):
     decay: float = Field(0.94, gt=0.0, lt=1.0, description="EWMA decay λ for today's σ")
 
 
-def _measure(pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray) -> float:
+def _measure_rows(pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray) -> np.ndarray:
+    """The model's measure of each row of a [rows × scenarios] P&L matrix."""
     if p.measure == "worst_loss":
-        return risk_measures.worst_loss(pnl)
+        return risk_measures.worst_loss_rows(pnl)
     if p.measure == "var":
-        return risk_measures.value_at_risk(pnl, p.confidence, weights)
-    return risk_measures.expected_shortfall(pnl, p.confidence, weights)
+        return risk_measures.value_at_risk_rows(pnl, p.confidence, weights)
+    return risk_measures.expected_shortfall_rows(pnl, p.confidence, weights)
+
+
+def _measure(pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray) -> float:
+    return float(_measure_rows(pnl[None, :], p, weights)[0])
 
 
 def _attribute(position_pnl: np.ndarray, p: RiskBasedParams,
@@ -301,7 +306,7 @@ class RiskBasedModel(MarginModel):
                  "credit": credit, "minimum_charge": top_up, "anti_procyclicality": apc}
         im = float(sum(comps.values()))
         total_contrib = np.sum(list(contrib.values()), axis=0)
-        standalone = self._standalone(position_pnl, w) + liq + conc
+        standalone = _measure_rows(position_pnl, p, w) + liq + conc
         margins = tuple(PositionMargin(
             index=j, symbol=q.symbol, size=q.size, initial_margin=float(standalone[k]),
             maintenance_margin=float(p.mm_fraction * standalone[k]),
@@ -322,13 +327,9 @@ class RiskBasedModel(MarginModel):
     def extra_details(self, pnl: np.ndarray, scen: ScenarioSet) -> dict[str, Any]:
         return {}
 
-    def _standalone(self, position_pnl: np.ndarray, w: np.ndarray) -> np.ndarray:
-        p = self.params
-        if p.measure == "worst_loss":
-            return risk_measures.worst_loss_rows(position_pnl)
-        if p.measure == "var":
-            return risk_measures.value_at_risk_rows(position_pnl, p.confidence, w)
-        return risk_measures.expected_shortfall_rows(position_pnl, p.confidence, w)
+    def clear_cache(self) -> None:
+        """Forget cached scenario sets (one per market timestamp; a backtest calls this daily)."""
+        self._scenario_cache.clear()
 
     @staticmethod
     def _close_out_cost(ins: Instrument, size: float, market: MarketSnapshot) -> float:
