@@ -1,4 +1,4 @@
-"""Run every benchmark in turn (``make bench``): pricing, then the aggregation kernel."""
+"""Run every benchmark in turn (``make bench``): pricing, the aggregation kernel, a whole book."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import runpy
 
 
 def main() -> None:
-    for module in ("bench.bench_black76", "bench.bench_aggregation"):
+    for module in ("bench.bench_black76", "bench.bench_aggregation", "bench.bench_book_margin"):
         print(f"\n=== {module} ===", flush=True)
         runpy.run_module(module, run_name="__main__")
 
