@@ -16,12 +16,12 @@ demo: $(STAMP)
 	$(BIN)/margin-engine demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench studies
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench studies
 	$(BIN)/mypy
 
 bench: $(STAMP)

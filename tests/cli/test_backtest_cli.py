@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -166,3 +167,162 @@ def test_real_eth_file_backtests_from_the_cli(tmp_path):
     loss = 10 * (raw["2020-03-11"] - raw["2020-03-12"])
     assert math.isclose(bt["series"]["realised_loss"][k], loss, rel_tol=1e-12)
     assert bt["series"]["exceedance"][k] is True
+
+
+# ---------------------------------------------------------------------------------------------
+# --dynamic: each model without and with the controller (policy.dynamic) on the same days
+# ---------------------------------------------------------------------------------------------
+
+
+def _aux_files(tmp_path):
+    """A DVOL file (recognised by 'dvol' in its name) and a daily-mean funding file for BTC,
+    with funding high (0.08%/8 h) in April 2024 so that the liquidity regime starts."""
+    dvol = tmp_path / "btc_dvol.csv"
+    dvol.write_text("date,symbol,open,high,low,close\n" + "".join(
+        f"{d},BTC,60,60,60,{55 + (k % 7)}\n" for k, d in enumerate(HISTORY["dates"])))
+    fund = tmp_path / "BTCUSDT_funding.csv"
+    fund.write_text("date,funding_mean,funding_abs\n" + "".join(
+        f"{d},{0.0008 if d.startswith('2024-04') else 0.0001},0.0008\n"
+        for d in HISTORY["dates"]))
+    return dvol, fund
+
+
+def _by_label(doc):
+    return {b["label"]: b for b in doc["backtests"]}
+
+
+def test_dynamic_pairs_each_model_with_an_independent_controller_recomputation(files, tmp_path):
+    """The run with --dynamic is checked against policy.dynamic.run_controller applied by hand:
+    the base margin is the plain run's margin, the regime inputs come from
+    regime_inputs_series on the same BTC closes (BTC is the book's largest exposure: 1.5 BTC
+    against 500 USD of ETH), DVOL and funding from the two extra files, and the APC floor of
+    historical-var is a separate plain run of historical-var with lookback_days=3650 (the
+    model itself looks back 40 days, so that the floor binds on some days)."""
+    from margin_engine.policy.dynamic import regime_inputs_series, run_controller
+
+    h, b = files
+    dvol, fund = _aux_files(tmp_path)
+    args = ("--start", "2024-03-01", "--format", "json")
+    res = runner.invoke(app, ["backtest", "--history", str(h), "--history", str(dvol),
+                              "--history", str(fund), "--book", str(b), "-m", "historical-var",
+                              "-m", "deribit-standard", "-p", "historical-var:lookback_days=40",
+                              "--dynamic", *args])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    runs = _by_label(doc)
+    assert list(runs) == ["historical-var", "historical-var + dynamic", "deribit-standard",
+                          "deribit-standard + dynamic"]
+    plain = _by_label(json.loads(run(h, b, "-m", "historical-var", "-m", "deribit-standard",
+                                     "-p", "historical-var:lookback_days=40", *args).stdout))
+    floor_run = json.loads(run(h, b, "-m", "historical-var", "-p", "lookback_days=3650",
+                               *args).stdout)["backtests"][0]
+    pairs = {p["model"]: p for p in doc["dynamic"]["pairs"]}
+    dates = np.array(HISTORY["dates"], dtype="datetime64[D]")
+    closes = np.array(HISTORY["closes"]["BTC"])
+    dv = np.array([55 + (k % 7) for k in range(dates.size)]) / 100.0
+    fu = np.array([0.0008 if d.startswith("2024-04") else 0.0001 for d in HISTORY["dates"]])
+    reg = regime_inputs_series(dates, closes, dvol=(dates, dv), funding=(dates, fu))
+    for name in ("historical-var", "deribit-standard"):
+        base, dyn = runs[name], runs[f"{name} + dynamic"]
+        # the run without the controller is exactly the run without --dynamic
+        assert base["series"] == plain[name]["series"]
+        assert base["statistics"] == plain[name]["statistics"]
+        assert base["controller"] is None and dyn["controller"] == "DynamicController"
+        s, sd = base["series"], dyn["series"]
+        assert sd["date"] == s["date"] and sd["model_margin"] == s["margin"]
+        assert sd["realised_loss"] == s["realised_loss"]
+        days = np.array(s["date"], dtype="datetime64[D]")
+        inputs = [reg.at(d) for d in days]
+        if name == "historical-var":
+            assert floor_run["series"]["date"] == s["date"]
+            no_floor = run_controller(days, np.array(s["margin"]), inputs).margin
+            inputs = [dataclasses.replace(x, floor_margin=f)
+                      for x, f in zip(inputs, floor_run["series"]["margin"], strict=True)]
+            assert pairs[name]["floor_days"] == len(days)
+            assert np.any(np.array(sd["margin"]) > no_floor * (1 + 1e-9))  # the floor binds
+        else:  # a rule-based model has no look-back model: no floor
+            assert pairs[name]["floor_days"] == 0 and pairs[name]["floor"].startswith("none")
+        want = run_controller(days, np.array(s["margin"]), inputs)
+        np.testing.assert_allclose(sd["margin"], want.margin, rtol=1e-12)
+        assert [e["entry"]["reason"] for e in dyn["controller_log"]] == [
+            e.reason for e in want.log]
+        assert pairs[name]["regime_underlying"] == "BTC"
+        assert pairs[name]["signals"] == "EWMA vol, DVOL, funding"
+        assert pairs[name]["changes"] == len(want.log)
+        assert pairs[name]["with_controller"]["exceedances"] == int(
+            np.sum(np.array(s["realised_loss"]) > want.margin))
+    # the April funding stress was seen and logged with its reason
+    reasons = " ".join(e["entry"]["reason"] for e in runs["deribit-standard + dynamic"][
+        "controller_log"])
+    assert "liquidity stress starts (|funding|" in reasons
+    # the side-by-side statistics are those of the two series
+    for p in pairs.values():
+        for side, label in (("without_controller", p["without"]), ("with_controller", p["with"])):
+            st = runs[label]["statistics"]
+            assert p[side]["coverage"] == st["coverage"]["coverage"]
+            assert p[side]["of_share"]["peak_to_trough"] == st["procyclicality_of_share"][
+                "peak_to_trough"]["ratio"]
+
+
+def test_dynamic_config_file_sets_the_controller(files, tmp_path):
+    """A 50% buffer without floor or liquidity add-on: in the calm synthetic market the
+    controller charges exactly 1.5 × the model's margin from the first day (its start
+    multiplier 1 + buffer), and the JSON records the configuration."""
+    h, b = files
+    cfg = tmp_path / "dyn.json"
+    cfg.write_text(json.dumps({"buffer": 0.5, "floor": "off", "liquidity_addon": 0.0,
+                               "stress_enter": 5.0, "stress_exit": 4.0}))
+    res = run(h, b, "-m", "filtered-es", "--start", "2024-03-01", "--dynamic-config", str(cfg),
+              "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["dynamic"]["config"]["buffer"] == 0.5
+    (pair,) = doc["dynamic"]["pairs"]
+    assert pair["floor"] == "off" and pair["floor_days"] == 0 and pair["changes"] == 0
+    dyn = _by_label(doc)["filtered-es + dynamic"]["series"]
+    np.testing.assert_allclose(dyn["margin"], 1.5 * np.array(dyn["model_margin"]), rtol=1e-14)
+
+
+def test_dynamic_table_and_report_show_both_rows(files, tmp_path):
+    pytest.importorskip("matplotlib")
+    h, b = files
+    out = tmp_path / "rep"
+    res = run(h, b, "-m", "historical-var", "--start", "2024-03-01", "--dynamic",
+              "--report", str(out))
+    assert res.exit_code == 0, res.output
+    for text in ("historical-var + dynamic", "dynamic controller: each model without → with",
+                 "APC floor: historical-var", "regime signal BTC (EWMA vol)"):
+        assert text in res.stdout
+    page = (out / "index.html").read_text()
+    assert "dynamic controller: without → with" in page
+    assert page.count("historical-var + dynamic") >= 2  # comparison table and its own section
+
+
+@pytest.mark.parametrize("content, must", [
+    ('{"bufer": 0.5}', "error: --dynamic-config bufer: Extra inputs are not permitted"),
+    ('[1, 2]', "error: --dynamic-config: "),
+    ('{"stress_enter": 1.2, "stress_exit": 1.4}',
+     "error: --dynamic-config stress_exit: 1.4 must be <= stress_enter 1.2"),
+    ('{"buffer": -1}', "error: --dynamic-config buffer: "),
+])
+def test_bad_dynamic_config_exits_2(files, tmp_path, content, must):
+    h, b = files
+    cfg = tmp_path / "dyn.json"
+    cfg.write_text(content)
+    res = run(h, b, "-m", "historical-var", "--dynamic-config", str(cfg))
+    assert res.exit_code == 2, res.output
+    assert must in res.stderr
+    assert res.stdout == ""
+
+
+def test_funding_file_without_dynamic_is_noted_and_changes_nothing(files, tmp_path):
+    h, b = files
+    _, fund = _aux_files(tmp_path)
+    args = ("-m", "historical-var", "--start", "2024-03-01", "--format", "json")
+    with_f = runner.invoke(app, ["backtest", "--history", str(h), "--history", str(fund),
+                                 "--book", str(b), *args])
+    assert with_f.exit_code == 0, with_f.output
+    assert "note: funding files are used only with --dynamic" in with_f.stderr
+    plain = run(h, b, *args)
+    assert json.loads(with_f.stdout)["backtests"][0]["series"] == json.loads(
+        plain.stdout)["backtests"][0]["series"]

@@ -23,12 +23,13 @@ first days on which a history-based model has too little history (warm-up).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,10 +48,18 @@ from margin_engine.models.risk_based import RiskBasedModel
 from margin_engine.models.scenario_pnl import instrument_pnl
 from margin_engine.models.valuation import model_option_price, notional_usd
 from margin_engine.policy.assess import AccountReport, assess_account
+from margin_engine.policy.dynamic import (
+    DynamicConfig,
+    DynamicController,
+    RegimeInputs,
+    RegimeSeries,
+)
 
 __all__ = [
+    "FLOOR_LOOKBACK_DAYS",
     "BacktestResult",
     "BacktestStatistics",
+    "DynamicInputs",
     "MarginController",
     "ModelFactory",
     "NoController",
@@ -59,12 +68,15 @@ __all__ = [
     "backtest_json",
     "compute_statistics",
     "contract_value",
+    "floor_model_factory",
     "inputs_from_series",
     "realised_pnl",
     "registered_model_factory",
     "result_from_json",
     "run_backtest",
+    "run_dynamic_pair",
     "summary_rows",
+    "without_controller",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -701,6 +713,199 @@ def _moved(exc: InputError, i_acct: int, suffix: str = "") -> InputError:
             path = f"accounts[{i_acct}].{path}"
         out.append((path, reason + suffix))
     return InputError(out[0][0], out[0][1], more=out[1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# the dynamic controller (policy.dynamic) in a backtest
+# ---------------------------------------------------------------------------------------------
+
+#: Look-back of the APC floor model, days (EMIR RTS 153/2013 Art. 28(c): ten years).
+FLOOR_LOOKBACK_DAYS = 3650
+
+_FLOOR_SKIP = ("history", "lookback_days", "apc", "apc_buffer", "apc_buffer_released",
+               "apc_stressed_share")
+
+
+def floor_model_factory(name: str, options: Mapping[str, Any] | None = None, *,
+                        horizon_days: int | None = None,
+                        lookback_days: int = FLOOR_LOOKBACK_DAYS) -> ModelFactory | None:
+    """The APC floor model of the registered model ``name`` (EMIR Art. 28(c)), or ``None``.
+
+    For a risk-based model it is ``historical-var`` with the model's own risk measure,
+    confidence, horizon and add-on parameters, on an *unfiltered* look-back of
+    ``lookback_days`` (all the history up to the day when it is shorter): the model's measure
+    on a look-back that contains the stressed periods. Its margin is the
+    ``RegimeInputs.floor_margin`` that :class:`DynamicInputs` passes to the controller.
+    Rule-based venue models (``deribit-standard``, ``binance-usdm``, ...) have no look-back, so
+    they get ``None``: no floor (``DynamicConfig(floor="volatility")`` would instead rescale
+    their margin by ``long_run_vol / ewma_vol``, which is right only for models whose margin is
+    proportional to the EWMA volatility, i.e. filtered historical simulation).
+
+    Parameters
+    ----------
+    name, options : the model and its ``--param`` options, as for
+        :func:`registered_model_factory`
+    horizon_days : the backtest horizon (the floor model's ``horizon_days`` unless ``options``
+        sets it)
+    lookback_days : days of daily returns in the floor's look-back (≥ 30)
+    """
+    cls = model_class(name)
+    if not issubclass(cls, RiskBasedModel):
+        return None
+    if isinstance(lookback_days, bool) or not isinstance(lookback_days, int) or \
+            lookback_days < 30:
+        raise ValueError(f"lookback_days: must be a whole number ≥ 30, got {lookback_days!r}")
+    opts = dict(options or {})
+    if horizon_days is not None and "horizon_days" not in opts:
+        opts["horizon_days"] = _horizon(horizon_days)
+    own = cls.from_options(opts).params.model_dump()
+    hv = model_class("historical-var")
+    keep = {k: v for k, v in own.items()
+            if k in hv.Params.model_fields and k not in _FLOOR_SKIP}
+    keep["lookback_days"] = lookback_days
+    keep["apc"] = "none"
+    return registered_model_factory("historical-var", keep)
+
+
+class DynamicInputs:
+    """``controller_inputs`` that feed :class:`policy.dynamic.DynamicController` in a backtest.
+
+    Each day it returns the precomputed regime inputs of the regime underlying at the latest
+    close known at the snapshot (``regimes[u].at(state["known_until"])``, built from data up
+    to that close only, e.g. by :func:`policy.dynamic.regime_inputs_series`), with
+    ``floor_margin`` replaced by the floor model's margin of the same account on the same
+    day's market (converted to the margin currency) when a floor model is given. It returns
+    ``None`` (the model's margin is charged unchanged) on days the series lacks.
+
+    Parameters
+    ----------
+    regimes : underlying → :class:`RegimeSeries` (or one series, for ``underlying``)
+    book, account : the backtested account, chosen as in :func:`run_backtest`
+    floor_model : the APC floor model (see :func:`floor_model_factory`), or ``None``
+    underlying : the regime underlying; by default the account's underlying with the largest
+        gross USD notional on the first day the controller is called (ties: alphabetical)
+    margin : ``initial`` or ``maintenance``: which margin of the floor model is the floor
+
+    Attributes
+    ----------
+    underlying : the regime underlying (``None`` until chosen, or when no series fits)
+    floor_days, floor_missing : days the floor was given, and days the floor model had no
+        margin (its warm-up)
+    floors : ISO day → the floor margin given that day (margin currency)
+    """
+
+    def __init__(self, regimes: Mapping[str, RegimeSeries] | RegimeSeries, book: Book,
+                 account: str | None = None, *, floor_model: MarginModel | None = None,
+                 underlying: str | None = None, margin: MarginKind = "initial") -> None:
+        if isinstance(regimes, RegimeSeries):
+            if underlying is None:
+                raise ValueError("underlying: name the underlying of a single regime series")
+            regimes = {underlying: regimes}
+        if underlying is not None and underlying not in regimes:
+            raise ValueError(f"underlying: no regime series for {underlying!r} (have "
+                             f"{', '.join(sorted(regimes)) or 'none'})")
+        if margin not in ("initial", "maintenance"):
+            raise ValueError(f"margin: must be 'initial' or 'maintenance', got {margin!r}")
+        self.regimes = dict(regimes)
+        self.account = _account(book, account)[1]
+        self.floor_model = floor_model
+        self.underlying = underlying
+        self.margin: MarginKind = margin
+        self.floor_days = 0
+        self.floor_missing = 0
+        self.floors: dict[str, float] = {}
+        self._chosen = underlying is not None
+
+    def _choose(self, market: MarketSnapshot) -> str | None:
+        gross: dict[str, float] = {}
+        for p in self.account.positions:
+            if market.has(p.symbol):
+                ins = market.instrument(p.symbol)
+                gross[ins.underlying] = gross.get(ins.underlying, 0.0) + abs(
+                    notional_usd(ins, p.size, market))
+        ranked = sorted((u for u in gross if u in self.regimes), key=lambda u: (-gross[u], u))
+        return ranked[0] if ranked else None
+
+    def __call__(self, state: Mapping[str, Any]) -> RegimeInputs | None:
+        market: MarketSnapshot = state["market"]
+        if not self._chosen:
+            self.underlying = self._choose(market)
+            self._chosen = True
+        if self.underlying is None:
+            return None
+        try:
+            inputs = self.regimes[self.underlying].at(state["known_until"])
+        except ValueError:
+            return None
+        if inputs is None or self.floor_model is None:
+            return inputs
+        try:
+            rep = assess_account(self.floor_model, self.account, market,
+                                 liquidation_prices=False)
+        except InputError as exc:
+            if not exc.path.startswith("--history"):
+                raise
+            self.floor_missing += 1
+            return inputs
+        finally:
+            _forget(self.floor_model)
+        amount = rep.initial_margin if self.margin == "initial" else rep.maintenance_margin
+        floor = market.convert(amount, rep.currency, state["currency"])
+        self.floor_days += 1
+        self.floors[str(state["date"])] = floor
+        return dataclasses.replace(inputs, floor_margin=floor)
+
+
+def without_controller(result: BacktestResult, label: str | None = None) -> BacktestResult:
+    """The same backtest with the model's margin charged: what :func:`run_backtest` gives
+    without a controller on the same days (the controller never changes the model's margin,
+    the realised losses or the days), with every statistic recomputed.
+
+    ``label`` defaults to the model name, the label of a run without a controller.
+    """
+    st = result.statistics
+    stats = compute_statistics(result.dates, result.model_margin, result.realised_loss,
+                               result.notional, confidence=st.confidence, var=result.var,
+                               es=result.es, es_alpha=result.es_alpha,
+                               horizon_days=result.horizon_days)
+    return dataclasses.replace(
+        result, label=label or result.model, controller=None, margin=result.model_margin,
+        exceedance=bs.exception_flags(result.model_margin, result.realised_loss),
+        controller_log=(), statistics=stats)
+
+
+def run_dynamic_pair(book: Book, model_factory: ModelFactory, history: PriceSeries, *,
+                     regimes: Mapping[str, RegimeSeries] | RegimeSeries,
+                     config: DynamicConfig | None = None,
+                     floor_factory: ModelFactory | None = None,
+                     regime_underlying: str | None = None, label: str | None = None,
+                     account: str | None = None, margin: MarginKind = "initial",
+                     **kwargs: Any) -> tuple[BacktestResult, BacktestResult, DynamicInputs]:
+    """Backtest a model without and with the dynamic controller on the same days.
+
+    One :func:`run_backtest` pass with a fresh :class:`DynamicController` (``config``) fed by
+    :class:`DynamicInputs` (``regimes``, the floor model ``floor_factory(history)`` when given);
+    the run without the controller is :func:`without_controller` of it, which equals a
+    separate run without a controller. ``kwargs`` go to :func:`run_backtest` (``horizon_days``,
+    ``start``, ``end``, ``market_builder``, ``progress``, ``confidence``, ``vol_index``).
+
+    Returns
+    -------
+    (without, with, inputs) : the two results (labels ``label`` and ``label + " + dynamic"``;
+        ``label`` defaults to the model name) and the inputs object (regime underlying, floor
+        counts)
+    """
+    floor = None if floor_factory is None else floor_factory(history)
+    inputs = DynamicInputs(regimes, book, account, floor_model=floor,
+                           underlying=regime_underlying, margin=margin)
+    # adjust() takes RegimeInputs, what DynamicInputs returns, not the raw state mapping
+    ctrl = cast(MarginController, DynamicController(config))
+    with_ctrl = run_backtest(book, model_factory, history, controller=ctrl,
+                             controller_inputs=inputs, account=account, margin=margin,
+                             label="__dynamic__", **kwargs)
+    name = label or with_ctrl.model
+    return (without_controller(with_ctrl, name),
+            dataclasses.replace(with_ctrl, label=f"{name} + dynamic"), inputs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -337,6 +337,16 @@ def _run_section(r: BacktestResult, imgs: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
+def _dynamic_section(pairs: Sequence[tuple[BacktestResult, BacktestResult]]) -> str:
+    if not pairs:
+        return ""
+    return ("<h3>dynamic controller: without → with, on the same days</h3>"
+            "<p>The controller (policy.dynamic) multiplies the model's margin (the 25% buffer "
+            "held in calm markets, released in volatility stress, a liquidity add-on) and "
+            "applies the APC floor; procyclicality is measured on margin / notional.</p>"
+            + _pairs_table(pairs))
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
 max-width:1100px;color:#222;line-height:1.4}
@@ -350,8 +360,45 @@ img{max-width:100%;margin:6px 0}.row{display:flex;gap:8px;flex-wrap:wrap}
 """
 
 
+def _pairs_table(pairs: Sequence[tuple[BacktestResult, BacktestResult]]) -> str:
+    """Each model without and with the dynamic controller, side by side (same days)."""
+    rows = []
+    for base, dyn in pairs:
+        cells = [html.escape(base.label)]
+        for a, b, kind in _pair_figures(base, dyn):
+            cells.append(f"{_fmt(a, kind)} → {_fmt(b, kind)}")
+        cells.append(_fmt(len(dyn.controller_log)))
+        rows.append(cells)
+    return _table(["model", "exceedances", "coverage", "Kupiec p", "mean margin / notional",
+                   "peak-to-trough (share)", "max 1-d rise (share)", "max 5-d rise (share)",
+                   "max 30-d rise (share)", "controller changes"], rows, "num")
+
+
+def _pair_figures(base: BacktestResult, dyn: BacktestResult
+                  ) -> list[tuple[Any, Any, str]]:
+    def share_pc(r: BacktestResult) -> list[float | None]:
+        pc = r.statistics.procyclicality_of_share
+        if pc is None:
+            return [None] * 4
+        hs = [n.horizon for n in pc.n_day]
+        return [pc.peak_to_trough.ratio,
+                *[pc.ratio(n) - 1.0 if n in hs else None for n in (1, 5, 30)]]
+
+    a, b = base.statistics, dyn.statistics
+    out: list[tuple[Any, Any, str]] = [
+        (a.coverage.n_exceptions, b.coverage.n_exceptions, ""),
+        (a.coverage.coverage, b.coverage.coverage, "pct"),
+        (a.kupiec.p_value, b.kupiec.p_value, "p"),
+        (None if a.margin_share is None else a.margin_share.mean_share,
+         None if b.margin_share is None else b.margin_share.mean_share, "pct")]
+    for k, (x, y) in enumerate(zip(share_pc(base), share_pc(dyn), strict=True)):
+        out.append((x, y, "" if k == 0 else "pct"))
+    return out
+
+
 def write_report(results: Sequence[BacktestResult], out_dir: str | Path, *,
-                 title: str = "Margin model backtest") -> Path:
+                 title: str = "Margin model backtest",
+                 pairs: Sequence[tuple[BacktestResult, BacktestResult]] = ()) -> Path:
     """Write ``out_dir/index.html`` (self-contained) and ``out_dir/png/*.png``; return the
     path of the HTML file.
 
@@ -360,6 +407,8 @@ def write_report(results: Sequence[BacktestResult], out_dir: str | Path, *,
     results : one or more backtests (several are compared on the first part of the page)
     out_dir : created when missing; existing files of the same names are replaced
     title : the page title
+    pairs : (without, with) the dynamic controller, for the side-by-side table that follows
+        the comparison (``margin-engine backtest --dynamic``)
     """
     if not results:
         raise ValueError("results: give at least one backtest")
@@ -389,6 +438,7 @@ Christoffersen independence and conditional coverage, Basel traffic light, Acerb
 rise) on the margin and on margin / notional. Runs: {nav}</p>
 <h2>comparison</h2>
 {_summary_table(results)}
+{_dynamic_section(pairs)}
 {_img(cmp_share, "margin share comparison")}
 {_img(cmp_bars, "comparison bars")}
 {"".join(sections)}

@@ -193,31 +193,57 @@ def backtest(
             "--confidence", help="coverage target of the tests")] = 0.99,
         report: Annotated[Path | None, typer.Option(
             "--report", help="write an HTML report with PNG plots into this folder")] = None,
+        dynamic: Annotated[bool, typer.Option(
+            "--dynamic", help="also run each model under the dynamic margin controller "
+                              "(policy.dynamic) on the same days, and show both side by side"
+        )] = False,
+        dynamic_config: Annotated[Path | None, typer.Option(
+            "--dynamic-config", help="JSON object of DynamicConfig fields for --dynamic "
+                                     "(implies --dynamic)")] = None,
         format: FormatOpt = Format.table) -> None:
     """Backtest margin models on history: margin from data up to each day, realised loss over
     the horizon, exceedances, coverage tests, traffic light, ES test, procyclicality."""
     from margin_engine.analysis.backtest import (
         backtest_json,
+        floor_model_factory,
         registered_model_factory,
         run_backtest,
+        run_dynamic_pair,
     )
 
+    pairs: list[tuple[Any, Any, dict[str, Any]]] = []
     try:
+        cfg = _bt_dynamic_config(dynamic_config) if (dynamic or dynamic_config) else None
         runs = _bt_model_options(model, parse_params(param))
-        factories = [(name, registered_model_factory(name, opts, horizon_days=horizon))
+        factories = [(name, opts, registered_model_factory(name, opts, horizon_days=horizon))
                      for name, opts in runs]
         bk = load_book(book)
         symbols = sorted({p.symbol for a in bk.accounts for p in a.positions})
-        prices, vols, builder = _bt_market(history, symbols)
+        prices, vols, funding, builder = _bt_market(history, symbols)
+        if cfg is not None:
+            regimes, signals = _bt_regimes(prices, vols, funding)
+        elif funding is not None:
+            err_console.print("note: funding files are used only with --dynamic", style="dim")
         results: list[Any] = []
-        for name, factory in factories:
-            with _BacktestProgress(name) as tick:
-                results.append(run_backtest(
-                    bk, factory, prices, horizon_days=horizon, start=start, end=end,
-                    market_builder=builder, progress=tick, account=account,
-                    confidence=confidence, vol_index=vols,
-                    label=name if len(factories) == 1 or [n for n, _ in factories].count(
-                        name) == 1 else f"{name} #{len(results) + 1}"))
+        names = [n for n, _, _ in factories]
+        for k, (name, opts, factory) in enumerate(factories):
+            label = name if names.count(name) == 1 else f"{name} #{k + 1}"
+            common: dict[str, Any] = dict(
+                horizon_days=horizon, start=start, end=end, market_builder=builder,
+                account=account, confidence=confidence, vol_index=vols)
+            if cfg is None:
+                with _BacktestProgress(label) as tick:
+                    results.append(run_backtest(bk, factory, prices, progress=tick,
+                                                label=label, **common))
+                continue
+            floor = None if cfg.floor == "off" else floor_model_factory(
+                name, opts, horizon_days=horizon)
+            with _BacktestProgress(f"{label} + dynamic") as tick:
+                base, dyn, inputs = run_dynamic_pair(
+                    bk, factory, prices, regimes=regimes, config=cfg, floor_factory=floor,
+                    label=label, progress=tick, **common)
+            results += [base, dyn]
+            pairs.append((base, dyn, _bt_pair_info(inputs, floor, cfg, signals)))
     except InputError as exc:
         fail(exc)
         return
@@ -226,16 +252,21 @@ def backtest(
         from margin_engine.analysis.report import write_report
 
         try:
-            path = write_report(results, report)
+            path = write_report(results, report, pairs=[(a, b) for a, b, _ in pairs])
         except (RuntimeError, OSError) as exc:
             fail(InputError("--report", str(exc)))
             return
     if format is Format.json:
-        doc = {"backtests": [backtest_json(r) for r in results]}
+        doc: dict[str, Any] = {"backtests": [backtest_json(r) for r in results]}
+        if cfg is not None:
+            doc["dynamic"] = {"config": cfg.model_dump(mode="json"),
+                              "pairs": [_bt_pair_json(a, b, info) for a, b, info in pairs]}
         sys.stdout.write(json.dumps(doc, indent=1, allow_nan=False) + "\n")
         sys.stdout.flush()
     else:
         _bt_print(results)
+        if pairs:
+            _bt_print_dynamic(pairs)
     if path is not None:
         err_console.print(f"report: {path}", highlight=False)
 
@@ -257,8 +288,129 @@ def _bt_model_options(models: list[str], params: dict[str, Any]
     return out
 
 
-def _bt_market(paths: list[Path], symbols: list[str]) -> tuple[Any, Any, Any]:
-    """(price history, DVOL history or None, market builder) from the --history files."""
+def _bt_dynamic_config(path: Path | None) -> Any:
+    """The controller configuration: defaults, or the fields of the --dynamic-config file."""
+    from pydantic import ValidationError
+
+    from margin_engine.io.loaders import read_json, validation_problems
+    from margin_engine.policy.dynamic import DynamicConfig
+
+    if path is None:
+        return DynamicConfig()
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InputError("--dynamic-config", f"{path}: expected a JSON object of DynamicConfig "
+                         f"fields, got {type(data).__name__}")
+    try:
+        return DynamicConfig.model_validate(data)
+    except ValidationError as exc:
+        probs = []
+        for path_, reason in validation_problems(exc):
+            head, sep, tail = reason.partition(": ")
+            if path_ == "<root>" and sep and head in DynamicConfig.model_fields:
+                path_, reason = head, tail  # a cross-field check names its field
+            probs.append((f"--dynamic-config {path_}", reason))
+        raise InputError(probs[0][0], probs[0][1], more=probs[1:]) from None
+
+
+def _is_funding_file(path: Path) -> bool:
+    """Whether a --history file is a funding-rate file (recognised by its header)."""
+    from margin_engine.io.history import load_funding
+
+    try:
+        load_funding(path)
+    except ValueError as exc:
+        if "not a funding file" in str(exc) or "headerless klines" in str(exc):
+            return False
+        raise InputError("--history", str(exc)) from None
+    except (OSError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _bt_regimes(prices: Any, vols: Any, funding: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Per underlying of the price history, the controller's regime inputs (EWMA vol, long-run
+    vol, and the DVOL and funding of that underlying when given), from data up to each day."""
+    import warnings
+
+    import numpy as np
+
+    from margin_engine.policy.dynamic import regime_inputs_series
+
+    regimes: dict[str, Any] = {}
+    signals: dict[str, str] = {}
+    daily_funding: dict[str, tuple[Any, Any]] = {}
+    if funding is not None:  # a daily signal: the mean of each day's funding prints
+        days = funding.dates.astype("datetime64[D]")
+        fu_days, first = np.unique(days, return_index=True)
+        ends = np.append(first[1:], days.size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a day without any print: NaN
+            fu_rates = np.array([np.nanmean(funding.rates[a:b], axis=0)
+                                 for a, b in zip(first, ends, strict=True)])
+        daily_funding = {u: (fu_days, fu_rates[:, j]) for j, u in enumerate(funding.symbols)}
+    for k, u in enumerate(prices.symbols):
+        col = prices.closes[:, k]
+        ok = np.isfinite(col)
+        dv = fu = None
+        used = ["EWMA vol"]
+        if vols is not None and u in vols.symbols:
+            dv = (vols.dates, vols.closes[:, vols.symbols.index(u)])
+            used.append("DVOL")
+        if u in daily_funding:
+            fu = daily_funding[u]
+            used.append("funding")
+        try:
+            regimes[u] = regime_inputs_series(prices.dates[ok], col[ok], dvol=dv, funding=fu)
+        except ValueError:
+            continue  # too short a history for the EWMA seed: no signal for u
+        signals[u] = ", ".join(used)
+    return regimes, signals
+
+
+def _bt_pair_info(inputs: Any, floor: Any, cfg: Any, signals: dict[str, str]
+                  ) -> dict[str, Any]:
+    from margin_engine.analysis.backtest import FLOOR_LOOKBACK_DAYS
+
+    if cfg.floor == "off":
+        how = "off"
+    elif floor is not None:
+        how = (f"historical-var with the model's measure and confidence on a "
+               f"{FLOOR_LOOKBACK_DAYS}-day unfiltered look-back")
+    elif cfg.floor == "volatility":
+        how = "volatility-scaled: model margin × long-run vol / EWMA vol"
+    else:
+        how = "none (no look-back model for a rule-based model)"
+    u = inputs.underlying
+    return {"regime_underlying": u, "signals": signals.get(u, "") if u else "",
+            "floor": how, "floor_days": inputs.floor_days}
+
+
+def _bt_pair_json(base: Any, dyn: Any, info: dict[str, Any]) -> dict[str, Any]:
+    from margin_engine.analysis.backtest import summary_rows
+
+    a, b = summary_rows([base, dyn])
+    keys = ("exceedances", "coverage", "kupiec_p", "zone_last_250", "mean_margin_share")
+
+    def share(r: Any) -> dict[str, float | None]:
+        pc = r.statistics.procyclicality_of_share
+        if pc is None:
+            return {"peak_to_trough": None, "max_1d_increase": None, "max_5d_increase": None,
+                    "max_30d_increase": None}
+        horizons = [n.horizon for n in pc.n_day]
+        return {"peak_to_trough": pc.peak_to_trough.ratio,
+                **{f"max_{n}d_increase": pc.ratio(n) - 1.0 if n in horizons else None
+                   for n in (1, 5, 30)}}
+
+    return {"model": base.model, "without": base.label, "with": dyn.label, **info,
+            "changes": len(dyn.controller_log),
+            "without_controller": {**{k: a[k] for k in keys}, "of_share": share(base)},
+            "with_controller": {**{k: b[k] for k in keys}, "of_share": share(dyn)}}
+
+
+def _bt_market(paths: list[Path], symbols: list[str]) -> tuple[Any, Any, Any, Any]:
+    """(price history, DVOL history or None, funding history or None, market builder) from
+    the --history files."""
     import numpy as np
 
     from margin_engine.analysis.market_builders import (
@@ -269,14 +421,20 @@ def _bt_market(paths: list[Path], symbols: list[str]) -> tuple[Any, Any, Any]:
         read_option_chain,
     )
     from margin_engine.domain.history import PriceSeries
-    from margin_engine.io.history import load_history
+    from margin_engine.io.history import load_funding, load_history
 
     for p in paths:
         if not p.is_file():
             raise InputError("--history", f"{p}: no such file")
     chains = [p for p in paths if is_option_chain(p)]
-    others = [p for p in paths if p not in chains]
-    prices = vols = None
+    fundings = [p for p in paths if p not in chains and _is_funding_file(p)]
+    others = [p for p in paths if p not in chains and p not in fundings]
+    prices = vols = funding = None
+    if fundings:
+        try:
+            funding = load_funding(fundings)
+        except (ValueError, OSError) as exc:
+            raise InputError("--history", str(exc)) from None
     if others:
         try:
             h = load_history(others, frequency="1d")
@@ -299,10 +457,10 @@ def _bt_market(paths: list[Path], symbols: list[str]) -> tuple[Any, Any, Any]:
             raise InputError("--history", str(exc)) from None
         if prices is None:
             prices = chain_index_series(chain)
-        return prices, vols, ChainMarketBuilder(chain)
+        return prices, vols, funding, ChainMarketBuilder(chain)
     if prices is None:
-        raise InputError("--history", "no price series in the files (only DVOL)")
-    return prices, vols, HistoryMarketBuilder(prices, vols)
+        raise InputError("--history", "no price series in the files (only DVOL or funding)")
+    return prices, vols, funding, HistoryMarketBuilder(prices, vols)
 
 
 class _BacktestProgress:
@@ -389,6 +547,46 @@ def _bt_print(results: list[Any]) -> None:
         console.print(f"[dim]{r.label}: {r.n_days} days {r.dates[0]} … {r.dates[-1]}, "
                       f"{len(r.skipped)} skipped; margin in {r.currency}; params "
                       f"{r.params_hash}; history {r.history_source}[/]", highlight=False)
+
+
+def _bt_print_dynamic(pairs: list[tuple[Any, Any, dict[str, Any]]]) -> None:
+    """The controller's effect: each model without and with it, on the same days."""
+
+    def pct(v: float | None) -> str:
+        return "—" if v is None else f"{100 * v:.2f}%"
+
+    def num(v: float | None, d: int = 2) -> str:
+        return "—" if v is None else f"{v:.{d}f}"
+
+    t = Table(title="dynamic controller: each model without → with it (same days; "
+              "procyclicality of margin / notional)", title_justify="left")
+    for col in ("model", "exceed.", "coverage", "Kupiec p", "margin/notional", "peak/trough",
+                "max 1d", "max 5d", "max 30d", "changes"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    notes = []
+    for base, dyn, info in pairs:
+        d = _bt_pair_json(base, dyn, info)
+        a, b = d["without_controller"], d["with_controller"]
+
+        def arrow(key: str, fmt: Any, a: dict[str, Any] = a, b: dict[str, Any] = b) -> str:
+            return f"{fmt(a[key])} → {fmt(b[key])}"
+
+        def arrow_s(key: str, fmt: Any, a: dict[str, Any] = a, b: dict[str, Any] = b) -> str:
+            return f"{fmt(a['of_share'][key])} → {fmt(b['of_share'][key])}"
+
+        sig = "no regime signal (no price history for the book's underlyings)" if not info[
+            "regime_underlying"] else (f"regime signal {info['regime_underlying']} "
+                                       f"({info['signals']})")
+        t.add_row(base.label, arrow("exceedances", str), arrow("coverage", pct),
+                  arrow("kupiec_p", lambda v: num(v, 3)), arrow("mean_margin_share", pct),
+                  arrow_s("peak_to_trough", num), arrow_s("max_1d_increase", pct),
+                  arrow_s("max_5d_increase", pct), arrow_s("max_30d_increase", pct),
+                  str(d["changes"]))
+        notes.append(f"{base.label}: {sig}; APC floor: {info['floor']}"
+                     + (f" (given on {info['floor_days']} days)" if info["floor_days"] else ""))
+    console.print(t)
+    for line in notes:
+        console.print(f"[dim]{line}[/]", highlight=False)
 
 
 @app.command()
