@@ -36,7 +36,7 @@ def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
 def comparison_table(cmp: Comparison) -> Table:
     t = Table(title="initial margin in USD by model (— : the model does not margin this account)",
               title_justify="left")
-    t.add_column("account")
+    t.add_column("account", overflow="fold", min_width=12)
     t.add_column("mode")
     for name in cmp.models:
         t.add_column(name, justify="right")
