@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -35,11 +36,11 @@ def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
 
 def comparison_table(cmp: Comparison) -> Table:
     t = Table(title="initial margin in USD by model (— : the model does not margin this account)",
-              title_justify="left")
-    t.add_column("account", overflow="fold", min_width=12)
+              title_justify="left", box=box.SIMPLE_HEAD)
+    t.add_column("account", no_wrap=True)
     t.add_column("mode")
     for name in cmp.models:
-        t.add_column(name, justify="right")
+        t.add_column(name, justify="right", no_wrap=True)
     style = {"healthy": "", "margin_call": "yellow", "liquidation": "bold red"}
     for acct, mode, row in zip(cmp.accounts, cmp.modes, cmp.cells, strict=True):
         cells = []
@@ -67,7 +68,12 @@ def run_demo(out: Path, *, seed: int, console: Console, as_json: bool) -> Compar
     console.print(f"[bold]margin-engine demo[/] — synthetic market (seed {seed}) at "
                   f"{market.timestamp.isoformat()}: {len(market.instruments)} instruments, "
                   f"{len(book.accounts)} accounts")
-    console.print(comparison_table(cmp))
+    table = comparison_table(cmp)
+    if not console.is_terminal:  # a file or a pipe: as wide as the table, never cut a number
+        needed = Console(width=1000).measure(table).maximum
+        Console(file=console.file, width=max(console.width, needed)).print(table)
+    else:
+        console.print(table)
     console.print(f"files: {market_path}, {book_path}, {history_path}, "
                   f"{out / 'comparison.json'}")
     console.print(f"next: margin-engine compute {book_path} {market_path} --model "
