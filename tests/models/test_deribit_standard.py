@@ -261,14 +261,19 @@ def test_rejections():
         "instruments": [
             {"symbol": "BTC/USDC", "kind": "spot", "underlying": "BTC", "settle": "USDC",
              "mark_price": 73000.0},
-            {"symbol": "BTCUSD-INV-USDC", "kind": "perpetual", "underlying": "BTC",
-             "settle": "USDC", "inverse": True, "mark_price": 73000.0},
             {"symbol": "DOGE_USDC-PERPETUAL", "kind": "perpetual", "underlying": "DOGE",
              "settle": "USDC", "mark_price": 0.1},
             {"symbol": "BTC-PERP-IN-DOGE", "kind": "perpetual", "underlying": "BTC",
              "settle": "DOGE", "mark_price": 73000.0}]}, "m")
     model = get_model("deribit-standard")
-    for sym, why in (("BTC/USDC", "spot"), ("BTCUSD-INV-USDC", "inverse contract must settle"),
+    # an inverse contract settled in a stablecoin is rejected when the market is read
+    with pytest.raises(InputError, match="inverse contract settles in its underlying"):
+        parse_model(MarketSnapshot, {
+            "timestamp": "2026-02-04T09:30:00Z", "index": {"BTC": 73000.0}, "fx": {"USDC": 1.0},
+            "instruments": [{"symbol": "BTCUSD-INV-USDC", "kind": "perpetual",
+                             "underlying": "BTC", "settle": "USDC", "inverse": True,
+                             "mark_price": 73000.0}]}, "m")
+    for sym, why in (("BTC/USDC", "spot"),
                      ("DOGE_USDC-PERPETUAL", "no futures rates for underlying 'DOGE'"),
                      ("BTC-PERP-IN-DOGE", "must settle in a stablecoin")):
         acct = parse_model(Book, {"accounts": [{"id": "a", "positions": [

@@ -73,7 +73,8 @@ def test_instrument_pnl_matches_a_plain_loop(snap):
         F = 73500.0
         v0 = black76.price_usd(F, 80000, T, 0.55, True) / F
         v1 = black76.price_usd(F * (1 + x), 80000, T - 1 / 365, 0.55 + dv, True) / (F * (1 + x))
-        assert math.isclose(got[2, s], (v1 - v0) * S * (1 + x), rel_tol=1e-9, abs_tol=1e-9)
+        # USD value change of a coin-settled option: V1·S(1+x) − V0·S (its coin value moves too)
+        assert math.isclose(got[2, s], v1 * S * (1 + x) - v0 * S, rel_tol=1e-9, abs_tol=1e-9)
 
 
 @pytest.mark.realdata
@@ -92,13 +93,14 @@ def test_historical_var_equals_plain_numpy_on_real_btc_eth(snap):
                                          "confidence": conf, "liquidity": False,
                                          "diversification_cap": None, "vol_beta": 0.0})
         r = assess_account(m, acct, snap, liquidation_prices=False)
-        # independent: closes up to 2026-02-03, 365 daily log returns, P&L of the positions
+        # independent: closes up to 2026-02-03, the daily log returns ending in the 365 calendar
+        # days to then (none across a gap in the dates), P&L of the positions
         d = np.array(hist.dates)
         keep = d <= np.datetime64("2026-02-03")
         c = hist.closes[keep][:, [hist.symbols.index("BTC"), hist.symbols.index("ETH")]]
         lr = np.log(c[1:] / c[:-1])
         lr[np.diff(d[keep]).astype(int) != 1] = np.nan  # no return across a gap in the dates
-        lr = lr[-365:]
+        lr = lr[d[keep][1:] > np.datetime64("2026-02-03") - np.timedelta64(365, "D")]
         lr = lr[np.isfinite(lr).all(axis=1)]
         pnl = 73005.0 * np.expm1(lr[:, 0]) + 10 * 2101.0 * np.expm1(lr[:, 1])
         losses = np.sort(-pnl)[::-1]

@@ -601,6 +601,8 @@ def demo(out: Annotated[Path, typer.Option(help="where to write the sample files
         run_demo(out, seed=seed, console=console, as_json=format is Format.json)
     except InputError as exc:
         fail(exc)
+    except OSError as exc:
+        fail(InputError("--out", f"cannot write the sample files: {exc.strerror or exc}"))
 
 
 def main() -> None:  # pragma: no cover - console entry

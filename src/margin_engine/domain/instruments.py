@@ -108,6 +108,13 @@ class Instrument(BaseModel):
                 raise ValueError(f"a {self.kind.value} has no expiry")
         if self.kind is not Kind.OPTION and (self.strike is not None or self.option_type):
             raise ValueError("strike/option_type only apply to options")
+        if self.inverse and self.settle != self.underlying:
+            raise ValueError(f"an inverse contract settles in its underlying "
+                             f"({self.underlying}), not {self.settle}")
+        if not self.inverse and self.settle == self.underlying:
+            raise ValueError(f"a linear contract settles in a quote currency, not its "
+                             f"underlying {self.underlying} (set inverse: true for a "
+                             f"coin-settled contract)")
         if self.expiry is not None and self.expiry.tzinfo is None:
             raise ValueError("expiry must carry a time zone (use Z for UTC)")
         return self

@@ -21,6 +21,8 @@ def build_model(name: str, options: dict[str, Any], history: Sequence[Path] | No
     synthetic history ending the day before the market snapshot.
     """
     cls = model_class(name)
+    if "history" in options:
+        raise InputError("--param history", "give price history files with --history FILE")
     note = None
     if "history" in cls.Params.model_fields:
         if history:

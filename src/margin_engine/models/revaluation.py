@@ -11,7 +11,7 @@ def shift_underlying(market: MarketSnapshot, underlying: str, factor: float) -> 
     """The market with ``underlying``'s index and every mark on it multiplied by ``factor``.
 
     Options are repriced with Black-76 at the shifted forward on unchanged implied vols (sticky
-    strike); a quoted option mark is scaled by model(shifted)/model(current) so that
+    strike); a quoted option mark moves by model(shifted) − model(current), floored at 0, so that
     ``factor = 1`` returns the quoted marks exactly.
     """
     if factor == 1.0:
@@ -27,9 +27,8 @@ def shift_underlying(market: MarketSnapshot, underlying: str, factor: float) -> 
         if ins.is_option:
             fwd = market.forward(ins)
             new = model_option_price(ins, market, fwd * factor)
-            if ins.mark_price is not None:
-                now = model_option_price(ins, market, fwd)
-                new = ins.mark_price * new / now if now > 0.0 else new
+            if ins.mark_price is not None:  # keep the quoted mark's offset from the model
+                new = max(ins.mark_price + new - model_option_price(ins, market, fwd), 0.0)
             upd["mark_price"] = new
             upd["underlying_price"] = fwd * factor
         elif ins.mark_price is not None:

@@ -23,7 +23,7 @@ Monte Carlo scenarios scale the daily standardised draw by √h.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, field_serializer, field_validator
@@ -45,6 +45,8 @@ from margin_engine.models.valuation import notional_usd
 
 Measure = Literal["var", "es", "worst_loss"]
 APC = Literal["none", "buffer", "floor", "stressed_weight"]
+#: A history whose last return ends more than this many days before the market is stale.
+MAX_STALE_DAYS = 7
 COMPONENTS = ("market_risk", "diversification_cap", "liquidity", "concentration", "credit",
               "minimum_charge", "anti_procyclicality")
 
@@ -60,8 +62,10 @@ class RiskBasedParams(ModelParams):
                           "synthetic history when none is given). Hashed by content.")
     measure: Measure = Field("es", description="var | es | worst_loss")
     confidence: float = Field(0.99, gt=0.5, lt=1.0, description="Confidence level")
-    horizon_days: int = Field(1, ge=1, le=30, description="Margin period of risk, days")
-    lookback_days: int = Field(365, ge=30, le=20000, description="Daily returns used, days")
+    horizon_days: int = Field(1, ge=1, le=30, strict=True,
+                              description="Margin period of risk, days")
+    lookback_days: int = Field(365, ge=30, le=20000, strict=True,
+                               description="Calendar days of daily returns used")
     vol_beta: float = Field(1.0, ge=0.0, le=5.0, description=(
         "Implied-vol shift per log price move: Δσ = −β·ln(1+x) (house assumption)"))
     vol_tenor_power: float = Field(0.5, ge=0.0, le=1.0, description=(
@@ -74,7 +78,8 @@ class RiskBasedParams(ModelParams):
     liquidity: bool = Field(True, description="Charge the order-book close-out cost")
     liquidity_threshold_usd: float = Field(0.0, ge=0.0, description=(
         "Positions with a larger USD notional pay the close-out cost"))
-    open_interest: dict[str, float] = Field(default_factory=dict, description=(
+    open_interest: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict,
+                                                                    description=(
         "Open interest per symbol, contracts (for the concentration charge)"))
     concentration_threshold: float = Field(0.05, ge=0.0, le=1.0,
                                            description="Free share of open interest")
@@ -115,7 +120,7 @@ class HistoricalVarParams(RiskBasedParams):
 class FilteredEsParams(RiskBasedParams):
     measure: Measure = "es"
     confidence: float = Field(0.975, gt=0.5, lt=1.0)
-    lookback_days: int = Field(1000, ge=30, le=20000)
+    lookback_days: int = Field(1000, ge=30, le=20000, strict=True)
     vol_model: Literal["ewma", "garch"] = Field("ewma", description="Filter: ewma | garch")
     decay: float = Field(0.94, gt=0.0, lt=1.0, description="EWMA decay λ")
     vol_floor_ratio: float = Field(0.0, ge=0.0, le=2.0, description=(
@@ -125,9 +130,10 @@ class FilteredEsParams(RiskBasedParams):
 class MonteCarloEsParams(RiskBasedParams):
     measure: Measure = "es"
     confidence: float = Field(0.975, gt=0.5, lt=1.0)
-    lookback_days: int = Field(1000, ge=30, le=20000)
-    n_paths: int = Field(10000, ge=100, le=2_000_000, description="Simulated scenarios")
-    seed: int = Field(7, ge=0, description="Random seed (bit-identical results)")
+    lookback_days: int = Field(1000, ge=30, le=20000, strict=True)
+    n_paths: int = Field(10000, ge=100, le=2_000_000, strict=True,
+                         description="Simulated scenarios")
+    seed: int = Field(7, ge=0, strict=True, description="Random seed (bit-identical results)")
     dof: float = Field(4.0, gt=2.0, le=100.0, description="Student-t copula degrees of freedom")
     marginals: Literal["t", "empirical"] = Field("t", description="t | empirical")
     decay: float = Field(0.94, gt=0.0, lt=1.0, description="EWMA decay λ for today's σ")
@@ -193,8 +199,15 @@ class RiskBasedModel(MarginModel):
         except KeyError as exc:
             raise InputError("--history", f"no price history for {exc.args[0]} "
                              f"(history has {', '.join(h.symbols)})") from None
+        ends = np.array(labels, dtype="datetime64[D]")
+        if ends.size and until - ends[-1] > np.timedelta64(MAX_STALE_DAYS, "D"):
+            raise InputError("--history", f"ends on {ends[-1]}, {(until - ends[-1]).astype(int)}"
+                             f" days before the market date {until + 1}: stale (limit "
+                             f"{MAX_STALE_DAYS} days)")
         if lookback is not None:
-            r, labels = r[-lookback:], labels[-lookback:]
+            keep = ends > until - np.timedelta64(lookback, "D")
+            r, labels = r[keep], [lab for lab, k in zip(labels, keep.tolist(), strict=True)
+                                  if k]
         complete = int(np.isfinite(r).all(axis=1).sum())
         if complete < 30:
             raise InputError("--history", f"only {complete} complete daily returns of "
@@ -339,9 +352,10 @@ class RiskBasedModel(MarginModel):
             return 0.0
         mid = 0.5 * (book.bids[0][0] + book.asks[0][0])
         side = book.bids if size > 0 else book.asks
-        cost = addons.close_out_cost(side, abs(size), mid).cost  # quote × contracts
-        if ins.inverse:
+        cost = addons.close_out_cost(side, abs(size), mid).cost  # book price units × contracts
+        if ins.inverse and not ins.is_option:
             return cost * ins.contract_size / mid  # USD face: relative cost × face
+        # linear contracts: quote currency; inverse options: the book is quoted in coin
         return cost * ins.contract_size * market.usd_price(ins.settle)
 
 

@@ -7,8 +7,10 @@
 - options: Black-76 value at the shocked forward ``F·(1+x)``, shifted vol (tenor-scaled, floored
   at ``MIN_VOL``) and ``T − horizon`` minus the value now (model minus model, so the P&L is 0 in
   the null scenario); coin for inverse options (USD value / shocked forward);
-- conversion to the target currency: coin amounts at the shocked index of that coin, quote
-  currencies at their (unshocked) FX rate.
+- conversion to the target currency: futures' P&L (their value change) at the shocked index of
+  the settlement coin; options as the change of their converted value,
+  ``V₁·fx₁ − V₀·fx₀``, so a coin-settled option's own coin value moving with the price counts;
+  quote currencies at their (unshocked) FX rate.
 """
 
 from __future__ import annotations
@@ -64,8 +66,12 @@ def instrument_pnl(instruments: Sequence[Instrument], market: MarketSnapshot,
             v1 = black76_fast.price_usd(F1, ins.strike, T1, np.maximum(vol + shift, MIN_VOL),
                                         ins.is_call)
             v0 = float(black76_fast.price_usd(F, ins.strike, T, vol, ins.is_call))
-            pnl = (v1 / F1 - v0 / F) if ins.inverse else (v1 - v0)
-            pnl = pnl * ins.contract_size
+            if ins.inverse:  # coin values: convert each at its own (shocked / current) price
+                v1, v0 = v1 / F1, v0 / F
+            fx1 = _currency_factor(ins.settle, target, market, scen)
+            fx0 = market.convert(1.0, ins.settle, target)
+            out[i] = ins.contract_size * (v1 * fx1 - v0 * fx0)
+            continue
         else:
             assert ins.mark_price is not None
             m = ins.mark_price

@@ -93,6 +93,11 @@ def assess_account(model: MarginModel, account: Account, market: MarketSnapshot,
         for name, amount in u.margin.components.items():
             comps[name] = comps.get(name, 0.0) + market.convert(amount, u.margin.currency, ccy)
     eq = health.account_equity(account, ccy, market, policy)
+    # Free collateral: never more than any unit can spare (a unit's shortfall is not covered
+    # by collateral that backs other units or none).
+    spare = [market.convert(u.equity - u.margin.initial_margin, u.margin.currency, ccy)
+             for u in unit_reports]
+    available = min([eq - im, *spare])
     worst = max(unit_reports, key=lambda u: (_SEVERITY[u.status], u.margin_ratio or 0.0),
                 default=None)
     ratios = [u.margin_ratio for u in unit_reports]
@@ -100,7 +105,7 @@ def assess_account(model: MarginModel, account: Account, market: MarketSnapshot,
         (r for r in ratios if r is not None), default=health.margin_ratio(mm, eq))
     return AccountReport(
         id=account.id, margin_mode=account.margin_mode, currency=ccy, initial_margin=im,
-        maintenance_margin=mm, equity=eq, available_balance=eq - im, margin_ratio=ratio,
+        maintenance_margin=mm, equity=eq, available_balance=available, margin_ratio=ratio,
         status=worst.status if worst else health.status(im, mm, eq), components=comps,
         positions=tuple(pos_reports[j] for j in sorted(pos_reports)),
         units=tuple(unit_reports), audit=model.stamp(market))
