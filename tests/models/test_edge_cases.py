@@ -127,3 +127,23 @@ def test_demo_out_that_cannot_be_written(tmp_path):
     target.write_text("x")
     res = CliRunner().invoke(app, ["demo", "--out", str(target)])
     assert res.exit_code == 2 and "error: --out" in res.stderr
+
+
+def test_backtest_realised_loss_of_a_coin_option_in_usd(market_doc):
+    """Realised USD P&L of a coin-settled option is V1·S1 − V0·S0 (its coin value moves too)."""
+    import copy
+
+    from margin_engine.analysis.backtest import realised_pnl
+
+    later = copy.deepcopy(market_doc)
+    later["timestamp"] = "2026-02-05T09:30:00Z"
+    later["index"]["BTC"] = 65000.0
+    later["instruments"][3]["underlying_price"] = 65400.0
+    m0 = parse_model(MarketSnapshot, market_doc, "market")
+    m1 = parse_model(MarketSnapshot, later, "market")
+    ins0, ins1 = m0.instrument("BTC-27MAR26-80000-C"), m1.instrument("BTC-27MAR26-80000-C")
+    v0 = model_option_price(ins0, m0, 73500.0)
+    v1 = model_option_price(ins1, m1, 65400.0)
+    got = realised_pnl(_account([{"symbol": "BTC-27MAR26-80000-C", "size": -10}], {}), m0, m1,
+                       "USD")
+    assert math.isclose(got, -10 * (v1 * 65000.0 - v0 * 73000.0), rel_tol=1e-12)

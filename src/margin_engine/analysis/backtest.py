@@ -283,8 +283,10 @@ def realised_pnl(account: Account, market_t: MarketSnapshot, market_h: MarketSna
                  currency: str) -> float | str:
     """P&L of the account's positions from ``market_t`` to ``market_h`` in ``currency``.
 
-    Each position is revalued at ``market_h`` (re-listed there, or settled when expired) and
-    its settlement-currency P&L converted at ``market_h``'s prices. Returns the reason (a
+    Each position is revalued at ``market_h`` (re-listed there, or settled when expired).
+    Futures' settlement-currency P&L is converted at ``market_h``'s prices; options are values
+    held in the settlement currency, so their P&L is ``V_h·fx_h − V_t·fx_t`` (a coin-settled
+    option's coin value moves with the coin's price too). Returns the reason (a
     string) when a position cannot be valued at ``market_h``.
     """
     total = 0.0
@@ -298,7 +300,11 @@ def realised_pnl(account: Account, market_t: MarketSnapshot, market_h: MarketSna
             v1 = contract_value(ins, market_h)
         else:
             return f"{pos.symbol} has no price at t+h"
-        total += market_h.convert(pos.size * (v1 - v0), ins.settle, currency)
+        if ins.is_option:  # a value held in the settlement currency: V1·fx1 − V0·fx0
+            total += pos.size * (market_h.convert(v1, ins.settle, currency)
+                                 - market_t.convert(v0, ins.settle, currency))
+        else:  # futures: the P&L increment, realised in the settlement currency at t+h
+            total += market_h.convert(pos.size * (v1 - v0), ins.settle, currency)
     return total
 
 
