@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from golden_checks import check_subset, close, run_case
 from margin_engine.cli.main import app
-from margin_engine.domain.book import Account, Book
+from margin_engine.domain.book import Account
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
@@ -46,28 +47,10 @@ def tiers(rows: list[list[Any]]) -> list[tuple[float | None, float]]:
     return [(r[0], r[1]) for r in rows]
 
 
-def run(doc: dict[str, Any], params: dict[str, Any] | None = None) -> AccountReport:
-    market = parse_model(MarketSnapshot, doc["market"], "market")
-    account = parse_model(Book, doc["book"], "book").accounts[0]
-    model = get_model("okx-pm", doc.get("params", {}) if params is None else params)
-    return assess_account(model, account, market, liquidation_prices=False)
 
 
-def close(got: float, want: float, tol: float | None) -> bool:
-    if tol is not None:
-        return abs(got - want) <= tol
-    return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
 
 
-def check_subset(got: Any, want: Any, tol: float | None, where: str) -> None:
-    if isinstance(want, dict):
-        for k, w in want.items():
-            assert k in got, f"{where}.{k}: missing"
-            check_subset(got[k], w, tol, f"{where}.{k}")
-    elif isinstance(want, bool | str):
-        assert got == want, f"{where}: {got!r} != {want!r}"
-    else:
-        assert close(float(got), float(want), tol), f"{where}: {got!r} != {want!r}"
 
 
 # --- published vectors -------------------------------------------------------------------------
@@ -420,3 +403,7 @@ def test_compute_cli_on_a_mixed_book(write_json, market_doc):
                             acct["initial_margin"], rel_tol=1e-9)
         assert all(p["liquidation_price"] is None or p["liquidation_price"] > 0
                    for p in acct["positions"])
+
+
+def run(doc: dict[str, Any], params: dict[str, Any] | None = None) -> AccountReport:
+    return run_case("okx-pm", doc, params)

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from golden_checks import check_subset, close, run_case
 from margin_engine.domain.book import Account, Book
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
@@ -40,33 +41,10 @@ def case(name: str) -> dict[str, Any]:
     return json.loads((GOLDEN / f"{name}.json").read_text())
 
 
-def run(doc: dict[str, Any], params: dict[str, Any] | None = None) -> AccountReport:
-    market = parse_model(MarketSnapshot, doc["market"], "market")
-    account = parse_model(Book, doc["book"], "book").accounts[0]
-    model = get_model("span", doc.get("params", {}) if params is None else params)
-    return assess_account(model, account, market, liquidation_prices=False)
 
 
-def close(got: float, want: float, tol: float | None) -> bool:
-    if tol is not None:
-        return abs(got - want) <= tol
-    return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
 
 
-def check_subset(got: Any, want: Any, tol: float | None, where: str) -> None:
-    """Every key/value of ``want`` is in ``got`` (numbers within ``tol`` or 1e-9 relative)."""
-    if isinstance(want, dict):
-        for k, w in want.items():
-            assert k in got, f"{where}.{k}: missing"
-            check_subset(got[k], w, tol, f"{where}.{k}")
-    elif isinstance(want, list):
-        assert len(got) == len(want), f"{where}: length {len(got)} != {len(want)}"
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            check_subset(g, w, tol, f"{where}[{i}]")
-    elif isinstance(want, bool | str):
-        assert got == want, f"{where}: {got!r} != {want!r}"
-    else:
-        assert close(float(got), float(want), tol), f"{where}: {got!r} != {want!r}"
 
 
 # --- TV-SPAN-1 ---------------------------------------------------------------------------------
@@ -370,3 +348,7 @@ def test_design_example_with_liquidation_price(market_doc, book_doc):
     assert math.isclose(r.initial_margin, 1.1 * r.maintenance_margin, rel_tol=1e-12)
     f = (2.5 * 70000 - 150000) / (2.5 * 73005 - 0.43 * 2.5 * 73000)
     assert math.isclose(r.positions[0].liquidation_price, 73005 * f, rel_tol=1e-9)
+
+
+def run(doc: dict[str, Any], params: dict[str, Any] | None = None) -> AccountReport:
+    return run_case("span", doc, params)
