@@ -8,7 +8,7 @@ from typing import Any
 from margin_engine.domain.book import Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.io.loaders import parse_model
-from margin_engine.models.registry import get_model
+from margin_engine.models.core.registry import get_model
 from margin_engine.policy.assess import AccountReport, assess_account
 
 

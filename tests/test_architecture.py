@@ -1,4 +1,5 @@
-"""Imports flow one way: domain → maths → models → policy → analysis → edges (io, demo, cli)."""
+"""Imports flow one way: domain → maths → models → policy → live → analysis → edges (io, demo,
+distributed, service, cli)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 
 import margin_engine
 
-LAYER = {"errors": 0, "domain": 1, "maths": 2, "models": 3, "policy": 4, "analysis": 5,
-         "io": 6, "demo": 6, "cli": 7}
+LAYER = {"errors": 0, "domain": 1, "maths": 2, "models": 3, "policy": 4, "live": 5,
+         "analysis": 6, "io": 7, "demo": 7, "distributed": 8, "service": 8, "cli": 9}
 PACKAGE = Path(margin_engine.__file__).parent
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
 

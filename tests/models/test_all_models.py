@@ -16,7 +16,7 @@ from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.io.report_json import compute_json
 from margin_engine.io.series import synthetic_series
-from margin_engine.models.registry import model_class, model_names
+from margin_engine.models.core.registry import model_class, model_names
 from margin_engine.policy.assess import assess_account
 
 MARKET_DOC = generate_market(seed=7)

@@ -18,9 +18,9 @@ from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.io.model_options import build_model
 from margin_engine.io.series import synthetic_series
-from margin_engine.models.registry import get_model
-from margin_engine.models.revaluation import shift_underlying
-from margin_engine.models.valuation import model_option_price
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.core.revaluation import shift_underlying
+from margin_engine.models.core.valuation import model_option_price
 from margin_engine.policy.assess import assess_account
 
 HISTORY = synthetic_series(date(2026, 2, 4))

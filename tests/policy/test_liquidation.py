@@ -9,7 +9,7 @@ from margin_engine.domain.book import Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.io.loaders import parse_model
 from margin_engine.io.series import synthetic_series
-from margin_engine.models.registry import get_model
+from margin_engine.models.core.registry import get_model
 from margin_engine.policy.assess import assess_account
 from margin_engine.policy.health import HealthPolicy
 from margin_engine.policy.liquidation import solve_liquidation_band, surplus_function

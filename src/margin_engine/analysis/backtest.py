@@ -42,11 +42,11 @@ from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.maths import risk_measures
-from margin_engine.models.base import MarginModel
-from margin_engine.models.registry import model_class
-from margin_engine.models.risk_based import RiskBasedModel
-from margin_engine.models.scenario_pnl import instrument_pnl
-from margin_engine.models.valuation import model_option_price, notional_usd
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.registry import model_class
+from margin_engine.models.core.scenario_pnl import instrument_pnl
+from margin_engine.models.core.valuation import model_option_price, notional_usd
+from margin_engine.models.risk_based.model import RiskBasedModel
 from margin_engine.policy.assess import AccountReport, assess_account
 from margin_engine.policy.dynamic import (
     DynamicConfig,

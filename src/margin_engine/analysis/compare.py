@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from margin_engine.domain.book import Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.models.base import MarginModel
+from margin_engine.models.core.base import MarginModel
 from margin_engine.policy.assess import assess_account
 
 

@@ -17,8 +17,8 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.maths.scenarios import from_stresses
 from margin_engine.maths.stress_library import CORE_STRESSES, StressScenario, get_stress
-from margin_engine.models.base import MarginModel
-from margin_engine.models.scenario_pnl import instrument_pnl
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.scenario_pnl import instrument_pnl
 from margin_engine.policy.assess import assess_account
 
 

@@ -25,7 +25,7 @@ from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
 from margin_engine.io.report_json import compute_json
-from margin_engine.models.registry import model_class, model_names
+from margin_engine.models.core.registry import model_class, model_names
 from margin_engine.policy.assess import assess_book
 
 from .params import parse_params

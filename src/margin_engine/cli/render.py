@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from margin_engine.models.base import MarginModel
+from margin_engine.models.core.base import MarginModel
 from margin_engine.policy.assess import AccountReport
 
 _STYLE = {"healthy": "green", "margin_call": "yellow", "liquidation": "bold red"}

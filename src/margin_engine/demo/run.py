@@ -20,7 +20,7 @@ from margin_engine.demo.synthetic import (
 from margin_engine.domain.book import check_against_market
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
-from margin_engine.models.registry import model_names
+from margin_engine.models.core.registry import model_names
 
 
 def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:

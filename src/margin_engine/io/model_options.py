@@ -9,8 +9,8 @@ from typing import Any
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.series import load_price_series, synthetic_series
-from margin_engine.models.base import MarginModel
-from margin_engine.models.registry import model_class
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.registry import model_class
 
 
 def build_model(name: str, options: dict[str, Any], history: Sequence[Path] | None,

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from margin_engine.models.base import MarginModel
+from margin_engine.models.core.base import MarginModel
 from margin_engine.policy.assess import AccountReport
 
 

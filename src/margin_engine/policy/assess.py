@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from margin_engine.domain.book import Account, Book, MarginMode
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.models.base import MarginModel
-from margin_engine.models.results import AuditStamp, PositionMargin, UnitMargin
-from margin_engine.models.units import MarginUnit
-from margin_engine.models.valuation import mark
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.results import AuditStamp, PositionMargin, UnitMargin
+from margin_engine.models.core.units import MarginUnit
+from margin_engine.models.core.valuation import mark
 from margin_engine.policy import health
 from margin_engine.policy.health import HealthPolicy, Status
 from margin_engine.policy.liquidation import nearest, solve_liquidation_band

@@ -16,8 +16,8 @@ from types import MappingProxyType
 
 from margin_engine.domain.book import Account
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.models.units import MarginUnit
-from margin_engine.models.valuation import equity_value
+from margin_engine.models.core.units import MarginUnit
+from margin_engine.models.core.valuation import equity_value
 
 #: Default collateral haircuts (fraction of USD value not counted). Documented defaults, not any
 #: venue's: stablecoins 0, BTC/ETH 5%, any other coin 10%. Accounts may override per currency.

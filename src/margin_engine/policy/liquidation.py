@@ -18,9 +18,9 @@ from scipy.optimize import brentq
 
 from margin_engine.domain.book import Account
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.models.base import MarginModel
-from margin_engine.models.revaluation import shift_underlying
-from margin_engine.models.units import MarginUnit
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.revaluation import shift_underlying
+from margin_engine.models.core.units import MarginUnit
 from margin_engine.policy.health import HealthPolicy, unit_equity
 
 #: Log-spaced factors searched on each side of today's price.

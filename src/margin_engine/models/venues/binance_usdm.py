@@ -26,11 +26,11 @@ from margin_engine.domain.book import Account, MarginMode
 from margin_engine.domain.instruments import Instrument, Kind
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import first_validation_problem
-from margin_engine.models.base import MarginModel, ModelParams
-from margin_engine.models.registry import register
-from margin_engine.models.results import PositionMargin, UnitMargin
-from margin_engine.models.units import MarginUnit
-from margin_engine.models.valuation import mark, unrealised_pnl
+from margin_engine.models.core.base import MarginModel, ModelParams
+from margin_engine.models.core.registry import register
+from margin_engine.models.core.results import PositionMargin, UnitMargin
+from margin_engine.models.core.units import MarginUnit
+from margin_engine.models.core.valuation import mark, unrealised_pnl
 
 DEFAULT_TABLE = "binance_usdm_brackets_2021-03-18.json"
 STABLE_SETTLE = frozenset({"USDT", "USDC", "FDUSD", "BUSD"})

@@ -3,8 +3,8 @@
 A **risk unit** is every perpetual, expiry future and option on one underlying, USDT-, USDC- and
 USD(coin)-margined alike, plus spot when spot hedging is on (the Jan-2025 risk-unit merge, §2.2;
 ``risk_unit_merge=False`` gives the older per-quote units such as ``BTC-USDT``). Per risk unit,
-in USD (each instrument valued as in :mod:`margin_engine.models.span_arrays`; coin amounts at the
-scenario's index):
+in USD (each instrument valued as in :mod:`margin_engine.models.venues.span_arrays`;
+coin amounts at the scenario's index):
 
 - **MR1** spot shock: the largest loss over the price moves ``0, ±m₁, ±m₂, ±m₃`` (BTC/ETH ±4, 8,
   12% since 2025-01-06, PUBLISHED) × vol down / same / up for options (vol shock by days to
@@ -45,12 +45,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from margin_engine.domain.book import Account, MarginMode
 from margin_engine.domain.instruments import Instrument, Kind
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.models.base import MarginModel, ModelParams
-from margin_engine.models.registry import register
-from margin_engine.models.results import PositionMargin, UnitMargin
-from margin_engine.models.span_arrays import Valuation, partials, valuation, value_usd
-from margin_engine.models.units import MarginUnit, Scope
-from margin_engine.models.valuation import notional_usd
+from margin_engine.models.core.base import MarginModel, ModelParams
+from margin_engine.models.core.registry import register
+from margin_engine.models.core.results import PositionMargin, UnitMargin
+from margin_engine.models.core.units import MarginUnit, Scope
+from margin_engine.models.core.valuation import notional_usd
+from margin_engine.models.venues.span_arrays import Valuation, partials, valuation, value_usd
 
 DAYS_PER_YEAR = 365.0
 #: Order in which opposite stablecoin cash deltas are matched (MR9, §2.4 [O8]).

@@ -20,8 +20,8 @@ from margin_engine.io.loaders import parse_model
 from margin_engine.io.series import load_price_series, synthetic_series
 from margin_engine.maths import black76
 from margin_engine.maths.scenarios import grid
-from margin_engine.models.registry import get_model
-from margin_engine.models.scenario_pnl import instrument_pnl
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.core.scenario_pnl import instrument_pnl
 from margin_engine.policy.assess import assess_account
 
 REAL = str(REAL_DATA)

@@ -2,7 +2,7 @@
 
 The account is one margin unit in USD. Its positions are grouped by underlying; each group is one
 Derive PMRM_2 portfolio (Derive runs one manager per underlying) and is margined by the pure core
-:mod:`margin_engine.models.derive_pmrm_core`:
+:mod:`margin_engine.models.venues.derive_pmrm_core`:
 
 - linear (USDC-settled) perpetuals: ``position = size·contract_size`` at the perp mark;
 - linear European options, cash-settled: grouped by expiry, forward ``market.forward``, vol
@@ -38,12 +38,12 @@ from margin_engine.domain.book import Account, MarginMode
 from margin_engine.domain.instruments import Instrument, Kind
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.models import derive_pmrm_core as core
-from margin_engine.models.base import MarginModel, ModelParams
-from margin_engine.models.registry import register
-from margin_engine.models.results import PositionMargin, UnitMargin
-from margin_engine.models.units import MarginUnit, Scope
-from margin_engine.models.valuation import notional_usd
+from margin_engine.models.core.base import MarginModel, ModelParams
+from margin_engine.models.core.registry import register
+from margin_engine.models.core.results import PositionMargin, UnitMargin
+from margin_engine.models.core.units import MarginUnit, Scope
+from margin_engine.models.core.valuation import notional_usd
+from margin_engine.models.venues import derive_pmrm_core as core
 
 _CFG = ("config-mainnet.sol::getPMRM2Params, derivexyz/v2-core 42a4e48 (2025-06-10), read at "
         "7736900 (2026-01-21); research/crypto-venues.md §6.4")

@@ -36,12 +36,12 @@ from margin_engine.errors import InputError
 from margin_engine.maths import addons, risk_measures, scenarios
 from margin_engine.maths.scenarios import ScenarioSet
 from margin_engine.maths.stress_library import CORE_STRESSES, get_stress
-from margin_engine.models.base import MarginModel, ModelParams
-from margin_engine.models.registry import register
-from margin_engine.models.results import PositionMargin, UnitMargin
-from margin_engine.models.scenario_pnl import instrument_pnl
-from margin_engine.models.units import MarginUnit, Scope
-from margin_engine.models.valuation import notional_usd
+from margin_engine.models.core.base import MarginModel, ModelParams
+from margin_engine.models.core.registry import register
+from margin_engine.models.core.results import PositionMargin, UnitMargin
+from margin_engine.models.core.scenario_pnl import instrument_pnl
+from margin_engine.models.core.units import MarginUnit, Scope
+from margin_engine.models.core.valuation import notional_usd
 
 Measure = Literal["var", "es", "worst_loss"]
 APC = Literal["none", "buffer", "floor", "stressed_weight"]

@@ -3,7 +3,8 @@
 Positions are grouped into **combined commodities** (CC): every instrument on one underlying
 (futures, perpetuals, options, spot; linear or inverse). Per CC, all amounts in USD:
 
-1. Risk arrays (:func:`~margin_engine.models.span_arrays.span_risk_array`): 16 scenarios of the
+1. Risk arrays (:func:`~margin_engine.models.venues.span_arrays.span_risk_array`): 16 scenarios
+   of the
    price scan range ``PSR`` (price points, USD per unit of underlying) and volatility scan range
    ``VSR``, a one-day look-ahead, extreme moves ``±X·PSR`` counted at the cover fraction ``C``.
    ``PortRA_k = Σ_j q_j·RA_{j,k}``; ``ScanRisk = max(0, max_k PortRA_k)`` (§1.3).
@@ -41,18 +42,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from margin_engine.domain.book import Account, MarginMode
 from margin_engine.domain.instruments import Instrument, Kind
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.models.base import MarginModel, ModelParams
-from margin_engine.models.registry import register
-from margin_engine.models.results import PositionMargin, UnitMargin
-from margin_engine.models.span_arrays import (
+from margin_engine.models.core.base import MarginModel, ModelParams
+from margin_engine.models.core.registry import register
+from margin_engine.models.core.results import PositionMargin, UnitMargin
+from margin_engine.models.core.units import MarginUnit, Scope
+from margin_engine.models.core.valuation import notional_usd, option_mark
+from margin_engine.models.venues.span_arrays import (
     N_SCENARIOS,
     VolMode,
     partials,
     span_risk_array,
     valuation,
 )
-from margin_engine.models.units import MarginUnit, Scope
-from margin_engine.models.valuation import notional_usd, option_mark
 
 DAY = 1.0 / 365.0
 

@@ -5,7 +5,7 @@ the margin of one Derive PMRM_2 portfolio: one underlying with its cash, perpetu
 grouped by expiry and collateral assets. It works on the portfolio-case structure that Derive
 publishes with its test suite (``derivexyz/v2-core``, ``test/risk-managers/unit-tests/PMRM_2/
 portfolio_cases``) and returns every intermediate. The registered model
-(:mod:`margin_engine.models.derive_pmrm`) maps the engine's market and account onto it.
+(:mod:`margin_engine.models.venues.derive_pmrm`) maps the engine's market and account onto it.
 
 Units: money in USD (the stablecoin the portfolio settles in), ``spot``/``forward``/``strike``
 in USD per unit of underlying, ``amount`` in units of underlying (long > 0), times in seconds

@@ -18,8 +18,8 @@ from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.models.registry import get_model
-from margin_engine.models.span import (
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.venues.span import (
     calendar_spread_margin,
     cc_risk,
     form_intra_spreads,
@@ -29,10 +29,10 @@ from margin_engine.models.span import (
     short_option_minimum,
     total_requirement,
 )
-from margin_engine.models.span_arrays import span_risk_array, valuation
+from margin_engine.models.venues.span_arrays import span_risk_array, valuation
 from margin_engine.policy.assess import AccountReport, assess_account
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "span"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "span"
 MODEL_CASES = sorted(p.stem for p in GOLDEN.glob("*.json")
                      if "market" in json.loads(p.read_text()))
 

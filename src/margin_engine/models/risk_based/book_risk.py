@@ -17,9 +17,9 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.maths.aggregation import aggregate, positions_to_csr
-from margin_engine.models.risk_based import RiskBasedModel
-from margin_engine.models.scenario_pnl import instrument_pnl
-from margin_engine.models.units import MarginUnit
+from margin_engine.models.core.scenario_pnl import instrument_pnl
+from margin_engine.models.core.units import MarginUnit
+from margin_engine.models.risk_based.model import RiskBasedModel
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.models.valuation import model_option_price
+from margin_engine.models.core.valuation import model_option_price
 
 
 def shift_underlying(market: MarketSnapshot, underlying: str, factor: float) -> MarketSnapshot:

@@ -21,17 +21,17 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.maths import black76
-from margin_engine.models.deribit_pm import (
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.venues.deribit_pm import (
     DeribitPm,
     DeribitPmParams,
     aggregate,
     scenario_grid,
     shocked_vols,
 )
-from margin_engine.models.registry import get_model
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "deribit-pm"
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "deribit-pm"
+REAL = Path(__file__).resolve().parents[4] / "shared" / "data" / "real"
 
 
 def load(name: str) -> dict[str, Any]:

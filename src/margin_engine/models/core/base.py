@@ -14,8 +14,8 @@ from margin_engine.domain.book import Account, MarginMode
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError, format_path
-from margin_engine.models.results import AuditStamp, UnitMargin
-from margin_engine.models.units import MarginUnit, Scope, build_units
+from margin_engine.models.core.results import AuditStamp, UnitMargin
+from margin_engine.models.core.units import MarginUnit, Scope, build_units
 
 
 class ModelParams(BaseModel):

@@ -28,7 +28,10 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.models.dydx_v4 import (
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.core.revaluation import shift_underlying
+from margin_engine.models.core.units import build_units
+from margin_engine.models.venues.dydx_v4 import (
     PPM,
     DydxV4,
     DydxV4Params,
@@ -44,14 +47,11 @@ from margin_engine.models.dydx_v4 import (
     position_bankruptcy_price_qq,
     quote_quantums,
 )
-from margin_engine.models.registry import get_model
-from margin_engine.models.revaluation import shift_underlying
-from margin_engine.models.units import build_units
 from margin_engine.policy.assess import assess_account
 from margin_engine.policy.health import HealthPolicy, unit_equity
 from margin_engine.policy.liquidation import solve_liquidation_factor
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "dydx-v4"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "dydx-v4"
 
 
 def golden(name: str) -> Any:

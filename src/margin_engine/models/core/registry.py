@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from margin_engine.errors import InputError
-from margin_engine.models.base import MarginModel
+from margin_engine.models.core.base import MarginModel
 
 _MODELS: dict[str, type[MarginModel]] = {}
 
@@ -39,4 +39,4 @@ def get_model(name: str, options: dict[str, Any] | None = None) -> MarginModel:
 
 def _load_builtin() -> None:
     # Importing the package registers every built-in model.
-    import margin_engine.models.catalog  # noqa: F401
+    import margin_engine.models.core.catalog  # noqa: F401

@@ -26,7 +26,10 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.models.hyperliquid import (
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.core.revaluation import shift_underlying
+from margin_engine.models.core.units import build_units
+from margin_engine.models.venues.hyperliquid import (
     Hyperliquid,
     HyperliquidParams,
     MarginTable,
@@ -34,14 +37,11 @@ from margin_engine.models.hyperliquid import (
     maintenance_margin,
     tier_margin,
 )
-from margin_engine.models.registry import get_model
-from margin_engine.models.revaluation import shift_underlying
-from margin_engine.models.units import build_units
 from margin_engine.policy.assess import assess_account
 from margin_engine.policy.health import HealthPolicy, unit_equity
 from margin_engine.policy.liquidation import solve_liquidation_factor
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "hyperliquid"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "hyperliquid"
 
 
 def golden(name: str) -> Any:

@@ -27,11 +27,11 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.models import derive_pmrm_core as core
-from margin_engine.models.base import MarginModel
-from margin_engine.models.derive_pmrm import DerivePmrm, DerivePmrmParams
-from margin_engine.models.registry import get_model
-from margin_engine.models.results import UnitMargin
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.core.results import UnitMargin
+from margin_engine.models.venues import derive_pmrm_core as core
+from margin_engine.models.venues.derive_pmrm import DerivePmrm, DerivePmrmParams
 from margin_engine.policy.assess import assess_account
 
 try:  # the plain implementation prices with QuantLib (a test dependency)
@@ -40,9 +40,9 @@ except ImportError:  # pragma: no cover
     ql = None
 needs_quantlib = pytest.mark.skipif(ql is None, reason="QuantLib (test extra) not installed")
 
-CASES = (Path(__file__).resolve().parents[3] / "shared" / "data" / "peer"
+CASES = (Path(__file__).resolve().parents[4] / "shared" / "data" / "peer"
          / "derive-v2-core-pmrm2-cases")
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "derive-pmrm"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "derive-pmrm"
 RTOL = 1e-10
 ATOL = 1e-10
 SMALL = 1e-10

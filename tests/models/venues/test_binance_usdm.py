@@ -14,9 +14,9 @@ from margin_engine.domain.book import Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.models.binance_usdm import SymbolBrackets, default_tables
-from margin_engine.models.registry import get_model
-from margin_engine.models.units import build_units
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.core.units import build_units
+from margin_engine.models.venues.binance_usdm import SymbolBrackets, default_tables
 from margin_engine.policy.assess import assess_account
 from margin_engine.policy.health import HealthPolicy
 from margin_engine.policy.liquidation import solve_liquidation_factor
@@ -189,7 +189,7 @@ def test_properties(size, lev, k):
     assert (mm_k >= mm) == (k >= 1) or math.isclose(mm_k, mm, rel_tol=1e-12)
 
 
-GOLDEN = sorted((Path(__file__).parents[1] / "golden" / "binance-usdm").glob("*.json"))
+GOLDEN = sorted((Path(__file__).parents[2] / "golden" / "binance-usdm").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])

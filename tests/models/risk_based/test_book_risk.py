@@ -12,8 +12,8 @@ from margin_engine.domain.book import Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.io.loaders import parse_model
 from margin_engine.io.series import synthetic_series
-from margin_engine.models.book_risk import book_market_risk
-from margin_engine.models.registry import get_model
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.risk_based.book_risk import book_market_risk
 from margin_engine.policy.assess import assess_account
 
 MARKET_DOC = generate_market(seed=11)

@@ -40,8 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from margin_engine.domain.book import Account, MarginMode
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.models.base import MarginModel, ModelParams
-from margin_engine.models.deribit_common import (
+from margin_engine.models.core.base import MarginModel, ModelParams
+from margin_engine.models.core.registry import register
+from margin_engine.models.core.results import PositionMargin, UnitMargin
+from margin_engine.models.core.units import MarginUnit, Scope
+from margin_engine.models.core.valuation import notional
+from margin_engine.models.venues.deribit_common import (
     FloatArray,
     base_size,
     collateral_haircut_usd,
@@ -52,10 +56,6 @@ from margin_engine.models.deribit_common import (
     pair_key,
     pro_rata,
 )
-from margin_engine.models.registry import register
-from margin_engine.models.results import PositionMargin, UnitMargin
-from margin_engine.models.units import MarginUnit, Scope
-from margin_engine.models.valuation import notional
 
 VolScenario = Literal["up", "same", "down"]
 _VOL_CODE = {"up": 1, "same": 0, "down": -1}

@@ -22,16 +22,16 @@ from margin_engine.domain.book import Account
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.models.okx_pm import (
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.venues.okx_pm import (
     derivatives_mmr,
     match_stablecoin_hedges,
     standard_option_margin,
     tiered_sum,
 )
-from margin_engine.models.registry import get_model
 from margin_engine.policy.assess import AccountReport, assess_account
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "okx-pm"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "okx-pm"
 MODEL_CASES = sorted(p.stem for p in GOLDEN.glob("*.json")
                      if "market" in json.loads(p.read_text()))
 FLAT = {"underlyings": {"BTC": {"mr7_tiers": [[None, 1.0]]},

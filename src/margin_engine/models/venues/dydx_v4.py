@@ -39,10 +39,15 @@ from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.domain.types import NonNegative
 from margin_engine.errors import InputError
-from margin_engine.models.base import USD_STABLE, MarginModel, ModelParams, linear_perpetual_problem
-from margin_engine.models.registry import register
-from margin_engine.models.results import PositionMargin, UnitMargin
-from margin_engine.models.units import MarginUnit
+from margin_engine.models.core.base import (
+    USD_STABLE,
+    MarginModel,
+    ModelParams,
+    linear_perpetual_problem,
+)
+from margin_engine.models.core.registry import register
+from margin_engine.models.core.results import PositionMargin, UnitMargin
+from margin_engine.models.core.units import MarginUnit
 
 PPM = 1_000_000
 #: Quote quantums per USDC (USDC atomic resolution −6).

@@ -17,11 +17,11 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.maths import black76
-from margin_engine.models.deribit_standard import futures_margin, short_option_margin
-from margin_engine.models.registry import get_model
+from margin_engine.models.core.registry import get_model
+from margin_engine.models.venues.deribit_standard import futures_margin, short_option_margin
 from margin_engine.policy.assess import assess_account
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "deribit-standard"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "deribit-standard"
 
 
 def load(name: str) -> dict[str, Any]:
