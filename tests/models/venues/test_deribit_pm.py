@@ -1,10 +1,11 @@
 """deribit-pm: published vectors TV-D5/TV-D6 (research/crypto-venues.md §1.8) with every
-intermediate vector, a derived options golden case, an independent plain-Python reference
-implementation (scalar Black-76, loops) and hypothesis properties."""
+intermediate vector; a derived options golden case and random books checked against an
+independent reference (tests/deribit_reference.py: its own Black-76 from scipy, its own vol
+shocks, no margin_engine import); the extended table on a far-OTM short-call book; X:PM joint
+scenarios and collateral revaluation; hypothesis properties."""
 
 from __future__ import annotations
 
-import copy
 import gzip
 import json
 import math
@@ -16,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import deribit_reference as reference
 from margin_engine.domain.book import Account, Book, MarginMode
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.maths import black76
 from margin_engine.models.core.registry import get_model
 from margin_engine.models.venues.deribit_pm import (
     DeribitPm,
@@ -118,21 +119,6 @@ def test_tv_d5_mm_is_exactly_08_risk_matrix_and_contributions_add_up():
     assert close(fut.details["roll_shock"], 0.01 * 0.001187534)
 
 
-def test_tv_d6_in_cross_mode_is_the_eth_margin_in_usd():
-    """TV-D6 came from a cross_pm account: X:PM computes the eth_eth vector in ETH with the eth
-    parameters and values the margin at the index (DERIVED: 0.157461562 ETH × 1,949.34)."""
-    doc = load("TV-D6")
-    params = copy.deepcopy(doc["params"]) | {"collateral": "cross"}
-    model, market, book = build(doc, params)
-    r = unit_of(model, market, book.accounts[0])
-    assert r.currency == "USD" and r.details["margin_model"] == "cross_pm"
-    assert close(r.initial_margin, 0.157461562 * 1949.34)
-    assert close(r.maintenance_margin, 0.125969249812 * 1949.34)
-    assert close(sum(p.contribution for p in r.positions), r.initial_margin, rel=1e-14)
-    assert_tree(r.details["aggregated_risk_vectors"],
-                doc["expected"]["aggregated_risk_vectors"])
-
-
 def test_defaults_are_the_published_parameter_sets():
     """The default btc/eth/usd and btc_usd/eth_usd parameters are those of [D7]/[D8]: running
     TV-D5 and TV-D6 with only the order margins given reproduces them."""
@@ -146,89 +132,7 @@ def test_defaults_are_the_published_parameter_sets():
 
 
 # ------------------------------------------------------------------------------------------
-# independent reference: research §1.5 transcribed with loops and the scalar Black-76
-
-
-def reference_pm(market: MarketSnapshot, account: Account, p: DeribitPmParams,
-                 ) -> dict[str, dict[str, Any]]:
-    """Per settlement currency: vectors, worst case, roll shock, margins (plain Python)."""
-    n = p.buckets_count
-    out: dict[str, dict[str, Any]] = {}
-    vecs: dict[str, list[float]] = {}
-    meta: dict[str, tuple[str, str]] = {}
-    roll: dict[str, float] = {}
-    for pos in account.positions:
-        ins = market.instrument(pos.symbol)
-        pk = ins.underlying.lower() + "_usd"
-        pp = p.currency_pair[pk]
-        ck = "usd" if ins.settle in ("USDC", "USDT", "USD") else ins.settle.lower()
-        cp = p.currency[ck]
-        r = pp.price_range
-        scen = []
-        for b in range(2 * n + 1):
-            for v in p.vol_scenario_order:
-                scen.append((r * (b - n) / n, v, False))
-        for x in p.extended_moves:
-            scen.append((x, "up", True))
-        key = f"{ins.underlying.lower()}_{ins.settle.lower()}"
-        meta[key] = (pk, ck)
-        vec = vecs.setdefault(key, [0.0] * len(scen))
-        if ins.is_option:
-            q = pos.size * ins.contract_size
-            F = market.forward(ins)
-            T = market.years_to_expiry(ins)
-            sig = market.implied_vol(ins)
-            dte = max(T * 365.0, p.dte_floor_days)
-            pw = pp.short_term_vega_power if dte <= 30 else pp.long_term_vega_power
-            mult = (30.0 / dte) ** pw
-            up = max(sig * (1 + pp.volatility_range_up * mult), pp.min_volatility_for_shock_up)
-            down = sig * max(0.0, 1 - pp.volatility_range_down * mult)
-            v0 = black76.price_usd(F, ins.strike, T, sig, ins.is_call)
-            for s, (x, v, ext) in enumerate(scen):
-                F1 = F * (1 + x)
-                s1 = {"up": up, "down": down, "same": sig}[v]
-                v1 = black76.price_usd(F1, ins.strike, T, s1, ins.is_call)
-                pnl = (v1 / F1 - v0 / F) if ins.inverse else (v1 - v0)
-                vec[s] += q * pnl * (pp.extended_table_factor if ext else 1.0)
-        else:
-            if ins.inverse:
-                q = pos.size * ins.contract_size / ins.mark_price
-                price = 1.0
-            else:
-                q = pos.size * ins.contract_size
-                price = ins.mark_price
-            for s, (x, _v, ext) in enumerate(scen):
-                xx = max(-r, min(r, x)) if ext else x
-                pnl = xx / (1 + xx) if ins.inverse else price * xx
-                vec[s] += q * pnl * (pp.extended_table_factor if ext else 1.0)
-            T = market.years_to_expiry(ins)
-            roll[key] = roll.get(key, 0.0) + abs(q) * price * max(
-                cp.min_annualised_move, cp.annualised_move_risk * T)
-    for key, vec in vecs.items():
-        pk, ck = meta[key]
-        pp, cp = p.currency_pair[pk], p.currency[ck]
-        ns = 3 * (2 * n + 1)
-        agg = []
-        for s, x in enumerate(vec):
-            y = x
-            if s >= ns:
-                ratio = max(abs(p.extended_moves[s - ns]) / pp.price_range - 1, 0)
-                adj = min(ratio * cp.extended_dampener, abs(y))
-                y = y - adj if y > 0 else y + adj
-            if y > 0:
-                y = min(y * cp.pnl_offset, cp.max_offsetable_pnl)
-            agg.append(y)
-        worst = -min(agg)
-        settle = key.split("_", 1)[1].upper()
-        rmm = round(worst, 9) + roll.get(key, 0.0)
-        c = out.setdefault(settle, {"vectors": {}, "rmm": 0.0})
-        c["vectors"][key] = {"pre": vec, "agg": agg, "worst": worst,
-                             "roll": roll.get(key, 0.0)}
-        c["rmm"] += rmm
-    for c in out.values():
-        c["mm"] = p.mm_factor * c["rmm"]
-        c["im"] = max(round(c["rmm"], 9), c["mm"])
-    return out
+# independent reference (tests/deribit_reference.py)
 
 
 MIXED_MARKET: dict[str, Any] = {
@@ -282,8 +186,12 @@ MIXED_BOOK: dict[str, Any] = {"accounts": [{
         {"symbol": "BTC_USDC-27MAR26-90000-C", "size": -300}]}]}
 
 
-def check_against_reference(model, market, account) -> None:
-    ref = reference_pm(market, account, model.params)
+def check_against_reference(model, market_doc: dict[str, Any],
+                            account_doc: dict[str, Any]) -> None:
+    """Every unit's vectors, worst case, roll shock, IM and MM equal the reference's."""
+    ref = reference.segregated(market_doc, account_doc)
+    market = parse_model(MarketSnapshot, market_doc, "market")
+    account = parse_model(Book, {"accounts": [account_doc]}, "book").accounts[0]
     for unit in model.units(account, market):
         r = model.margin_unit(unit, account, market)
         want = ref[unit.currency]
@@ -306,11 +214,12 @@ def check_against_reference(model, market, account) -> None:
 def test_mixed_options_book_matches_reference_and_golden():
     """PM-OPT-1 (DERIVED, tests/golden/deribit-pm/PM-OPT-1.json): inverse BTC/ETH futures and
     options (short-dated, 2-month and 11-month), linear USDC perp and option, three S:PM units.
-    The golden numbers were written by :func:`reference_pm`; the model must match both."""
+    The golden numbers were written by the independent reference; the model must match both."""
     doc = load("PM-OPT-1")
+    assert doc["provenance"] == "derived"
     model, market, book = build(doc)
+    check_against_reference(model, doc["market"], doc["book"]["accounts"][0])
     account = book.accounts[0]
-    check_against_reference(model, market, account)
     for ccy, exp in doc["expected"]["units"].items():
         r = unit_of(model, market, account, ccy)
         assert_tree(r.details["pre_aggregated_risk_vectors"],
@@ -357,22 +266,6 @@ def test_unit_details_expose_the_risk_matrix_and_worst_scenario():
     assert close(sum(p.contribution for p in r.positions), r.initial_margin, rel=1e-13)
 
 
-def test_cross_pm_adds_currency_margins_in_usd_and_haircut():
-    """X:PM: one USD unit = Σ per-currency IM × index, + the collateral haircut (IM only)."""
-    market, account = mixed()
-    seg = get_model("deribit-pm")
-    per = {u.currency: seg.margin_unit(u, account, market) for u in seg.units(account, market)}
-    cross = get_model("deribit-pm", {"collateral": "cross", "currency": {"btc": {"haircut": 0.1}}})
-    (unit,) = cross.units(account, market)
-    r = cross.margin_unit(unit, account, market)
-    im = sum(market.convert(x.initial_margin, c, "USD") for c, x in per.items())
-    mm = sum(market.convert(x.maintenance_margin, c, "USD") for c, x in per.items())
-    assert close(r.maintenance_margin, mm, rel=1e-12)
-    assert close(r.components["collateral_haircut"], 0.1 * 2.0 * 73000.0, rel=1e-12)
-    assert close(r.initial_margin, im + 0.1 * 2.0 * 73000.0, rel=1e-12)
-    assert close(sum(p.contribution for p in r.positions), r.initial_margin, rel=1e-12)
-
-
 # ------------------------------------------------------------------------------------------
 # building blocks, hand-checked
 
@@ -416,15 +309,182 @@ def test_aggregate_offset_cap_and_dampener():
 
 
 # ------------------------------------------------------------------------------------------
+# the extended table binds on large far-OTM short options (issue 8)
+
+FAR_OTM_MARKET: dict[str, Any] = {
+    "timestamp": "2026-02-04T09:30:00Z", "index": {"BTC": 73000.0},
+    "instruments": [{"symbol": "BTC-27MAR26-150000-C", "kind": "option", "underlying": "BTC",
+                     "settle": "BTC", "inverse": True, "contract_size": 1,
+                     "expiry": "2026-03-27T08:00:00Z", "strike": 150000,
+                     "option_type": "call", "mark_iv": 0.55, "underlying_price": 73500.0}]}
+FAR_OTM_ACCOUNT: dict[str, Any] = {
+    "id": "far-otm", "margin_mode": "portfolio", "collateral": {"BTC": 100.0},
+    "positions": [{"symbol": "BTC-27MAR26-150000-C", "size": -1000}]}
+
+
+def test_extended_table_binds_on_far_otm_short_calls():
+    """1,000 short BTC-27MAR26-150000-C at index 73,000: the +500% vol-up scenario loses about
+    660 BTC. The extended table ("only a fraction of simulated P&L", "application of a
+    dampener" [D4]) binds: the worst scenario is extended (+400%), IM is the loss there × the
+    fraction 0.16/4 valued at the edge price (× 5/1.16) less the dampener (4/0.16 − 1) ×
+    100,000 USD / (73,000 × 1.16), equal to the independent reference, and more than 10% of
+    the full +500% loss (the coin-unit dampener gave 4.7 BTC)."""
+    market = parse_model(MarketSnapshot, FAR_OTM_MARKET, "market")
+    account = parse_model(Book, {"accounts": [FAR_OTM_ACCOUNT]}, "book").accounts[0]
+    r = unit_of(get_model("deribit-pm"), market, account)
+    ref = reference.segregated(FAR_OTM_MARKET, FAR_OTM_ACCOUNT)["BTC"]
+    assert close(r.initial_margin, ref["im"], abs_=2e-9)
+    worst = r.details["worst_scenario"]["btc_btc"]
+    assert worst["source"] == "extended" and worst["price_move"] == 4.0
+    # hand check of the binding entry with the test's own Black-76 and vol shock
+    F, K = 73500.0, 150000.0
+    T = (51 * 86400 - 1.5 * 3600) / (365 * 86400)              # 4 Feb 09:30 → 27 Mar 08:00
+    up = 0.55 * (1 + 0.5 * (30 / (T * 365)) ** 0.13)
+    v0 = reference.b76(F, K, T, 0.55, True) / F
+
+    def loss(x: float) -> float:
+        return 1000 * (reference.b76(F * (1 + x), K, T, up, True) / (F * (1 + x)) - v0)
+
+    assert loss(5.0) > 600.0
+    want = loss(4.0) * (0.16 / 4.0) * (5.0 / 1.16) - (4.0 / 0.16 - 1) * 100000 / (73000 * 1.16)
+    assert close(r.initial_margin, round(want, 9), rel=1e-9)
+    assert r.initial_margin > 0.1 * loss(5.0)
+    # the former reading (dampener in coin) never binds: under 5 BTC
+    old = get_model("deribit-pm", {"currency_amounts_in_usd": False,
+                                   "extended_pnl_scaling": "off"})
+    assert unit_of(old, market, account).initial_margin < 5.0
+
+
+def test_extended_scaling_reproduces_the_published_futures_entries():
+    """The scaling rule (fraction e/x, coin at the edge price) applied to the perpetual of
+    TV-D5 gives its published extended entries: q·x/(1+x) × (0.16/|x|) × (1+x)/(1±0.16) =
+    ±q·0.16/(1±0.16) (hand algebra; the published vector repeats the ±16% entries)."""
+    doc = load("TV-D5")
+    q = doc["venue_inputs"]["position"]["BTC-PERPETUAL"]
+    published = doc["expected"]["initial_risk_vectors"]["BTC-PERPETUAL"]["extended"]
+    for x, got in zip((-0.66, -0.33, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0), published, strict=True):
+        e = math.copysign(0.16, x)
+        assert close(q * x / (1 + x) * (e / x) * (1 + x) / (1 + e), got, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------------------
+# X:PM: one USD stress test over every asset
+
+
+def xpm(params: dict[str, Any], market_doc: dict[str, Any], account_doc: dict[str, Any]):
+    market = parse_model(MarketSnapshot, market_doc, "market")
+    account = parse_model(Book, {"accounts": [account_doc]}, "book").accounts[0]
+    model = get_model("deribit-pm", {"collateral": "cross", **params})
+    (unit,) = model.units(account, market)
+    assert unit.currency == "USD"
+    r = model.margin_unit(unit, account, market)
+    assert r.details["margin_model"] == "cross_pm"
+    assert close(sum(p.contribution for p in r.positions), r.initial_margin, rel=1e-12)
+    assert close(sum(r.components.values()), r.initial_margin, rel=1e-12)
+    return r
+
+
+@pytest.mark.parametrize("mode", ["joint", "independent"])
+def test_xpm_matches_independent_reference(mode):
+    """The mixed book (BTC and ETH inverse futures and options, USDC linear perp and option,
+    BTC and ETH collateral) against deribit_reference.cross: USD vectors per pair, coin
+    collateral revalued, joint or independent pairs, BTC haircut 10% on IM and gains."""
+    account = MIXED_BOOK["accounts"][0]
+    r = xpm({"cross_pair_scenarios": mode, "currency": {"btc": {"haircut": 0.1}}},
+            MIXED_MARKET, account)
+    ref = reference.cross(MIXED_MARKET, account, mode == "joint", {"BTC": 0.1})
+    for pk, v in ref["usd"].items():
+        got = r.details["pre_aggregated_risk_vectors_usd"][pk]
+        np.testing.assert_allclose(got["standard"] + got["extended"], v, rtol=1e-9, atol=1e-6)
+    assert close(r.initial_margin, ref["im"], rel=1e-9)
+    assert close(r.maintenance_margin, ref["mm"], rel=1e-9)
+    assert close(r.components["collateral_haircut"], 0.1 * 2.0 * 73000.0, rel=1e-12)
+
+
+PERPS: dict[str, Any] = {
+    "timestamp": "2026-02-04T09:30:00Z", "index": {"BTC": 73000.0, "ETH": 2100.0},
+    "fx": {"USDC": 1.0},
+    "instruments": [
+        {"symbol": "BTC-PERPETUAL", "kind": "perpetual", "underlying": "BTC", "settle": "BTC",
+         "inverse": True, "contract_size": 10, "mark_price": 73000.0},
+        {"symbol": "ETH-PERPETUAL", "kind": "perpetual", "underlying": "ETH", "settle": "ETH",
+         "inverse": True, "contract_size": 1, "mark_price": 2100.0},
+        {"symbol": "BTC_USDC-PERPETUAL", "kind": "perpetual", "underlying": "BTC",
+         "settle": "USDC", "inverse": False, "contract_size": 0.001, "mark_price": 73000.0}]}
+
+
+def test_xpm_btc_long_eth_short_offsets_only_as_far_as_the_joint_scenarios_go():
+    """Long 730,000 USD of BTC-PERPETUAL (10 BTC), short 210,000 USD of ETH-PERPETUAL (100 ETH),
+    USDC collateral. In USD a coin-settled perp's P&L is q·S·x. Independent pairs: each worst
+    case in full, 10·73,000·0.16 + 100·2,100·0.18 = 154,600, plus roll shocks 0.01·10·73,000 +
+    0.005·100·2,100 = 8,350. Joint scenarios (BTC −16% with ETH −18%, …): the ETH gain counts
+    × pnl_offset 0.6, so the worst is 116,800 − 0.6·37,800 = 94,120 (the extended entries are
+    dampened to 0). Hand arithmetic."""
+    acct = {"id": "x", "margin_mode": "portfolio", "collateral": {"USDC": 100000.0},
+            "positions": [{"symbol": "BTC-PERPETUAL", "size": 73000},
+                          {"symbol": "ETH-PERPETUAL", "size": -210000}]}
+    ind = xpm({"cross_pair_scenarios": "independent"}, PERPS, acct)
+    joint = xpm({"cross_pair_scenarios": "joint"}, PERPS, acct)
+    default = xpm({}, PERPS, acct)      # published correlation_set false → independent
+    assert close(ind.initial_margin, 116800 + 37800 + 8350, rel=1e-12)
+    assert close(default.initial_margin, ind.initial_margin, rel=1e-15)
+    assert close(joint.initial_margin, 94120 + 8350, rel=1e-12)
+    assert close(joint.maintenance_margin, 0.8 * (94120 + 8350), rel=1e-12)
+    flagged = xpm({"currency": {"btc": {"correlation_set": True},
+                                "eth": {"correlation_set": True}}}, PERPS, acct)
+    assert close(flagged.initial_margin, joint.initial_margin, rel=1e-15)
+
+
+def test_xpm_coin_collateral_that_falls_with_the_portfolio_raises_the_requirement():
+    """Long 5 BTC of BTC_USDC-PERPETUAL (mark = index 73,000): worst −16%, 5·73,000·0.16 =
+    58,400 USD + roll 3,650. Holding 2 BTC as collateral adds its own fall, 2·73,000·0.16 =
+    23,360. Short 2 BTC of the perp against 2 BTC of collateral is hedged: only the roll shock
+    1,460 remains (S:PM of the same short: 23,360 + 1,460). Hand arithmetic."""
+    def acct(coll: dict[str, float], size: float) -> dict[str, Any]:
+        return {"id": "x", "margin_mode": "portfolio", "collateral": coll,
+                "positions": [{"symbol": "BTC_USDC-PERPETUAL", "size": size}]}
+
+    usdc_only = xpm({}, PERPS, acct({"USDC": 50000.0}, 5000))
+    with_btc = xpm({}, PERPS, acct({"USDC": 50000.0, "BTC": 2.0}, 5000))
+    assert close(usdc_only.initial_margin, 58400 + 3650, rel=1e-12)
+    assert close(with_btc.initial_margin, 58400 + 23360 + 3650, rel=1e-12)
+    off = xpm({"collateral_revaluation": "off"}, PERPS, acct({"BTC": 2.0}, 5000))
+    assert close(off.initial_margin, usdc_only.initial_margin, rel=1e-15)
+    hedged = xpm({}, PERPS, acct({"BTC": 2.0}, -2000))
+    assert close(hedged.initial_margin, 1460, rel=1e-12)
+    market = parse_model(MarketSnapshot, PERPS, "market")
+    account = parse_model(Book, {"accounts": [acct({"BTC": 2.0}, -2000)]}, "b").accounts[0]
+    assert close(unit_of(get_model("deribit-pm"), market, account).initial_margin,
+                 23360 + 1460, rel=1e-9)
+
+
+def test_xpm_tv_d6_book_in_usd():
+    """TV-D6's short ETH perpetual (q = 0.999487053 ETH, index 1,949.34) held against the
+    book's 1 ETH balance: in X:PM the balance is revalued in the same scenarios, so the pair
+    vector is (1 − q)·S·x USD and the worst case (1 − q)·S·0.18 at −18% (0.18 USD), plus the
+    roll shock q·0.005·S. S:PM of the same account charges 0.157461562 ETH (published)."""
+    doc = load("TV-D6")
+    account = doc["book"]["accounts"][0]
+    assert account["collateral"] == {"ETH": 1.0}
+    r = xpm({}, doc["market"], account)
+    q, S = 0.999487053, 1949.34
+    assert close(r.initial_margin, (1.0 - q) * S * 0.18 + q * 0.005 * S, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------------------
 # properties
 
 
-def books(draw_sizes: list[float], symbols: list[str]) -> Account:
+def book_doc(draw_sizes: list[float], symbols: list[str]) -> dict[str, Any]:
     positions = [{"symbol": s, "size": z} for s, z in zip(symbols, draw_sizes, strict=True)
                  if z != 0]
-    return parse_model(Book, {"accounts": [{"id": "h", "margin_mode": "portfolio",
-                                            "collateral": {"BTC": 1.0},
-                                            "positions": positions}]}, "book").accounts[0]
+    return {"id": "h", "margin_mode": "portfolio", "collateral": {"BTC": 1.0},
+            "positions": positions}
+
+
+def books(draw_sizes: list[float], symbols: list[str]) -> Account:
+    return parse_model(Book, {"accounts": [book_doc(draw_sizes, symbols)]},
+                       "book").accounts[0]
 
 
 BTC_SYMBOLS = ["BTC-PERPETUAL", "BTC-27MAR26", "BTC-27MAR26-80000-C", "BTC-27MAR26-60000-P",
@@ -442,20 +502,20 @@ def scaled(sizes: list[float]) -> list[float]:
 @FAST
 @given(SIZES)
 def test_random_books_match_reference(sizes):
-    market, _ = mixed()
-    account = books(scaled(sizes), BTC_SYMBOLS)
-    if account.positions:
-        check_against_reference(get_model("deribit-pm"), market, account)
+    doc = book_doc(scaled(sizes), BTC_SYMBOLS)
+    if doc["positions"]:
+        check_against_reference(get_model("deribit-pm"), MIXED_MARKET, doc)
 
 
 @FAST
 @given(SIZES, st.sampled_from([0.5, 2.0, 3.0, 10.0]))
 def test_scaling_and_ordering(sizes, k):
     """IM ≥ MM ≥ 0; every size × k scales IM and MM by k (no size-dependent term; roundings
-    off); contributions add up to IM."""
+    and the extended dampener, a fixed USD deductible, off); contributions add up to IM."""
     market, _ = mixed()
     model = get_model("deribit-pm", {"worst_case_decimals": None,
-                                     "initial_margin_decimals": None})
+                                     "initial_margin_decimals": None,
+                                     "extended_dampener_rule": "off"})
     a = books(scaled(sizes), BTC_SYMBOLS)
     b = books([k * z for z in scaled(sizes)], BTC_SYMBOLS)
     if not a.positions:
@@ -472,9 +532,11 @@ def test_scaling_and_ordering(sizes, k):
 @FAST
 @given(SIZES)
 def test_hedge_never_raises_margin(sizes):
-    """Portfolio IM ≤ Σ IM of each position margined alone (rounding: 1e-9 per position)."""
+    """Portfolio IM ≤ Σ IM of each position margined alone (rounding: 1e-9 per position). The
+    dampener is a deductible per risk vector, so it is off here: with it, positions margined
+    alone each get the deductible and their sum can be lower than the portfolio's IM."""
     market, _ = mixed()
-    model = get_model("deribit-pm")
+    model = get_model("deribit-pm", {"extended_dampener_rule": "off"})
     account = books(scaled(sizes), BTC_SYMBOLS)
     if not account.positions:
         return
@@ -545,10 +607,11 @@ CHAIN = REAL / "deribit_options_chain_daily_0930utc_2025-12-30_2026-08-22.csv.gz
 
 
 @pytest.mark.realdata
-def test_real_chain_revaluation_matches_scalar_reference():
-    """One real BTC chain snapshot (Deribit public API, 2025-12-30): the vectorised risk matrix
-    of every option equals the loop over scalar Black-76, and the model's quoted marks are
-    reproduced by Black-76 at mark_iv within 2% of the underlying-coin premium + 1e-4 BTC."""
+def test_real_chain_revaluation_matches_independent_reference():
+    """One real BTC chain snapshot (Deribit public API, 2025-12-30): the risk matrix of 60
+    options equals the independent reference (its own Black-76 from scipy and its own vol
+    shocks from the published formula, deribit_reference.position_vector), and Black-76 at
+    mark_iv reproduces the venue's marks within 2% of the premium + 1e-4 BTC."""
     if not CHAIN.exists():
         pytest.skip(f"real data absent: {CHAIN}")
     import csv
@@ -568,25 +631,20 @@ def test_real_chain_revaluation_matches_scalar_reference():
         "mark_iv": float(r["implied_volatility"]),
         "underlying_price": float(r["underlying"]), "mark_price": float(r["mark_price"])}
         for r in rows if float(r["implied_volatility"]) > 0 and float(r["mark_price"]) > 0]
-    market = parse_model(MarketSnapshot, {"timestamp": ts,
-                                          "index": {"BTC": float(rows[0]["index_price"])},
-                                          "instruments": instruments}, "market")
+    market_doc = {"timestamp": ts, "index": {"BTC": float(rows[0]["index_price"])},
+                  "instruments": instruments}
+    market = parse_model(MarketSnapshot, market_doc, "market")
     model = get_model("deribit-pm")
     assert isinstance(model, DeribitPm)
     rv = model.risk_vectors(market.instruments, market)["btc_usd"]
     assert rv.pnl.shape == (len(instruments), 35)
-    p = model.params
-    g = rv.grid
     rng = np.random.default_rng(5)
     for i in rng.choice(len(instruments), size=min(60, len(instruments)), replace=False):
-        ins = market.instruments[i]
-        F, T, sig = market.forward(ins), market.years_to_expiry(ins), market.implied_vol(ins)
-        v0 = black76.price_usd(F, ins.strike, T, sig, ins.is_call) / F
-        assert abs(v0 - ins.mark_price) < 0.02 * v0 + 1e-4
-        for s in range(g.n_scenarios):
-            vol = {1: rv.vol_up[i], 0: sig, -1: rv.vol_down[i]}[int(g.vol[s])]
-            F1 = F * (1 + g.moves[s])
-            want = black76.price_usd(F1, ins.strike, T, vol, ins.is_call) / F1 - v0
-            if s >= g.n_standard:
-                want *= p.currency_pair["btc_usd"].extended_table_factor
-            assert close(rv.pnl[i, s], want, rel=1e-9, abs_=1e-13)
+        doc = instruments[i]
+        assert market.instruments[i].symbol == doc["symbol"]
+        T = (market.instruments[i].expiry - market.timestamp).total_seconds() / (365 * 86400)
+        F = doc["underlying_price"]
+        v0 = reference.b76(F, doc["strike"], T, doc["mark_iv"], doc["option_type"] == "call")
+        assert abs(v0 / F - doc["mark_price"]) < 0.02 * v0 / F + 1e-4
+        _, want, _ = reference.position_vector(doc, 1.0, market_doc)
+        np.testing.assert_allclose(rv.pnl[i], want, rtol=1e-9, atol=1e-13)

@@ -48,7 +48,6 @@ from margin_engine.models.core.valuation import notional
 from margin_engine.models.venues.deribit_common import (
     FloatArray,
     base_size,
-    collateral_haircut_usd,
     currency_key,
     future_pnl,
     instrument_problem,
@@ -78,7 +77,9 @@ class PairParams(BaseModel):
     short_term_vega_power: float = Field(ge=0.0, description="power p for DTE ≤ 30 days")
     long_term_vega_power: float = Field(ge=0.0, description="power p for DTE > 30 days")
     min_volatility_for_shock_up: float = Field(ge=0.0, description="see min_vol_rule")
-    extended_table_factor: float = Field(ge=0.0, description="fraction of extended P&L used")
+    extended_table_factor: float = Field(ge=0.0, description="multiplier on every extended "
+                                         "entry, on top of the price_range/|move| fraction "
+                                         "(published value 1 [D7, D8])")
     max_delta_shock: float = Field(0.1, ge=0.0, description="carried, not used: the "
                                    "delta-shock formula is UNCONFIRMED")
     delta_total_liq_shock_threshold: float = Field(2e7, ge=0.0, description="carried, not "
@@ -95,14 +96,23 @@ class CurrencyParams(BaseModel):
     min_annualised_move: float = Field(ge=0.0, description="roll-shock floor per unit of size")
     annualised_move_risk: float = Field(ge=0.0, description="roll-shock move per year")
     pnl_offset: float = Field(ge=0.0, le=1.0, description="fraction of scenario gains credited")
-    extended_dampener: float = Field(ge=0.0, description="extended-table dampener (formula "
-                                     "and unit UNCONFIRMED, see extended_dampener_rule)")
+    extended_dampener: float = Field(ge=0.0, description="extended-table dampener: |P&L| of "
+                                     "an extended entry reduced by (|move|/price_range − 1)·"
+                                     "extended_dampener USD (UNCONFIRMED formula and unit: "
+                                     "third-party reading, see currency_amounts_in_usd)")
     max_offsetable_pnl: float = Field(ge=0.0, description="cap on each credited gain "
                                       "(role and unit UNCONFIRMED)")
-    haircut: float = Field(0.0, ge=0.0, lt=1.0, description="X:PM collateral haircut, applied "
-                           "as an IM add-on (semantics UNCONFIRMED)")
-    equity_side_impact: str = Field("both", description="carried, not used (UNCONFIRMED)")
-    correlation_set: bool = Field(False, description="carried, not used (UNCONFIRMED)")
+    haircut: float = Field(0.0, ge=0.0, lt=1.0, description="X:PM: fraction of this coin's "
+                           "balance added to IM, and withheld from its scenario gains "
+                           "(semantics UNCONFIRMED; [D6] names an IM haircut)")
+    equity_side_impact: Literal["both", "up", "down", "none"] = Field(
+        "both", description="X:PM: in which price scenarios of its pair a balance in this "
+        "currency is revalued ('both', 'up' = rising moves only, 'down', 'none'); reading of "
+        "the published field name, UNCONFIRMED")
+    correlation_set: bool = Field(False, description="X:PM with cross_pair_scenarios="
+                                  "'correlation_set': pairs of currencies flagged true move "
+                                  "together (same scenario index); the others are stressed "
+                                  "independently. Reading of the field name, UNCONFIRMED")
 
 
 class OrderMargins(BaseModel):
@@ -163,8 +173,11 @@ class DeribitPmParams(ModelParams):
     collateral: Literal["segregated", "cross"] = Field(
         "segregated",
         description="'segregated' = S:PM, one risk matrix and margin per settlement currency; "
-                    "'cross' = X:PM, one USD unit over the account: the per-currency margins "
-                    "converted at index and added, collateral pooled [D5, D8].")
+                    "'cross' = X:PM, one USD unit over the account: per currency pair one USD "
+                    "risk vector over every settlement currency (coin P&L valued at the "
+                    "scenario's price) and the coin collateral revalued in the same scenarios "
+                    "[D5: 'assesses the entire portfolio for all available assets', D6]; pairs "
+                    "combined per cross_pair_scenarios.")
     mm_factor: float = Field(0.8, gt=0.0, le=1.0,
                              description="MM = mm_factor × risk_matrix_margin [D7, D8].")
     buckets_count: int = Field(4, ge=1, le=50,
@@ -205,19 +218,47 @@ class DeribitPmParams(ModelParams):
         description="How min_volatility_for_shock_up applies: 'floor_shocked' = max(σ_up, "
                     "min) (as Derive's minVolUpShock), 'floor_base' = shock max(σ, min), 'off'. "
                     "UNCONFIRMED.")
+    extended_pnl_scaling: Literal["range_over_move", "off"] = Field(
+        "range_over_move",
+        description="'range_over_move' (\"only a fraction of simulated P&L\" [D4]): an extended "
+                    "entry is the P&L at move x times factor·e/x, e = ±min(|x|, price_range) "
+                    "the edge of the standard range, and coin-settled entries also times "
+                    "(1+x)/(1+e), i.e. valued at the edge price. Third-party implementation "
+                    "(public Deribit PM simulator, repository unnamed); DERIVED check: it gives "
+                    "every published futures extended entry [D7, D8] exactly; UNCONFIRMED for "
+                    "options and linear products. 'off': full P&L (the pre-2026-12 reading).")
     extended_futures_clip: bool = Field(
         True,
-        description="Futures take the extended moves clipped to ±price_range (DERIVED: both "
-                    "published vectors [D7, D8]); options take the full move.")
+        description="extended_pnl_scaling='off' only: futures take the extended moves clipped "
+                    "to ±price_range (reproduces [D7, D8] in that mode).")
     extended_dampener_rule: Literal["deductible", "off"] = Field(
         "deductible",
         description="'deductible': |P&L| of an extended entry reduced by min((|x|/price_range "
-                    "− 1)·extended_dampener, |P&L|) (third-party reading, UNCONFIRMED; "
-                    "zeroes both published extended vectors); 'off'.")
+                    "− 1)·extended_dampener, |P&L|), gains and losses alike (third-party "
+                    "reading, UNCONFIRMED; zeroes both published extended vectors); 'off'.")
     currency_amounts_in_usd: bool = Field(
-        False,
-        description="Read extended_dampener and max_offsetable_pnl as USD (converted at index) "
-                    "instead of settlement-currency amounts. UNCONFIRMED.")
+        True,
+        description="extended_dampener and max_offsetable_pnl are USD amounts: in a coin "
+                    "vector the dampener is converted at the edge price S·(1+e) of each "
+                    "extended move, the cap at the index (third-party reading; a coin unit "
+                    "would make btc's 100,000 a 100,000-BTC deductible that no book reaches). "
+                    "UNCONFIRMED. false = settlement-currency amounts (the pre-2026-12 "
+                    "reading, under which the extended table never binds).")
+    cross_pair_scenarios: Literal["correlation_set", "joint", "independent"] = Field(
+        "correlation_set",
+        description="X:PM: how the currency pairs' scenarios combine. 'joint': every pair takes "
+                    "scenario s of its own grid at once (same bucket, vol and extended index); "
+                    "'independent': each pair's worst case counts in full (no offset between "
+                    "pairs); 'correlation_set': joint for pairs whose coin currency has "
+                    "correlation_set true, independent for the rest (false for every published "
+                    "currency [D7, D8]). UNCONFIRMED.")
+    collateral_revaluation: Literal["position_pairs", "all", "off"] = Field(
+        "position_pairs",
+        description="X:PM: which coin balances are revalued in the scenarios of their pair "
+                    "(balance·S·move, gains less the currency's haircut): 'position_pairs' = "
+                    "coins whose pair holds a position of the account, 'all', 'off'. "
+                    "UNCONFIRMED ([D6] describes collateral valued in USD and offset "
+                    "currencies that 'offset upside risk').")
     roll_shock_term: Literal["linear", "sqrt", "floor_only"] = Field(
         "linear",
         description="Roll shock per future: |q|·max(min_annualised_move, annualised_move_risk·"
@@ -270,7 +311,9 @@ class ScenarioGrid:
     """The scenarios of one currency pair: standard (bucket-major) then extended.
 
     ``moves[s]`` is the relative price move of scenario ``s``; ``vol[s]`` is +1 (up), 0 (same)
-    or −1 (down); ``futures_moves`` the moves futures take (extended clipped to ±price_range).
+    or −1 (down); ``futures_moves`` the moves futures take (extended clipped to ±price_range
+    when clipping is on); ``edge[s]`` the move at the edge of the standard range,
+    ``sign(x)·min(|x|, price_range)`` (``x`` itself for standard scenarios).
     """
 
     pair: str
@@ -280,6 +323,7 @@ class ScenarioGrid:
     futures_moves: FloatArray
     n_standard: int
     scan_order: NDArray[np.intp]
+    edge: FloatArray
 
     @property
     def n_scenarios(self) -> int:
@@ -310,15 +354,15 @@ def scenario_grid(pair: str, price_range: float, buckets_count: int,
     ext = [float(x) for x in extended_moves]
     moves = np.array(std_moves + ext, dtype=np.float64)
     vol = np.array(std_vol + [1] * len(ext), dtype=np.int8)
-    fut = moves.copy()
-    if clip_futures:
-        fut[len(std_moves):] = np.clip(fut[len(std_moves):], -price_range, price_range)
+    edge = moves.copy()
+    edge[len(std_moves):] = np.clip(edge[len(std_moves):], -price_range, price_range)
+    fut = edge.copy() if clip_futures else moves.copy()
     same = codes.index(0)
     tri = [same] + [i for i in range(3) if i != same]
     scan = [3 * b + i for b in range(2 * n + 1) for i in tri] + \
         list(range(len(std_moves), len(std_moves) + len(ext)))
     return ScenarioGrid(pair, price_range, moves, vol, fut, len(std_moves),
-                        np.array(scan, dtype=np.intp))
+                        np.array(scan, dtype=np.intp), edge)
 
 
 def shocked_vols(years: FloatArray, vol: FloatArray, pair: PairParams, *,
@@ -366,7 +410,11 @@ def revalue(instruments: Sequence[Instrument], market: MarketSnapshot, grid: Sce
     """Revalue instruments of one pair on ``grid`` (vectorised over instruments × scenarios).
 
     Futures rows are per coin (inverse) or per unit of underlying (linear); option rows per
-    unit of underlying. Extended columns are multiplied by ``extended_table_factor``.
+    unit of underlying. Extended columns: with ``extended_pnl_scaling='range_over_move'`` the
+    P&L at move ``x`` times ``e/x`` (``e`` = ``grid.edge``), coin-settled rows also times
+    ``(1+x)/(1+e)``; futures get the same by taking the move ``e`` (``q·x/(1+x)·(e/x)·
+    (1+x)/(1+e) = q·e/(1+e)``, linear ``q·P·x·e/x = q·P·e``). Then every extended column is
+    multiplied by ``extended_table_factor``.
     """
     n, S = len(instruments), grid.n_scenarios
     out = np.zeros((n, S))
@@ -389,13 +437,32 @@ def revalue(instruments: Sequence[Instrument], market: MarketSnapshot, grid: Sce
                             min_vol_rule=params.min_vol_rule)
         code = grid.vol[None, :]
         shocked = np.where(code == 1, u[:, None], np.where(code == -1, d[:, None], sig[:, None]))
-        out[opt] = option_pnl(np.array([x.inverse for x in o]),
-                              np.array([market.forward(x) for x in o]),
-                              np.array([x.strike for x in o], dtype=np.float64), T, sig,
-                              np.array([x.is_call for x in o]), grid.moves, shocked)
+        inv = np.array([x.inverse for x in o])
+        pnl = option_pnl(inv, np.array([market.forward(x) for x in o]),
+                         np.array([x.strike for x in o], dtype=np.float64), T, sig,
+                         np.array([x.is_call for x in o]), grid.moves, shocked)
+        if params.extended_pnl_scaling == "range_over_move":
+            pnl[:, grid.n_standard:] *= extended_scale(grid)[None, :] * np.where(
+                inv[:, None], coin_edge_factor(grid)[None, :], 1.0)
+        out[opt] = pnl
         vol[opt], up[opt], down[opt] = sig, u, d
     out[:, grid.n_standard:] *= pair.extended_table_factor
     return RiskVectors(grid, tuple(x.symbol for x in instruments), out, vol, up, down)
+
+
+def extended_scale(grid: ScenarioGrid) -> FloatArray:
+    """``e/x`` per extended scenario (1 where ``x = 0``): the fraction of simulated P&L."""
+    x = grid.moves[grid.n_standard:]
+    e = grid.edge[grid.n_standard:]
+    return np.divide(e, x, out=np.ones_like(x), where=x != 0.0)
+
+
+def coin_edge_factor(grid: ScenarioGrid) -> FloatArray:
+    """``(1+x)/(1+e)`` per extended scenario: a coin amount valued at the shocked price ``x``
+    re-expressed in coin at the edge price ``e``."""
+    x = grid.moves[grid.n_standard:]
+    e = grid.edge[grid.n_standard:]
+    return (1.0 + x) / (1.0 + e)
 
 
 def _linear_ref(ins: Instrument, market: MarketSnapshot, params: DeribitPmParams) -> float:
@@ -413,14 +480,17 @@ def aggregate(pre: FloatArray, grid: ScenarioGrid, *, pnl_offset: FloatArray,
 
     Extended entries: ``|P&L|`` reduced by ``min(max(|x|/price_range − 1, 0)·dampener, |P&L|)``
     (``rule='deductible'``). Then every gain becomes ``min(pnl_offset·gain, max_offsetable)``;
-    losses are unchanged. ``pnl_offset``, ``max_offsetable`` and ``dampener`` are per row.
+    losses are unchanged. ``pnl_offset`` and ``max_offsetable`` are per row; ``dampener`` per
+    row (``[r]``) or per row and extended scenario (``[r, n_extended]``), in the rows' unit.
     """
     agg = np.array(pre, dtype=np.float64, copy=True)
     ns = grid.n_standard
     if rule == "deductible" and agg.shape[1] > ns:
         ext = agg[:, ns:]
         ratio = np.maximum(np.abs(grid.moves[ns:]) / grid.price_range - 1.0, 0.0)
-        adj = np.minimum(ratio[None, :] * np.asarray(dampener)[:, None], np.abs(ext))
+        damp = np.asarray(dampener, dtype=np.float64)
+        damp = damp[:, None] if damp.ndim == 1 else damp
+        adj = np.minimum(ratio[None, :] * damp, np.abs(ext))
         agg[:, ns:] = ext - np.sign(ext) * adj
     gains = np.minimum(agg * np.asarray(pnl_offset)[:, None], np.asarray(max_offsetable)[:, None])
     return np.where(agg > 0.0, gains, agg)
@@ -432,6 +502,31 @@ def worst_index(agg: FloatArray, grid: ScenarioGrid) -> NDArray[np.intp]:
     scanned = agg[:, grid.scan_order]
     first = np.argmax(scanned == scanned.min(axis=1, keepdims=True), axis=1)
     return grid.scan_order[first]
+
+
+def split(v: FloatArray, g: ScenarioGrid) -> dict[str, list[float]]:
+    """A risk vector as Deribit reports it: ``{"standard": [...], "extended": [...]}``."""
+    return {"standard": v[:g.n_standard].tolist(), "extended": v[g.n_standard:].tolist()}
+
+
+def scenario_details(vectors: dict[str, RiskVectors]) -> dict[str, Any]:
+    """Per pair: the price moves, vol scenarios and each option's shocked vols."""
+    scen = {}
+    for pk, rv in vectors.items():
+        g = rv.grid
+        shocks = {s: {"vol": float(rv.vol[i]), "vol_up": float(rv.vol_up[i]),
+                      "vol_down": float(rv.vol_down[i])}
+                  for i, s in enumerate(rv.symbols) if not math.isnan(rv.vol[i])}
+        scen[pk] = {"price_range": g.price_range,
+                    "standard": {"price_move": g.moves[:g.n_standard].tolist(),
+                                 "vol_scenario": [_VOL_NAME[int(c)]
+                                                  for c in g.vol[:g.n_standard]]},
+                    "extended": {"price_move": g.moves[g.n_standard:].tolist(),
+                                 "edge_price_move": g.edge[g.n_standard:].tolist(),
+                                 "futures_price_move": g.futures_moves[g.n_standard:].tolist(),
+                                 "vol_scenario": "up"},
+                    "option_vols": shocks}
+    return scen
 
 
 def _round(x: float, decimals: int | None) -> float:
@@ -448,7 +543,10 @@ def _years_move(T: float, cp: CurrencyParams, term: str) -> float:
 
 
 @dataclass
-class _Pos:
+class PositionRisk:
+    """One position of a unit: its risk vector ``row`` (settlement currency, per scenario of
+    its pair's grid), roll shock and the attribution filled in by the margin step."""
+
     j: int
     ins: Instrument
     size: float
@@ -502,8 +600,9 @@ class DeribitPm(MarginModel):
         """The scenario grid of ``underlying``'s currency pair under these parameters."""
         pk = pair_key(underlying)
         p = self.params
+        clip = p.extended_futures_clip or p.extended_pnl_scaling == "range_over_move"
         return scenario_grid(pk, p.currency_pair[pk].price_range, p.buckets_count,
-                             p.extended_moves, p.vol_scenario_order, p.extended_futures_clip)
+                             p.extended_moves, p.vol_scenario_order, clip)
 
     def risk_vectors(self, instruments: Sequence[Instrument],
                      market: MarketSnapshot) -> dict[str, RiskVectors]:
@@ -515,11 +614,10 @@ class DeribitPm(MarginModel):
                                        self.params.currency_pair[pair_key(und)], self.params)
                 for und, group in by_pair.items()}
 
-    def margin_unit(self, unit: MarginUnit, account: Account,
-                    market: MarketSnapshot) -> UnitMargin:
-        p = self.params
-        cross = unit.scope == "account"
-        # 1. one revaluation per distinct instrument
+    def positions(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
+                  ) -> tuple[dict[str, RiskVectors], list[PositionRisk]]:
+        """One revaluation per distinct instrument of ``unit``; each position's risk vector
+        (settlement currency) with its roll shock."""
         syms = list(dict.fromkeys(account.positions[j].symbol for j in unit.position_indices))
         instruments = [market.instrument(s) for s in syms]
         vectors = self.risk_vectors(instruments, market)
@@ -527,14 +625,27 @@ class DeribitPm(MarginModel):
         for rv in vectors.values():
             for i, s in enumerate(rv.symbols):
                 rows[s] = rv.pnl[i]
-        # 2. position vectors, grouped by pair × settlement currency
-        pos: list[_Pos] = []
+        pos: list[PositionRisk] = []
         for j in unit.position_indices:
             ps = account.positions[j]
             ins = market.instrument(ps.symbol)
             q = base_size(ins, ps.size)
-            pos.append(_Pos(j, ins, ps.size, q, f"{ins.underlying.lower()}_{ins.settle.lower()}",
-                            ins.settle, q * rows[ins.symbol]))
+            x = PositionRisk(j, ins, ps.size, q, f"{ins.underlying.lower()}_{ins.settle.lower()}",
+                     ins.settle, q * rows[ins.symbol])
+            if not ins.is_option:
+                cp = self.params.currency[currency_key(ins.settle)]
+                x.roll = abs(q) * _linear_ref(ins, market, self.params) * _years_move(
+                    market.years_to_expiry(ins), cp, self.params.roll_shock_term)
+            pos.append(x)
+        return vectors, pos
+
+    def margin_unit(self, unit: MarginUnit, account: Account,
+                    market: MarketSnapshot) -> UnitMargin:
+        if unit.scope == "account":
+            from margin_engine.models.venues.deribit_pm_cross import cross_margin_unit
+            return cross_margin_unit(self, unit, account, market)
+        p = self.params
+        vectors, pos = self.positions(unit, account, market)
         vkeys = list(dict.fromkeys(x.vkey for x in pos))
         members = {k: [x for x in pos if x.vkey == k] for k in vkeys}
         grids = {k: vectors[pair_key(members[k][0].ins.underlying)].grid for k in vkeys}
@@ -557,11 +668,7 @@ class DeribitPm(MarginModel):
             for x in members[k]:
                 x.pnl_worst = float(x.row[w])
                 x.worst_share = -x.pnl_worst * scale
-                if not x.ins.is_option:
-                    ref = abs(x.q) * _linear_ref(x.ins, market, p)
-                    x.roll = ref * _years_move(market.years_to_expiry(x.ins), cp,
-                                               p.roll_shock_term)
-                    roll += x.roll
+                roll += x.roll
             vdet[k] = {"worst_case": worst, "worst_case_bucket": g.describe(w),
                        "roll_shock": roll, "delta_shock": 0.0, "correlation_contingency": 0.0,
                        "risk_matrix_margin": worst_used + roll}
@@ -599,26 +706,12 @@ class DeribitPm(MarginModel):
                     "open_orders_margin": om.open_orders_margin, "mmp_margin": om.mmp_margin,
                     "spot_margin": om.spot_margin, "risk_matrix_margin": rmm,
                     "risk_matrix_margin_details": {k: vdet[k] for k in ks}}}
-        # 5. X:PM collateral haircut (IM only), pro rata over the unit's positions
-        haircut_share = [0.0] * len(pos)
-        haircut_usd: dict[str, float] = {}
-        if cross and pos:
-            hc = {ccy: p.currency[currency_key(ccy)].haircut for ccy in unit.collateral
-                  if currency_key(ccy) in p.currency}
-            usd, per = collateral_haircut_usd(unit.collateral, hc, market)
-            if usd > 0.0:
-                h = market.convert(usd, "USD", unit.currency)
-                im_unit += h
-                comps["collateral_haircut"] = h
-                haircut_usd = per
-                haircut_share = pro_rata(h, [market.convert(x.worst_share + x.roll + x.extra,
-                                                            x.ccy, unit.currency) for x in pos])
-        # 6. each position alone (its own risk matrix, no order margins)
+        # 5. each position alone (its own risk matrix, no order margins)
         own = self._alone(pos, grids, market)
         positions = []
-        for x, hs, (own_im, own_mm, own_det) in zip(pos, haircut_share, own, strict=True):
+        for x, (own_im, own_mm, own_det) in zip(pos, own, strict=True):
             fx = market.convert(1.0, x.ccy, unit.currency)
-            contribution = (x.worst_share + x.roll + x.extra) * fx + hs
+            contribution = (x.worst_share + x.roll + x.extra) * fx
             positions.append(PositionMargin(
                 index=x.j, symbol=x.ins.symbol, size=x.size, initial_margin=own_im * fx,
                 maintenance_margin=own_mm * fx, contribution=contribution,
@@ -627,10 +720,8 @@ class DeribitPm(MarginModel):
                 details={"size_base": x.q, "risk_vector": x.vkey, "settle": x.ccy,
                          "pnl_worst_scenario": x.pnl_worst, "worst_case_share": x.worst_share,
                          "roll_shock": x.roll, "order_margin_and_rounding_share": x.extra,
-                         "collateral_haircut_share": hs, **own_det}))
-        details = self._details(unit, cross, vectors, pos, pre, agg_vec, grids, margins)
-        if haircut_usd:
-            details["collateral_haircut_usd"] = haircut_usd
+                         **own_det}))
+        details = self._details(vectors, pos, pre, agg_vec, grids, margins)
         return UnitMargin(id=unit.id, currency=unit.currency, initial_margin=im_unit,
                           maintenance_margin=mm_unit, components=comps,
                           positions=tuple(positions), details=details)
@@ -641,13 +732,16 @@ class DeribitPm(MarginModel):
         p = self.params
         usd = p.currency_amounts_in_usd
         r = pre.shape[0]
+        damp = np.full(g.n_scenarios - g.n_standard,
+                       _amount(cp.extended_dampener, settle, usd, market))
+        if usd and currency_key(settle) != "usd":   # a coin: USD at the edge price S·(1+e)
+            damp = damp / (1.0 + g.edge[g.n_standard:])
         return aggregate(
             pre, g, pnl_offset=np.full(r, cp.pnl_offset),
             max_offsetable=np.full(r, _amount(cp.max_offsetable_pnl, settle, usd, market)),
-            dampener=np.full(r, _amount(cp.extended_dampener, settle, usd, market)),
-            rule=p.extended_dampener_rule)
+            dampener=np.broadcast_to(damp, (r, damp.size)), rule=p.extended_dampener_rule)
 
-    def _alone(self, pos: list[_Pos], grids: dict[str, ScenarioGrid],
+    def _alone(self, pos: list[PositionRisk], grids: dict[str, ScenarioGrid],
                market: MarketSnapshot) -> list[tuple[float, float, dict[str, Any]]]:
         """IM, MM (settlement currency) of each position margined on its own."""
         p = self.params
@@ -666,38 +760,21 @@ class DeribitPm(MarginModel):
         return out
 
     @staticmethod
-    def _details(unit: MarginUnit, cross: bool, vectors: dict[str, RiskVectors],
-                 pos: list[_Pos], pre: dict[str, FloatArray], agg: dict[str, FloatArray],
+    def _details(vectors: dict[str, RiskVectors], pos: list[PositionRisk],
+                 pre: dict[str, FloatArray], agg: dict[str, FloatArray],
                  grids: dict[str, ScenarioGrid],
                  margins: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        def split(v: FloatArray, g: ScenarioGrid) -> dict[str, list[float]]:
-            return {"standard": v[:g.n_standard].tolist(), "extended": v[g.n_standard:].tolist()}
-
         initial: dict[str, FloatArray] = {}
         grid_of: dict[str, ScenarioGrid] = {}
         for x in pos:
             initial[x.ins.symbol] = initial.get(x.ins.symbol, 0.0) + x.row
             grid_of[x.ins.symbol] = grids[x.vkey]
-        scen = {}
-        for pk, rv in vectors.items():
-            g = rv.grid
-            shocks = {s: {"vol": float(rv.vol[i]), "vol_up": float(rv.vol_up[i]),
-                          "vol_down": float(rv.vol_down[i])}
-                      for i, s in enumerate(rv.symbols) if not math.isnan(rv.vol[i])}
-            scen[pk] = {"price_range": g.price_range,
-                        "standard": {"price_move": g.moves[:g.n_standard].tolist(),
-                                     "vol_scenario": [_VOL_NAME[int(c)]
-                                                      for c in g.vol[:g.n_standard]]},
-                        "extended": {"price_move": g.moves[g.n_standard:].tolist(),
-                                     "futures_price_move": g.futures_moves[g.n_standard:]
-                                     .tolist(), "vol_scenario": "up"},
-                        "option_vols": shocks}
         worst = {k: d["risk_matrix_margin_details"][k]["worst_case_bucket"]
                  for d in (m["initial_margin_details"] for m in margins.values())
                  for k in d["risk_matrix_margin_details"]}
         return {
-            "margin_model": "cross_pm" if cross else "segregated_pm",
-            "scenarios": scen,
+            "margin_model": "segregated_pm",
+            "scenarios": scenario_details(vectors),
             "initial_risk_vectors": {s: split(v, grid_of[s]) for s, v in initial.items()},
             "pre_aggregated_risk_vectors": {k: split(v, grids[k]) for k, v in pre.items()},
             "aggregated_risk_vectors": {k: split(v, grids[k]) for k, v in agg.items()},
@@ -706,6 +783,6 @@ class DeribitPm(MarginModel):
             "contribution_rule": "each position's P&L in its vector's worst scenario (scaled "
                                  "by worst_case / −pre-aggregated P&L there, which absorbs "
                                  "pnl_offset, dampener and rounding), plus its own roll shock; "
-                                 "order margins, IM rounding and X:PM collateral haircut pro "
-                                 "rata to |worst share + roll|",
+                                 "order margins and IM rounding pro rata to |worst share + "
+                                 "roll|",
         }
