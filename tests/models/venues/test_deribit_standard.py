@@ -1,5 +1,6 @@
 """deribit-standard against research/crypto-venues.md §1.8 (TV-D1..TV-D4), a derived X:SM case,
-an independent plain reference implementation and hypothesis properties."""
+an independent plain reference implementation (its own Black-76 from scipy, OTM against the
+option's underlying mark price) and hypothesis properties."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import deribit_reference
 from margin_engine.domain.book import Account, Book, MarginMode
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.maths import black76
 from margin_engine.models.core.registry import get_model
 from margin_engine.models.venues.deribit_standard import futures_margin, short_option_margin
 from margin_engine.policy.assess import assess_account
@@ -131,6 +132,26 @@ def test_linear_option_scaled_formula():
         strict.units(account, market)
 
 
+def test_otm_is_measured_against_the_underlying_mark_price():
+    """Short BTC 76,000 call, underlying mark (forward) 75,000, index 73,000, mark 0.04 BTC:
+    the published rule ("Underlying MarkPrice" [D3]) gives IM = max(0.15 − 1,000/75,000, 0.10)
+    + 0.04 = 0.176667 BTC; the index reading gave max(0.15 − 3,000/73,000, 0.10) + 0.04 =
+    0.148904 BTC (−16%). MM = 0.075 + 0.04 either way. Hand arithmetic."""
+    market = parse_model(MarketSnapshot, MARKET, "m")
+    account = parse_model(Book, {"accounts": [{"id": "a", "margin_mode": "cross", "positions": [
+        {"symbol": "BTC-27MAR26-76000-C", "size": -10}]}]}, "b").accounts[0]
+
+    def im_mm(params: dict[str, Any]) -> tuple[float, float]:
+        model = get_model("deribit-standard", params)
+        (u,) = [model.margin_unit(x, account, market) for x in model.units(account, market)]
+        return u.initial_margin, u.maintenance_margin
+
+    im, mm = im_mm({})
+    assert close(im, 10 * (0.15 - 1000 / 75000 + 0.04)) and close(mm, 10 * 0.115)
+    im_index, _ = im_mm({"option_otm_reference": "index"})
+    assert close(im_index, 10 * (0.15 - 3000 / 73000 + 0.04))
+
+
 # ------------------------------------------------------------------------------------------
 # independent plain reference
 
@@ -154,23 +175,28 @@ MARKET: dict[str, Any] = {
         {"symbol": "ETH-PERPETUAL", "kind": "perpetual", "underlying": "ETH", "settle": "ETH",
          "inverse": True, "contract_size": 1, "mark_price": 2101.0},
         {"symbol": "BTCUSDT", "kind": "perpetual", "underlying": "BTC", "settle": "USDT",
-         "inverse": False, "contract_size": 1, "mark_price": 73005.0}]}
+         "inverse": False, "contract_size": 1, "mark_price": 73005.0},
+        {"symbol": "BTC-27MAR26-76000-C", "kind": "option", "underlying": "BTC", "settle": "BTC",
+         "inverse": True, "contract_size": 1, "expiry": "2026-03-27T08:00:00Z",
+         "strike": 76000, "option_type": "call", "mark_iv": 0.5, "underlying_price": 75000.0,
+         "mark_price": 0.04}]}
 SYMBOLS = [i["symbol"] for i in MARKET["instruments"]]
 RATES = {"BTC": (0.02, 0.01, 0.00005), "ETH": (0.02, 0.01, 0.000004)}
 
 
 def reference_position(ins: dict[str, Any], size: float, market: MarketSnapshot):
-    """(IM, MM) in the settlement currency, written from research §1.2-1.4 alone."""
+    """(IM, MM) in the settlement currency, written from research §1.2-1.4 alone: OTM against
+    the option's underlying mark price ("Underlying MarkPrice" [D3])."""
     if ins["kind"] == "option":
         n = abs(size) * ins["contract_size"]
         if size >= 0:
             return 0.0, 0.0
-        S = market.index[ins["underlying"]]
+        S = ins["underlying_price"]
         mark = ins.get("mark_price")
         if mark is None:  # no quoted mark: Black-76 at mark_iv on the forward, in coin
-            T = market.years_to_expiry(market.instrument(ins["symbol"]))
-            mark = black76.price_coin(ins["underlying_price"], ins["strike"], T, ins["mark_iv"],
-                                      ins["option_type"] == "call")
+            T = (51 * 86400 - 1.5 * 3600) / (365 * 86400)   # 4 Feb 09:30 → 27 Mar 08:00
+            mark = deribit_reference.b76(S, ins["strike"], T, ins["mark_iv"],
+                                         ins["option_type"] == "call") / S
         if ins["option_type"] == "call":
             otm = max(ins["strike"] - S, 0)
             return n * (max(0.15 - otm / S, 0.10) + mark), n * (0.075 + mark)
@@ -201,7 +227,7 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 @FAST
 @given(SIZES, st.sampled_from(["segregated", "cross"]))
 def test_matches_plain_reference(sizes, collateral):
-    sizes = [z if i not in (2, 3) else z / 1000.0 for i, z in enumerate(sizes)]
+    sizes = [z if i not in (2, 3, 6) else z / 1000.0 for i, z in enumerate(sizes)]
     market = parse_model(MarketSnapshot, MARKET, "m")
     account = account_of(sizes)
     model = get_model("deribit-standard", {"collateral": collateral})
@@ -227,8 +253,8 @@ def test_options_scale_linearly(sizes, k):
     """Options carry no size-dependent term: sizes × k give margin × k."""
     market = parse_model(MarketSnapshot, MARKET, "m")
     model = get_model("deribit-standard")
-    a = account_of([0, 0, *sizes, 0, 0])
-    b = account_of([0, 0, *(k * z for z in sizes), 0, 0])
+    a = account_of([0, 0, *sizes, 0, 0, 0])
+    b = account_of([0, 0, *(k * z for z in sizes), 0, 0, 0])
     if not a.positions:
         return
     (ua,) = [model.margin_unit(u, a, market) for u in model.units(a, market)]

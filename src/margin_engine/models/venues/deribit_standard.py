@@ -6,8 +6,10 @@ Per position, in the settlement currency:
   USD size / mark; underlying units for linear): ``IM = s·(im_base + s·increase)``,
   ``MM = s·(mm_base + s·increase)``; linear contracts multiply by the index price
   (§1.2, §1.3; BTC 2% / 1% + 0.005% per BTC since 2022-01-11).
-- Options, per unit of underlying, with ``S`` the underlying reference price, ``m`` the option
-  mark (coin for inverse options) and ``OTM`` the out-of-the-money amount (§1.4):
+- Options, per unit of underlying, with ``S`` the underlying mark price (the option's
+  ``underlying_price``, "Underlying MarkPrice" in [D3]; ``option_otm_reference``), ``m`` the
+  option mark (coin for inverse options) and ``OTM`` the out-of-the-money amount against ``S``
+  (§1.4):
 
   - short call: ``IM = max(0.15 − OTM/S, 0.10) + m``, ``MM = 0.075 + m``;
   - short put: ``MM = max(0.075, 0.075·m) + m``, ``IM = max(max(0.15 − OTM/S, 0.10) + m, MM)``;
@@ -95,10 +97,14 @@ class DeribitStandardParams(ModelParams):
                     "mark (fraction of the underlying); [D3] THIRD-PARTY; UNCONFIRMED current "
                     "value.")
     option_otm_reference: Literal["index", "forward"] = Field(
-        "index",
-        description="Underlying price S in the OTM amount and OTM/S: the index ('index') or the "
-                    "option's forward/underlying mark ('forward'). [D3] says 'Underlying "
-                    "MarkPrice'; research §8.2 reads it as the index. UNCONFIRMED.")
+        "forward",
+        description="Underlying price S in the OTM amount and OTM/S. 'forward' (default since "
+                    "2026-12-06): the option's underlying mark price, i.e. its "
+                    "underlying_price (Deribit's ticker field for the option's underlying: "
+                    "the same-expiry future or synthetic), else a same-expiry future's mark, "
+                    "else the index - the published rule says 'Underlying MarkPrice' [D3, "
+                    "THIRD-PARTY restatement]. 'index': the index price (research §8.2's "
+                    "reading; the default before 2026-12-06).")
     linear_options: Literal["scaled", "reject"] = Field(
         "scaled",
         description="Linear (stablecoin-settled) options: 'scaled' applies the coin formula "
@@ -195,7 +201,7 @@ def _position(ins: Instrument, size: float, market: MarketSnapshot,
 @register
 class DeribitStandard(MarginModel):
     name = "deribit-standard"
-    version = "2022-01.1"
+    version = "2022-01.2"
     source = ("Deribit support: '11 January 2022' (futures rates), 'Linear Perpetual', "
               "'Margin types and usage', 'Cross-collateral specifications'; option formula via "
               "tslab.pro (third-party) — research/crypto-venues.md §1.1-1.4, §1.6")
