@@ -7,15 +7,18 @@ vol-up scenario. Every instrument is revalued once per scenario (a ``[instrument
 matrix, NumPy-vectorised):
 
 - inverse futures/perpetuals, ``q`` coin (USD size / mark): ``P&L = q·x/(1+x)`` coin (§8.1);
-  linear ones ``q·P·x``; on the extended table futures use the move clipped to ``±r``;
+  linear ones ``q·P·x``;
 - options: Black-76 full revaluation on the forward ``F·(1+x)`` at the shocked vol; inverse
   options in coin (``V_usd/F``). Vol shocks ``up·(30/DTE)^p`` and ``down·(30/DTE)^p`` with
   ``p`` the short-term power up to 30 days and the long-term power beyond;
-- extended P&L × ``extended_table_factor``.
+- extended entries: "only a fraction of simulated P&L" [D4], ``P&L(x)·e/x`` with ``e`` the edge
+  of the standard range (``±r``), coin-settled ones valued at the edge price (``× (1+x)/(1+e)``;
+  for futures exactly the ``±r`` entry, as published), × ``extended_table_factor``.
 
 Per vector (pair × settlement currency, e.g. ``btc_btc``) the positions' P&L are summed
-(``pre_aggregated_risk_vectors``); the extended entries are dampened (``extended_dampener``) and
-gains are multiplied by ``pnl_offset`` (``aggregated_risk_vectors``). Then
+(``pre_aggregated_risk_vectors``); the extended entries are dampened (``extended_dampener`` USD,
+converted at the edge price) and gains are multiplied by ``pnl_offset``
+(``aggregated_risk_vectors``). Then
 
 ``worst_case = −min(aggregated)``; ``risk_matrix_margin = worst_case + roll_shock (+ delta_shock
 + correlation_contingency, both 0 here)``; ``MM = mm_factor·risk_matrix_margin``;
@@ -23,7 +26,8 @@ gains are multiplied by ``pnl_offset`` (``aggregated_risk_vectors``). Then
 
 ``roll_shock = Σ|q_i|·max(min_annualised_move, annualised_move_risk·T_i)`` over futures.
 Reproduces Deribit's published ``private/pme/simulate`` examples TV-D5 and TV-D6 (research §1.8)
-with every intermediate vector.
+with every intermediate vector. X:PM (one USD stress test over the account) is in
+:mod:`margin_engine.models.venues.deribit_pm_cross`.
 """
 
 from __future__ import annotations
@@ -567,10 +571,12 @@ def _amount(value: float, settle: str, in_usd: bool, market: MarketSnapshot) -> 
 @register
 class DeribitPm(MarginModel):
     name = "deribit-pm"
-    version = "2026-02.1"
-    source = ("Deribit support 'Portfolio Margin'; API private/pme/simulate (example of "
-              "2024-06-17) and a captured mainnet response of 2026-02-15; API changelog on "
-              "pre_aggregated_risk_vectors — research/crypto-venues.md §1.5, §1.8, §8.1")
+    version = "2026-02.2"
+    source = ("Deribit support 'Portfolio Margin', 'Margin types and usage', 'Cross-collateral "
+              "specifications'; API private/pme/simulate (example of 2024-06-17) and a captured "
+              "mainnet response of 2026-02-15; API changelog on pre_aggregated_risk_vectors; "
+              "extended-table formula from a third-party PM simulator — research/"
+              "crypto-venues.md §1.5, §1.8, §8.1; docs/models/deribit-pm.md")
     summary = ("Deribit portfolio margin: price buckets × vol scenarios + extended table, "
                "pnl_offset, roll shock; MM = 0.8 × risk matrix; S:PM or X:PM.")
     Params = DeribitPmParams
