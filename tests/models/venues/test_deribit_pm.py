@@ -452,6 +452,16 @@ def test_xpm_coin_collateral_that_falls_with_the_portfolio_raises_the_requiremen
     assert close(off.initial_margin, usdc_only.initial_margin, rel=1e-15)
     hedged = xpm({}, PERPS, acct({"BTC": 2.0}, -2000))
     assert close(hedged.initial_margin, 1460, rel=1e-12)
+    # equity_side_impact 'up': the balance counts in rising moves only, so its fall is ignored
+    up_only = xpm({"currency": {"btc": {"equity_side_impact": "up"}}}, PERPS,
+                  acct({"BTC": 2.0}, 5000))
+    assert close(up_only.initial_margin, usdc_only.initial_margin, rel=1e-15)
+    # a coin without positions on its pair counts only with collateral_revaluation='all'
+    eth = {"id": "x", "margin_mode": "portfolio", "collateral": {"BTC": 2.0},
+           "positions": [{"symbol": "ETH-PERPETUAL", "size": -210000}]}
+    assert close(xpm({}, PERPS, eth).initial_margin, 37800 + 1050, rel=1e-12)
+    assert close(xpm({"collateral_revaluation": "all"}, PERPS, eth).initial_margin,
+                 37800 + 23360 + 1050, rel=1e-12)
     market = parse_model(MarketSnapshot, PERPS, "market")
     account = parse_model(Book, {"accounts": [acct({"BTC": 2.0}, -2000)]}, "b").accounts[0]
     assert close(unit_of(get_model("deribit-pm"), market, account).initial_margin,
@@ -505,6 +515,29 @@ def test_random_books_match_reference(sizes):
     doc = book_doc(scaled(sizes), BTC_SYMBOLS)
     if doc["positions"]:
         check_against_reference(get_model("deribit-pm"), MIXED_MARKET, doc)
+
+
+@FAST
+@given(st.lists(st.integers(-20, 20), min_size=10, max_size=10),
+       st.sampled_from(["joint", "independent"]),
+       st.fixed_dictionaries({"BTC": st.sampled_from([0.0, 0.5, 3.0]),
+                              "ETH": st.sampled_from([0.0, 10.0]), "USDC": st.just(1e4)}))
+def test_random_xpm_books_match_reference(units, mode, collateral):
+    """X:PM on random mixed books (inverse and linear, futures and options, coin collateral):
+    IM and MM equal the independent reference; contributions add up (checked in xpm)."""
+    symbols = [i["symbol"] for i in MIXED_MARKET["instruments"]]
+    scale = {"BTC-PERPETUAL": 500, "BTC-27MAR26": 500, "ETH-PERPETUAL": 2000,
+             "BTC_USDC-PERPETUAL": 500, "BTC_USDC-27MAR26-90000-C": 20}
+    doc = {"id": "h", "margin_mode": "portfolio", "collateral": collateral,
+           "positions": [{"symbol": s, "size": z * scale.get(s, 1)}
+                         for s, z in zip(symbols, units, strict=True) if z]}
+    if not doc["positions"]:
+        return
+    r = xpm({"cross_pair_scenarios": mode}, MIXED_MARKET, doc)
+    ref = reference.cross(MIXED_MARKET, doc, mode == "joint")
+    assert close(r.initial_margin, ref["im"], rel=1e-9, abs_=1e-6)
+    assert close(r.maintenance_margin, ref["mm"], rel=1e-9, abs_=1e-6)
+    assert r.initial_margin >= r.maintenance_margin >= 0.0
 
 
 @FAST

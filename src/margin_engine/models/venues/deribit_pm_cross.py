@@ -166,6 +166,7 @@ def cross_margin_unit(model: DeribitPm, unit: MarginUnit, account: Account,
     worst_total = 0.0
     groups: dict[str, dict[str, Any]] = {}
     worst_at: dict[str, int] = {}
+    orphan = 0.0        # worst case of groups without positions (collateral_revaluation='all')
     for members in pair_groups(model, pairs):
         g0 = grids[members[0]]
         if any(grids[pk].n_scenarios != g0.n_scenarios for pk in members):
@@ -191,9 +192,14 @@ def cross_margin_unit(model: DeribitPm, unit: MarginUnit, account: Account,
                     share[i] = -float(usd_rows[i][w]) * scale
             left += sum(-float(coll_rows[c][w]) * scale for c, q in coll_pair.items()
                         if q == pk)
+        groups[name]["collateral_share"] = left
+        if not idx:
+            orphan += left
+            continue
         for i, s in zip(idx, pro_rata(left, [share[i] for i in idx]), strict=True):
             share[i] += s
-        groups[name]["collateral_share"] = left
+    for i, s in enumerate(pro_rata(orphan, share)):
+        share[i] += s
     # 4. roll shock, order margins, haircut
     roll_usd = [x.roll * market.usd_price(x.ccy) for x in pos]
     rmm = worst_total + sum(roll_usd)
@@ -202,7 +208,8 @@ def cross_margin_unit(model: DeribitPm, unit: MarginUnit, account: Account,
                     for c, m in orders.items())
     hc = {ccy: p.currency[currency_key(ccy)].haircut for ccy in unit.collateral
           if currency_key(ccy) in p.currency}
-    haircut_usd, haircut_per = collateral_haircut_usd(unit.collateral, hc, market)
+    haircut_usd, haircut_per = collateral_haircut_usd(unit.collateral, hc, market) if pos \
+        else (0.0, {})
     mm = p.mm_factor * rmm
     im = max(rmm + order_usd + haircut_usd, mm)
     fx = market.convert(1.0, "USD", unit.currency)
