@@ -181,7 +181,8 @@ class DeribitPmParams(ModelParams):
                     "risk vector over every settlement currency (coin P&L valued at the "
                     "scenario's price) and the coin collateral revalued in the same scenarios "
                     "[D5: 'assesses the entire portfolio for all available assets', D6]; pairs "
-                    "combined per cross_pair_scenarios.")
+                    "combined per cross_pair_scenarios. The X:PM algorithm is not published: "
+                    "UNCONFIRMED reading, see docs/models/deribit-pm.md.")
     mm_factor: float = Field(0.8, gt=0.0, le=1.0,
                              description="MM = mm_factor × risk_matrix_margin [D7, D8].")
     buckets_count: int = Field(4, ge=1, le=50,
