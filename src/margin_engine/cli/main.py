@@ -611,3 +611,6 @@ def demo(out: Annotated[Path, typer.Option(help="where to write the sample files
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+from . import import_cmd as _import_cmd  # noqa: E402,F401  (registers `import`)
