@@ -6,6 +6,7 @@ import base64
 import re
 from datetime import date
 
+import numpy as np
 import pytest
 
 from margin_engine.analysis.backtest import registered_model_factory, run_backtest
@@ -63,3 +64,52 @@ def test_report_marks_the_zone_and_years(runs, tmp_path):
 def test_report_needs_a_result(tmp_path):
     with pytest.raises(ValueError, match="results: give at least one backtest"):
         write_report([], tmp_path)
+
+
+@pytest.fixture(scope="module")
+def mixed_runs():
+    """A USD-margined and a coin-margined run of the same inverse book."""
+    h = synthetic_series(date(2025, 1, 1), days=420)
+    bk = parse_model(Book, {"accounts": [{"id": "a", "collateral": {"BTC": 10},
+                                          "positions": [{"symbol": "BTC-PERPETUAL",
+                                                         "size": 5000}]}]}, "book")
+    return [run_backtest(bk, registered_model_factory(m), h, start="2024-01-01")
+            for m in ("historical-var", "deribit-standard")]
+
+
+def test_coin_and_usd_margins_are_not_drawn_on_one_share_axis(mixed_runs):
+    """Issue 8: a BTC margin / BTC notional is drawn on its own axis, labelled in BTC."""
+    from margin_engine.analysis.report import _comparison_share
+
+    assert [r.currency for r in mixed_runs] == ["USD", "BTC"]
+    axes = _comparison_share(mixed_runs).axes
+    assert len(axes) == 2
+    for ax, r in zip(axes, mixed_runs, strict=True):
+        assert ax.get_ylabel() == f"% of {r.currency} notional"
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            f"{r.label} [{r.currency}]"]
+        line = ax.get_lines()[0].get_ydata()
+        assert float(np.nanmax(line)) < ax.get_ylim()[1]  # the line is inside the axis
+    # one currency: one axis
+    assert len(_comparison_share(mixed_runs[:1]).axes) == 1
+
+
+def test_traffic_light_bands_and_expected_line_are_labelled(mixed_runs):
+    from margin_engine.analysis.report import _share_and_light
+
+    r = mixed_runs[0]
+    fig = _share_and_light(r)
+    top, bottom = fig.axes
+    texts = [t.get_text() for t in bottom.get_legend().get_texts()]
+    assert texts == ["exceptions in the last 250 days", "expected: 250 × 1% = 2.5",
+                     "green zone: 0–4", "yellow zone: 5–9", "red zone: ≥ 10"]
+    assert "USD" in top.get_ylabel()
+    assert [t.get_text() for t in top.get_legend().get_texts()] == [
+        "initial margin / notional (both in USD)"]
+
+
+def test_summary_table_names_each_run_currency(mixed_runs, tmp_path):
+    page = write_report(mixed_runs, tmp_path).read_text(encoding="utf-8")
+    assert "<th>ccy</th>" in page
+    assert "<td>historical-var</td><td>USD</td>" in page
+    assert "<td>deribit-standard</td><td>BTC</td>" in page

@@ -86,7 +86,9 @@ def _price_margin(r: BacktestResult) -> Figure:
                    label=f"exceedance ({int(x.sum())})")
     bottom.set_ylabel(f"{r.currency}")
     bottom.set_ylim(bottom=0)
-    bottom.legend(loc="upper left", fontsize=8)
+    # above the axis, in one row: inside it would hide the largest losses
+    bottom.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=4, fontsize=8,
+                  frameon=False, borderaxespad=0.2)
     bottom.grid(alpha=0.3)
     return fig
 
@@ -96,7 +98,7 @@ def _loss_vs_margin(r: BacktestResult) -> Figure:
     ax = fig.subplots()
     x = r.exceedance
     ax.scatter(r.margin[~x], r.realised_loss[~x], s=5, alpha=0.5, color=_PALETTE[0],
-               label="covered")
+               label=f"covered, loss ≤ margin ({int((~x).sum())})")
     ax.scatter(r.margin[x], r.realised_loss[x], s=14, color=_ZONE_COLOURS["red"],
                label=f"exceedance ({int(x.sum())})")
     hi = float(max(np.max(r.margin), np.max(r.realised_loss), 0.0)) * 1.05 or 1.0
@@ -105,7 +107,7 @@ def _loss_vs_margin(r: BacktestResult) -> Figure:
     ax.set_xlabel(f"margin ({r.currency})")
     ax.set_ylabel(f"realised loss over {r.horizon_days} d ({r.currency})")
     ax.set_title(f"{r.label}: realised loss vs margin")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)  # large margins with a loss: the empty corner
     ax.grid(alpha=0.3)
     return fig
 
@@ -119,14 +121,20 @@ def _rolling_exceptions(flags: np.ndarray, window: int = 250) -> np.ndarray:
 
 
 def _share_and_light(r: BacktestResult) -> Figure:
-    fig = _figure(10.0, 5.0)
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(10.0, 5.4)
     top, bottom = fig.subplots(2, 1, sharex=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(r.notional > 0, r.margin / r.notional, np.nan)
-    top.plot(r.dates, 100 * share, lw=1, color=_PALETTE[0], label="margin / notional")
-    top.set_ylabel("% of notional")
-    top.set_ylim(bottom=0)
+    top.plot(r.dates, 100 * share, lw=1, color=_PALETTE[0],
+             label=f"{r.margin_kind} margin / notional (both in {r.currency})")
+    top.set_ylabel(f"% of notional ({r.currency})")
+    hi = float(np.nanmax(share)) * 100 if np.isfinite(share).any() else 1.0
+    top.set_ylim(0, hi * 1.15 if hi > 0 else 1.0)
     top.grid(alpha=0.3)
+    top.legend(loc="lower left", fontsize=8)
     top.set_title(f"{r.label}: margin as a share of notional, rolling 250-day exceptions")
     roll = _rolling_exceptions(r.exceedance)
     p = 1.0 - r.statistics.confidence
@@ -134,34 +142,62 @@ def _share_and_light(r: BacktestResult) -> Figure:
     top_y = max(float(np.nanmax(roll)) if np.isfinite(roll).any() else 0.0, yellow + 2)
     bottom.axhspan(-0.5, green + 0.5, color=_ZONE_COLOURS["green"], alpha=0.12, lw=0)
     bottom.axhspan(green + 0.5, yellow + 0.5, color=_ZONE_COLOURS["yellow"], alpha=0.18, lw=0)
-    bottom.axhspan(yellow + 0.5, top_y + 1, color=_ZONE_COLOURS["red"], alpha=0.12, lw=0)
-    bottom.step(r.dates, roll, where="post", color="black", lw=1)
-    bottom.axhline(250 * p, color="black", ls=":", lw=0.8)
-    bottom.set_ylim(-0.5, top_y + 1)
+    y_max = (top_y + 1) * 1.35  # room above the data for the legend
+    bottom.axhspan(yellow + 0.5, y_max, color=_ZONE_COLOURS["red"], alpha=0.12, lw=0)
+    (count,) = bottom.step(r.dates, roll, where="post", color="black", lw=1,
+                           label="exceptions in the last 250 days")
+    expected = bottom.axhline(250 * p, color="black", ls=":", lw=0.8,
+                              label=f"expected: 250 × {100 * p:g}% = {250 * p:g}")
+    bands = [Patch(color=_ZONE_COLOURS["green"], alpha=0.3, label=f"green zone: 0–{green}"),
+             Patch(color=_ZONE_COLOURS["yellow"], alpha=0.4,
+                   label=f"yellow zone: {green + 1}–{yellow}"),
+             Patch(color=_ZONE_COLOURS["red"], alpha=0.3, label=f"red zone: ≥ {yellow + 1}")]
+    if not np.isfinite(roll).any():
+        bottom.text(0.5, 0.5, f"fewer than 250 days ({r.n_days}): no rolling count",
+                    transform=bottom.transAxes, ha="center", va="center", fontsize=9)
+    bottom.legend(handles=[count, expected, *bands], loc="upper left", fontsize=7, ncol=2,
+                  title=f"Basel traffic light (250 days, p = {p:g})", title_fontsize=7)
+    bottom.set_ylim(-0.5, y_max)
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_ylabel("exceptions in last 250 d")
     bottom.grid(alpha=0.3)
     return fig
 
 
+def _run_name(r: BacktestResult) -> str:
+    """The run's label with its margin currency, for legends and bar labels."""
+    return f"{r.label} [{r.currency}]"
+
+
 def _comparison_share(results: Sequence[BacktestResult]) -> Figure:
-    fig = _figure(10.0, 4.0)
-    ax = fig.subplots()
+    """Margin / notional over time, one panel per margin currency: a coin-margined run's share
+    (BTC margin / BTC notional) is not drawn on the axis of USD-margined runs."""
+    groups: dict[str, list[int]] = {}
     for k, r in enumerate(results):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(r.notional > 0, r.margin / r.notional, np.nan)
-        ax.plot(r.dates, 100 * share, lw=1, color=_PALETTE[k % 10], label=r.label)
-    ax.set_ylabel("margin, % of notional")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_title("margin as a share of notional")
+        groups.setdefault(r.currency, []).append(k)
+    fig = _figure(10.0, 1.0 + 3.0 * len(groups))
+    axes = np.atleast_1d(fig.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0])
+    for ax, (ccy, idx) in zip(axes, groups.items(), strict=True):
+        hi = 0.0
+        for k in idx:
+            r = results[k]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.where(r.notional > 0, r.margin / r.notional, np.nan)
+            ax.plot(r.dates, 100 * share, lw=1, color=_PALETTE[k % 10], label=_run_name(r))
+            if np.isfinite(share).any():
+                hi = max(hi, 100 * float(np.nanmax(share)))
+        ax.set_ylabel(f"% of {ccy} notional")
+        ax.set_ylim(0, hi * 1.15 if hi > 0 else 1.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        ax.set_title(f"margin in {ccy} as a share of notional in {ccy}", fontsize=10)
     return fig
 
 
 def _comparison_bars(results: Sequence[BacktestResult]) -> Figure:
     fig = _figure(10.0, 3.6)
     axes = fig.subplots(1, 4)
-    labels = [r.label for r in results]
+    labels = [_run_name(r) for r in results]
     colours = [_PALETTE[k % 10] for k in range(len(results))]
     ypos = np.arange(len(results))
 
@@ -175,7 +211,8 @@ def _comparison_bars(results: Sequence[BacktestResult]) -> Figure:
             ax.text(0 if not np.isfinite(x) else x, y, " n/a" if not np.isfinite(x)
                     else f" {x if abs(x) > 1e-9 else 0.0:.3g}{unit}", va="center", fontsize=8)
         if ref is not None:
-            ax.axvline(ref, color="black", ls="--", lw=0.8)
+            ax.axvline(ref, color="black", ls="--", lw=0.8, label=f"target {ref:g}{unit}")
+            ax.legend(fontsize=7, loc="lower right")
         ax.set_title(title, fontsize=9)
         ax.set_yticks(ypos, labels if ax is axes[0] else [""] * len(labels), fontsize=8)
         ax.invert_yaxis()
@@ -183,11 +220,11 @@ def _comparison_bars(results: Sequence[BacktestResult]) -> Figure:
         ax.tick_params(axis="x", labelsize=8)
 
     st = [r.statistics for r in results]
-    bars(axes[0], [100 * s.coverage.exception_rate for s in st],
-         f"exception rate, % (target {100 * (1.0 - st[0].confidence):g}%)",
-         100 * (1.0 - st[0].confidence))
+    bars(axes[0], [100 * s.coverage.exception_rate for s in st], "exception rate",
+         100 * (1.0 - st[0].confidence), unit="%")
     bars(axes[1], [None if s.margin_share is None else 100 * s.margin_share.mean_share
-                   for s in st], "mean margin, % notional")
+                   for s in st], "mean margin, % of notional\n(each in its margin currency)",
+         unit="%")
     bars(axes[2], [None if s.procyclicality_of_share is None
                    else s.procyclicality_of_share.peak_to_trough.ratio for s in st],
          "peak-to-trough (share)")
@@ -245,7 +282,8 @@ def _summary_table(results: Sequence[BacktestResult]) -> str:
     for row, r in zip(summary_rows(results), results, strict=True):
         pcs = r.statistics.procyclicality_of_share
         rows.append([
-            html.escape(row["label"]), _fmt(row["horizon_days"]), _fmt(row["days"]),
+            html.escape(row["label"]), html.escape(r.currency), _fmt(row["horizon_days"]),
+            _fmt(row["days"]),
             f"{row['exceedances']} / {row['expected']:.1f}", _fmt(row["coverage"], "pct"),
             _fmt(row["kupiec_p"], "p"), _fmt(row["christoffersen_cc_p"], "p"),
             f"{_zone(row['zone_last_250'])} {row['exceptions_last_250']}",
@@ -255,7 +293,7 @@ def _summary_table(results: Sequence[BacktestResult]) -> str:
             _fmt(row["max_5d_increase"], "pct"),
             _fmt(None if pcs is None or 5 not in [n.horizon for n in pcs.n_day]
                  else pcs.ratio(5) - 1, "pct")])
-    return _table(["run", "h", "days", "exceed. / expected", "coverage", "Kupiec p",
+    return _table(["run", "ccy", "h", "days", "exceed. / expected", "coverage", "Kupiec p",
                    "Christoffersen cc p", "last 250 d", "Z2", "mean margin / notional",
                    "peak-to-trough", "… of share", "max 5-d rise", "… of share"], rows, "num")
 

@@ -73,8 +73,9 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
     try:
         snap = load_market(market)
         mdl, note = build_model(model, parse_params(param), history, snap)
-        if note:
-            err_console.print(f"note: {note}", style="dim")
+        warnings = [note] if note else []
+        for w in warnings:
+            sys.stderr.write(f"warning: {w}\n")
         bk = load_book(book)
         check_against_market(bk, snap)
         reports = assess_book(mdl, bk, snap)
@@ -83,6 +84,7 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
         return
     if format is Format.json:
         doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp)
+        doc["warnings"] = warnings
         sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     else:
         print_compute(console, mdl, reports)
@@ -147,15 +149,17 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
         bk = load_book(book)
         check_against_market(bk, snap)
         mdl, note = build_model(model, parse_params(param), history, snap)
-        if note:
-            err_console.print(f"note: {note}", style="dim")
+        warnings = [note] if note else []
+        for w in warnings:
+            sys.stderr.write(f"warning: {w}\n")
         rows = stress_book(bk, snap, mdl, resolve(scenario))
     except InputError as exc:
         fail(exc)
         return
     if format is Format.json:
         sys.stdout.write(json.dumps({"model": mdl.name, "audit": asdict(mdl.stamp(snap)),
-                                     "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+                                     "rows": [asdict(r) for r in rows],
+                                     "warnings": warnings}, indent=2) + "\n")
         return
     t = Table(title=f"stress P&L (USD) and coverage by {mdl.name} initial margin",
               title_justify="left")
@@ -607,3 +611,6 @@ def demo(out: Annotated[Path, typer.Option(help="where to write the sample files
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+from . import import_cmd as _import_cmd  # noqa: E402,F401  (registers `import`)

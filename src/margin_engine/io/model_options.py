@@ -15,7 +15,8 @@ from margin_engine.models.core.registry import model_class
 
 def build_model(name: str, options: dict[str, Any], history: Sequence[Path] | None,
                 market: MarketSnapshot) -> tuple[MarginModel, str | None]:
-    """The model and, when it fell back to the embedded synthetic history, a note saying so.
+    """The model and, when it fell back to the embedded synthetic history, a warning saying so
+    (one line, for stderr and the JSON ``warnings`` list).
 
     Models with a ``history`` parameter get the ``--history`` files, or without them the
     synthetic history ending the day before the market snapshot.
@@ -29,7 +30,8 @@ def build_model(name: str, options: dict[str, Any], history: Sequence[Path] | No
             options = {**options, "history": load_price_series(history)}
         else:
             options = {**options, "history": synthetic_series(market.timestamp.date())}
-            note = f"{name}: no --history given, using the embedded synthetic history (seed 7)"
+            note = (f"{name}: no --history given, so its scenarios come from the embedded "
+                    f"synthetic history (seed 7), not real prices; give --history FILE")
     elif history:
         raise InputError("--history", f"{name} does not use a price history")
     return cls.from_options(options), note

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 #: Credit add-on as a fraction of (market risk + liquidity) by rating. A documented house
-#: table (not a regulator's): investment grade ≤ 5%, then rising; unrated counts as BBB.
+#: table (not a regulator's): investment grade ≤ 5%, then rising. An account without a rating
+#: pays no credit add-on unless one is configured (``credit_addon(..., unrated=...)``): a
+#: missing rating is missing information, not evidence of BBB credit.
 CREDIT_ADDON: Mapping[str, float] = MappingProxyType({
-    "AAA": 0.0, "AA": 0.0, "A": 0.05, "BBB": 0.10, "BB": 0.25, "B": 0.50, "CCC": 1.00,
-    "unrated": 0.10})
+    "AAA": 0.0, "AA": 0.0, "A": 0.05, "BBB": 0.10, "BB": 0.25, "B": 0.50, "CCC": 1.00})
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,15 @@ def concentration_charge(notional: float, share_of_open_interest: float, *,
     return notional * rate * max(0.0, share_of_open_interest - threshold)
 
 
-def credit_addon(base: float, rating: str | None, table: Mapping[str, float]) -> float:
-    """``base × table[rating]``; an unknown rating is an error, none counts as ``unrated``."""
-    key = rating if rating is not None else "unrated"
-    if key not in table:
+def credit_addon(base: float, rating: str | None, table: Mapping[str, float], *,
+                 unrated: float = 0.0) -> float:
+    """``base × table[rating]``, or ``base × unrated`` without a rating (0 by default: the
+    add-on is opt-in for unrated accounts); an unknown rating is an error."""
+    if rating is None:
+        return base * unrated
+    if rating not in table:
         raise ValueError(f"credit_rating: unknown rating {rating!r} (known: {', '.join(table)})")
-    return base * table[key]
+    return base * table[rating]
 
 
 def minimum_charge(short_option_notionals: Sequence[float], contracts: float, *,

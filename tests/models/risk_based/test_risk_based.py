@@ -247,3 +247,26 @@ def test_scaling_sizes_scales_market_risk(k):
     assert math.isclose(many.components["market_risk"], k * one.components["market_risk"],
                         rel_tol=1e-9)
 
+
+
+def test_credit_addon_is_opt_in_for_unrated_accounts(snap, history):
+    """Issue 8: an account without a credit_rating pays no credit add-on unless
+    ``credit_unrated`` is set; then it pays that fraction of (market risk + liquidity)."""
+    pos = [{"symbol": "BTCUSDT", "size": 2}, {"symbol": "ETHUSDT", "size": -30}]
+    unrated = _account(pos, rating=None)
+    r = assess_account(model("historical-var", history), unrated, snap, liquidation_prices=False)
+    assert r.components["credit"] == 0.0
+    base = r.components["market_risk"] + r.components["liquidity"]
+    assert base > 0
+    opted = assess_account(model("historical-var", history, credit_unrated=0.1), unrated, snap,
+                           liquidation_prices=False)
+    assert opted.components["credit"] == pytest.approx(0.1 * base, rel=1e-12)
+    assert opted.initial_margin == pytest.approx(r.initial_margin + 0.1 * base, rel=1e-12)
+    # a rating still prices by the table (BBB 10%), with or without credit_unrated
+    bbb = assess_account(model("historical-var", history), _account(pos, rating="BBB"), snap,
+                         liquidation_prices=False)
+    assert bbb.components["credit"] == pytest.approx(0.1 * base, rel=1e-12)
+    # the old 'unrated' table row is refused with a pointer to the parameter
+    with pytest.raises(InputError, match="credit_unrated"):
+        get_model("historical-var", {"history": history,
+                                     "credit_table": {"A": 0.05, "unrated": 0.1}})

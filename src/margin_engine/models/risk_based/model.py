@@ -10,7 +10,8 @@
 - liquidity: cost of closing each position into its order book (walk the depth, square-root
   impact beyond it) when its notional exceeds ``liquidity_threshold_usd``;
 - concentration: ``rate·notional·max(0, share of open interest − threshold)``;
-- credit: ``(market risk + liquidity) × table[rating]``;
+- credit: ``(market risk + liquidity) × table[rating]``; an account without a rating pays
+  ``credit_unrated`` (0 unless configured: opt-in);
 - minimum charge: top-up to ``short_option_min_rate × short-option notional + per-contract``;
 - anti-procyclicality (EMIR Art. 28), one of: ``buffer`` (25% of market risk, released in stress
   when ``apc_buffer_released``), ``floor`` (market risk over the whole available history, the
@@ -86,7 +87,12 @@ class RiskBasedParams(ModelParams):
     concentration_rate: float = Field(0.5, ge=0.0, description=(
         "Charge per unit of share above the threshold, × notional"))
     credit_table: dict[str, float] = Field(default_factory=lambda: dict(addons.CREDIT_ADDON),
-                                           description="Credit add-on fraction by rating")
+                                           description=(
+        "Credit add-on fraction of (market risk + liquidity) by credit_rating (house table: "
+        "AAA/AA 0, A 5%, BBB 10%, BB 25%, B 50%, CCC 100%)"))
+    credit_unrated: float = Field(0.0, ge=0.0, le=10.0, description=(
+        "Credit add-on fraction for accounts without a credit_rating: 0 (none) unless set; "
+        "opt-in, e.g. 0.10 to charge unrated accounts like BBB"))
     short_option_min_rate: float = Field(0.0, ge=0.0, le=1.0, description=(
         "Minimum charge per short option, fraction of underlying notional"))
     min_per_contract_usd: float = Field(0.0, ge=0.0, description="Minimum charge per contract")
@@ -106,6 +112,9 @@ class RiskBasedParams(ModelParams):
     @field_validator("credit_table")
     @classmethod
     def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        if "unrated" in v:
+            raise ValueError("credit_table: the add-on of accounts without a rating is the "
+                             "credit_unrated parameter, not an 'unrated' row")
         bad = [k for k, x in v.items() if not 0.0 <= x <= 10.0]
         if bad:
             raise ValueError(f"credit_table: fractions must lie in [0, 10] ({', '.join(bad)})")
@@ -290,7 +299,7 @@ class RiskBasedModel(MarginModel):
         # credit
         try:
             credit = addons.credit_addon(market_risk + liq.sum(), account.credit_rating,
-                                         p.credit_table)
+                                         p.credit_table, unrated=p.credit_unrated)
         except ValueError as exc:
             raise InputError("credit_rating", str(exc).split(": ", 1)[1]) from None
         contrib["credit"] = _pro_rata(credit, contrib["market_risk"] + liq)
