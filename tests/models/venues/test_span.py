@@ -320,7 +320,7 @@ def test_partial_parameter_override_keeps_defaults():
     m = get_model("span", {"combined_commodities": {"BTC": {"price_scan_range": 0.2}}})
     ccs = m.params.combined_commodities
     assert ccs["BTC"].price_scan_range == 0.2 and ccs["BTC"].extreme_cover == 0.35
-    assert ccs["ETH"].price_scan_range == 0.5
+    assert ccs["ETH"].price_scan_range == 0.63
     assert m.params.params_hash() != get_model("span").params.params_hash()
 
 
