@@ -541,7 +541,8 @@ class Span(MarginModel):
     version = "2017-12.2"
     source = ("CME SPAN methodology (cmegroup.com span-overview; pubspan risk-array, intra/inter "
               "spread and requirement pages; advisories 99-65, 23-376); research "
-              "ccp-standards.md §1")
+              "ccp-standards.md §1; CME risk-parameter files (expanded pa2 layouts) via "
+              "--param risk_parameters=FILE")
     summary = ("CME SPAN: 16-scenario risk arrays from a risk-parameter set, calendar, spot-month "
                "and inter-commodity spreads, short option minimum, net option value.")
     Params = SpanParams
