@@ -1,13 +1,14 @@
 """Reading a CME SPAN risk-parameter file in the positional "expanded unpacked" format (pa2).
 
-CME publishes its daily SPAN risk-parameter files in several layouts; the expanded unpacked
-format (file format code ``U2`` on the type "0" record, files named ``*.pa2``) is the one CME
-documents as current for its own files alongside the XML one, with 132-byte records whose first two
-bytes are the record type. The column positions below are those of CME's "Risk Parameter File
-Layouts for the Positional Formats" (pubspan pages "Type 2/3/4/5/6/8/B - Expanded"); for types
-"0", "1", "C", "P" and the second risk-array record "82", whose CME pages were not read in
-full, they follow two open-source readers of CME files (Shaftesbury.Span, F#; a Python pa2
-reader), as noted at each record. Positions are 1-based and inclusive, as in CME's tables.
+Since CME's SPAN advisory 04-07 (2004-04-01) CME publishes its daily risk-parameter files only
+in the expanded unpacked positional format (file format code ``U2`` on the type "0" record, files
+named ``*.pa2``) and in XML (``*.spn``); this module reads the positional one: records of up to
+132 bytes whose first two bytes are the record type. The column positions below are those of
+CME's "Risk Parameter File Layouts for the Positional Formats" (pubspan pages "Type
+2/3/4/5/6/8/B - Expanded"); for types "0", "1", "C", "P" and the second risk-array record "82",
+whose CME pages were not read in full, they follow two open-source readers of CME files
+(Shaftesbury.Span, F#; a Python pa2 reader), as noted at each record. Positions are 1-based
+and inclusive, as in CME's tables.
 
 What a crypto futures/options set needs is read: the exchange complex header ("0"), exchanges
 ("1"), combined commodities and their products ("2"), intracommodity spread tiers and the
