@@ -252,8 +252,11 @@ def test_default_table_is_the_2024_recording():
     ("2021-03-18", 20, True), ("2021-03-18", 21, False),    # 1M–10M: max 20×
     ("2024-10-24", 50, True), ("2024-10-24", 51, False)])   # 3M–12M: max 50×
 def test_leverage_above_the_bracket_maximum_is_refused(table, lev, ok):
-    """Binance refuses a leverage above the bracket's initialLeverage; nothing is capped."""
+    """Binance refuses a leverage above the bracket's initialLeverage; nothing is capped. (No
+    entry price here: the notional at the mark, 3,500,032.46, decides.)"""
     account, market = tv_b1("isolated")
+    account = account.model_copy(update={"positions": tuple(
+        p.model_copy(update={"entry_price": None}) for p in account.positions)})
     acct = account.model_copy(update={"leverage": {"BTCUSDT": lev, "ETHUSDT": 1}})
     model = get_model("binance-usdm", {"brackets": table})
     if ok:
@@ -266,7 +269,31 @@ def test_leverage_above_the_bracket_maximum_is_refused(table, lev, ok):
         assess_account(model, acct, market, liquidation_prices=False)
     assert err.value.path == "leverage.BTCUSDT"
     assert f"{lev} exceeds the maximum" in err.value.reason
-    assert "3,500,032.46 USDT" in err.value.reason
+    assert "3,500,032.46 USDT (bracket 4)" in err.value.reason
+
+
+def test_leverage_is_checked_at_the_entry_notional():
+    """Opened at 40,000 with 50× (notional 800,000: 2021 bracket 3, max 50×), then the price
+    rose to 60,000 (notional 1.2M, bracket 4, max 20×): Binance keeps the position; so does the
+    model, margining IM at N/50 and MM on bracket 4. Opened at 60,000 with 50×: refused.
+    (TV-B1's ETH leg is the converse: 5× allowed at the mark's notional, not at the entry's.)"""
+    market = parse_model(MarketSnapshot, {**TV_B1_MARKET, "index": {"BTC": 60000.0,
+                                                                     "ETH": 1335.18},
+                                           "instruments": [{**TV_B1_MARKET["instruments"][0],
+                                                            "mark_price": 60000.0}]}, "market")
+
+    def acct(entry):
+        return parse_model(Book, {"accounts": [{
+            "id": "a", "margin_mode": "isolated", "collateral": {"USDT": 1e6},
+            "positions": [{"symbol": "BTCUSDT", "size": 20, "entry_price": entry}],
+            "leverage": {"BTCUSDT": 50}}]}, "book").accounts[0]
+
+    r = assess_account(model_2021(), acct(40000.0), market, liquidation_prices=False)
+    assert math.isclose(r.initial_margin, 1_200_000 / 50, rel_tol=1e-12)
+    assert math.isclose(r.maintenance_margin, 1_200_000 * 0.025 - 16300, rel_tol=1e-12)
+    with pytest.raises(InputError, match=r"1,200,000.00 USDT \(bracket 4, 20 for "
+                                         r"1,200,000.00 at the entry price"):
+        assess_account(model_2021(), acct(60000.0), market, liquidation_prices=False)
 
 
 def test_default_leverage_is_lowered_to_the_bracket_maximum_and_said():

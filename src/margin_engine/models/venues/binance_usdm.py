@@ -4,7 +4,8 @@ Per position, with notional ``N = |size|·contract_size·mark`` (quote currency)
 
 - ``IM = N / leverage`` with the account's leverage for the symbol. A leverage above the
   ``initialLeverage`` of the bracket holding ``N`` is refused, as Binance refuses it (an input
-  error naming ``leverage.SYMBOL``); the default leverage (20×) of an account that sets none is
+  error naming ``leverage.SYMBOL``), unless the notional at the position's entry price allowed
+  it (the price has moved since); the default leverage (20×) of an account that sets none is
   lowered to the bracket's maximum and the position's details say so;
 - ``MM = N·maintMarginRatio − cum`` of the bracket holding ``N``;
 - ``cum_1 = 0``, ``cum_n = cum_{n−1} + notionalFloor_n·(MMR_n − MMR_{n−1})``.
@@ -188,20 +189,33 @@ class BinanceUsdm(MarginModel):
         return None
 
     def units(self, account: Account, market: MarketSnapshot) -> list[MarginUnit]:
-        """The base checks, then Binance's: a set leverage within the bracket's maximum."""
+        """The base checks, then Binance's: a set leverage within the maximum of the bracket
+        holding the position's notional — at the mark, or at the ``entry_price`` when that allows
+        more. Binance checks the leverage when a position is opened or the leverage changed; a
+        price move that later takes the notional into a lower-leverage bracket does not close
+        the position."""
         out = super().units(account, market)
         for pos in account.positions:
             lev = account.leverage.get(pos.symbol)
             if lev is None:
                 continue
             ins = market.instrument(pos.symbol)
+            table = self.params.brackets[pos.symbol]
             n = abs(pos.size) * ins.contract_size * mark(ins, market)
-            row = self.params.brackets[pos.symbol].at(n)
-            if lev > row.initialLeverage:
+            row = table.at(n)
+            allowed = row.initialLeverage
+            at_entry = ""
+            if pos.entry_price is not None:
+                n0 = abs(pos.size) * ins.contract_size * pos.entry_price
+                row0 = table.at(n0)
+                allowed = max(allowed, row0.initialLeverage)
+                at_entry = (f", {row0.initialLeverage:g} for {n0:,.2f} at the entry price "
+                            f"(bracket {row0.bracket})")
+            if lev > allowed:
                 raise InputError(
                     f"leverage.{pos.symbol}",
                     f"{lev:g} exceeds the maximum {row.initialLeverage:g} for a notional of "
-                    f"{n:,.2f} {ins.settle} (bracket {row.bracket}); Binance refuses it")
+                    f"{n:,.2f} {ins.settle} (bracket {row.bracket}{at_entry}); Binance refuses it")
         return out
 
     def margin_unit(self, unit: MarginUnit, account: Account,
