@@ -474,3 +474,15 @@ def test_eth_default_is_derived_from_the_shared_daily_closes():
     assert 1.44 < ratio < 1.46
     assert math.ceil(0.43 * ratio * 100) / 100 == get_model(
         "span").params.combined_commodities["ETH"].price_scan_range
+
+
+def test_backtest_options_read_the_file_too():
+    """`backtest --model span --param span:risk_parameters=FILE` gets the file's parameters."""
+    from margin_engine.cli.main import _bt_model_options
+
+    pa2 = str(ROOT / "docs" / "examples" / "cme-span-crypto-2026-02-04.pa2")
+    ((name, opts), (other, rest)) = _bt_model_options(
+        ["span", "okx-pm"], {"span:risk_parameters": pa2})
+    assert name == "span" and "risk_parameters" not in opts
+    assert opts["combined_commodities"]["BTC"]["price_scan_points"] == 31390.0
+    assert (other, rest) == ("okx-pm", {})
