@@ -23,7 +23,7 @@ from margin_engine.analysis.stress_test import resolve, stress_book
 from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
-from margin_engine.io.model_options import build_model
+from margin_engine.io.model_options import build_model, expand_file_parameters
 from margin_engine.io.report_json import compute_json
 from margin_engine.models.core.registry import model_class, model_names
 from margin_engine.policy.assess import assess_book
@@ -289,7 +289,7 @@ def _bt_model_options(models: list[str], params: dict[str, Any]
                 opts[key] = value
             elif m == target:
                 opts[name] = value
-    return out
+    return [(m, expand_file_parameters(m, opts)) for m, opts in out]
 
 
 def _bt_dynamic_config(path: Path | None) -> Any:

@@ -17,11 +17,17 @@ sys.path.insert(0, str(HERE))
 import okx_reference  # noqa: E402
 
 TS = "2026-02-04T00:00:00Z"
+#: The BTC/ETH MR7 table before 2025-01-15: the published examples TV-O1/TV-O2 are against it.
 MR7_TABLE = [[10000, 1], [70000, 2], [170000, 4], [300000, 6], [470000, 8], [700000, 10],
              [None, 12]]
+#: published: a number OKX printed; derived: worked out here by hand or by okx_reference.py.
+PROVENANCE = {"TV-O1": "published", "TV-O2": "derived", "TV-O3": "published",
+              "TV-O4": "derived", "TV-O5": "derived"}
 
 
 def write(name: str, doc: dict) -> None:
+    doc = {"id": doc["id"], "provenance": PROVENANCE.get(name, "derived"),
+           **{k: v for k, v in doc.items() if k != "id"}}
     (HERE / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
@@ -74,7 +80,8 @@ write("TV-O5", {
 # Index = marks = 100,000. Linear: 100 BTC → USD delta +10,000,000 → USDT cash −10M. Inverse:
 # −1,000,000 contracts × $10 → USD delta −10,000,000 → USD cash +10M. Price P&L nets to 0, so
 # MR1 = MR2 = MR6 = 0; both perpetuals share the 30-day MR4 bucket, whose delta nets to 0.
-# MR9 = 202,500 (TV-O3). MR7 raw = 0.2%·20,000,000 = 40,000 → 10,000 + 30,000·2 = 70,000.
+# MR9 = 202,500 (TV-O3). MR7 raw = 0.2%·20,000,000 = 40,000 → 40,000 (tier 1 of the table
+# from 2025-01-15, ≤ 250,000 at ×1).
 # MMR = max(202,500, 70,000) = 202,500; IMR = 1.3 × = 263,250.
 HEDGE_MARKET = {"timestamp": TS, "index": {"BTC": 100000.0}, "fx": {"USDT": 1.0},
                 "instruments": [perp("BTCUSDT", 1, 100000.0),
@@ -88,7 +95,7 @@ write("TV-O3-model", {
     "intermediate": {"risk_units": {"BTC": {
         "mr1_spot_shock": 0.0, "mr4_basis": 0.0, "mr9_stablecoin_depeg": 202500.0,
         "cash_deltas": {"USDT": -10000000.0, "USD": 10000000.0},
-        "mr7_raw": 40000.0, "mr7_adjusted": 70000.0, "derivatives_mmr": 202500.0}}},
+        "mr7_raw": 40000.0, "mr7_adjusted": 40000.0, "derivatives_mmr": 202500.0}}},
     "expected": {"maintenance_margin": 202500.0, "initial_margin": 263250.0}})
 
 # --- DERIVED: linear outright ------------------------------------------------------------------
@@ -117,7 +124,8 @@ write("DERIVED-linear-outright", {
 # +30 BTCUSDT perpetual at 100,000, −30 BTCUSDT future (16 days) at 101,000. P&L(m) =
 # 30·100,000·m − 30·101,000·m = −30,000·m → MR1 = MR2 = 3,600 (m = +12%), MR6 = 0.5·0.24·30,000
 # = 3,600. Both tenors are below 30 days → one MR4 bucket, delta −30,000 → 0.05·30/365·30,000.
-# MR7 raw = 0.002·(3,000,000 + 3,030,000) = 12,060 → 10,000 + 2,060·2 = 14,120 > stress.
+# MR7 raw = 0.002·(3,000,000 + 3,030,000) = 12,060 → ×1 (tier 1 from 2025-01-15: ≤ 250,000)
+# = 12,060 > stress 3,723.29: the minimum charge binds. IMR = 1.3·12,060 = 15,678.
 mr4c = 0.05 * 30 / 365 * 30000
 stress = 3600.0 + mr4c
 write("DERIVED-calendar-min-charge", {
@@ -134,14 +142,14 @@ write("DERIVED-calendar-min-charge", {
     "intermediate": {"risk_units": {"BTC": {
         "mr1_spot_shock": 3600.0, "mr1_scenario": "+0.12 vol_shock_down",
         "mr2_theta_decay": 3600.0, "mr6_extreme_move": 3600.0, "mr4_basis": mr4c,
-        "mr7_raw": 12060.0, "mr7_adjusted": 14120.0, "stress": stress, "binding": "mr7",
-        "derivatives_mmr": 14120.0}}},
-    "expected": {"maintenance_margin": 14120.0, "initial_margin": 18356.0,
+        "mr7_raw": 12060.0, "mr7_adjusted": 12060.0, "stress": stress, "binding": "mr7",
+        "derivatives_mmr": 12060.0}}},
+    "expected": {"maintenance_margin": 12060.0, "initial_margin": 15678.0,
                  "components": {"mr1_spot_shock": 3600.0, "mr4_basis": mr4c,
-                                "mr7_minimum_charge_excess": 14120.0 - stress,
-                                "initial_addon": 0.3 * 14120.0},
-                 "contributions": {"BTCUSDT": 18356.0 * 3000000 / 6030000,
-                                   "BTCUSDT-260220": 18356.0 * 3030000 / 6030000}}})
+                                "mr7_minimum_charge_excess": 12060.0 - stress,
+                                "initial_addon": 0.3 * 12060.0},
+                 "contributions": {"BTCUSDT": 15678.0 * 3000000 / 6030000,
+                                   "BTCUSDT-260220": 15678.0 * 3030000 / 6030000}}})
 
 # --- DERIVED: borrowing (MR8) ---------------------------------------------------------------
 # The linear outright with −20,000 USDC borrowed (collateral USDT 50,000, USDC −20,000 at 1.0):
@@ -183,7 +191,9 @@ ru = ref["risk_units"]["BTC"]
 write("REFERENCE-option-book", {
     "id": "REFERENCE-option-book", "research_id": "DERIVED",
     "source": "The okx-pm formulas (docs/models/okx-pm.md) evaluated by the independent plain "
-              "reference okx_reference.py (QuantLib BlackCalculator); default parameters",
+              "reference okx_reference.py (QuantLib BlackCalculator; it does not import the "
+              "model); default parameters (the 2025-01-15 set). MR1, MR6 and MR7 raw are also "
+              "recomputed inline by test_okx_pm.py with a closed-form Black-76",
     "params": {}, "market": OPT_MARKET, "book": OPT_BOOK,
     "intermediate": {"risk_units": {"BTC": {
         "mr1_spot_shock": ru["mr1"], "mr2_theta_decay": ru["mr2"],

@@ -23,9 +23,9 @@ class Ref:
     moves: tuple[float, ...] = (0.04, 0.08, 0.12)
     extreme: float = 0.24
     annual_basis: float = 0.05
-    mr7_tiers: tuple[tuple[float | None, float], ...] = (
-        (10_000, 1), (70_000, 2), (170_000, 4), (300_000, 6), (470_000, 8), (700_000, 10),
-        (None, 12))
+    mr7_tiers: tuple[tuple[float | None, float], ...] = (     # from 2025-01-15 (docs/models)
+        (250_000, 1), (500_000, 2), (1_000_000, 4), (2_000_000, 6), (3_000_000, 8),
+        (4_000_000, 10), (None, 12))
     vol_table: tuple[tuple[float, float], ...] = (
         (0.0, 0.30), (7.0, 0.20), (30.0, 0.12), (90.0, 0.08), (365.0, 0.05))
     vol_floor: float = 0.01

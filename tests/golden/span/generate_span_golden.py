@@ -14,6 +14,10 @@ TS = "2026-02-04T00:00:00Z"
 
 
 def write(name: str, doc: dict) -> None:
+    """published: numbers a source printed (McMillan, CME's pubspan examples); derived: worked
+    out by hand here or in the research note's synthetic example."""
+    prov = "published" if name.startswith(("TV-SPAN-1", "TV-SPAN-2")) else "derived"
+    doc = {"id": doc["id"], "provenance": prov, **{k: v for k, v in doc.items() if k != "id"}}
     (HERE / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
@@ -225,9 +229,11 @@ for port, pos, som, ra15, ra16, scan, k, mm in [
 # CCRisk BTC = 86,000 + 3,000 + 500 − 43,000 = 46,500; ETH = 50,000; SPAN = 96,500; IM = 1.1×.
 write("DERIVED-calendar-delivery-inter", {
     "id": "DERIVED-calendar-delivery-inter", "research_id": "DERIVED",
-    "source": "ccp-standards.md §1.3–§1.9 applied by hand to a futures book under the default "
-              "BTC/ETH parameter sets and the default BTC/ETH inter-commodity spread",
-    "params": {},
+    "source": "ccp-standards.md §1.3–§1.9 applied by hand to a futures book: BTC PSR 43%, ETH "
+              "PSR 50% (named here), the other BTC/ETH defaults and the default BTC/ETH "
+              "inter-commodity spread",
+    "params": {"combined_commodities": {"BTC": {"price_scan_range": 0.43},
+                                        "ETH": {"price_scan_range": 0.50}}},
     "market": {"timestamp": TS, "index": {"BTC": 100000.0, "ETH": 2000.0},
                "fx": {"USDT": 1.0}, "instruments": [
         future("BTC-F-FEB", "BTC", 1, "2026-02-27T08:00:00Z", 100000.0, "USDT"),
@@ -255,8 +261,8 @@ write("DERIVED-calendar-delivery-inter", {
 write("DERIVED-inverse-linear-hedge", {
     "id": "DERIVED-inverse-linear-hedge", "research_id": "DERIVED",
     "source": "USD valuation of inverse instruments (docs/models/span.md): a coin-settled "
-              "perpetual hedges a linear one exactly when index = marks",
-    "params": {},
+              "perpetual hedges a linear one exactly when index = marks; BTC PSR 43% named",
+    "params": {"combined_commodities": {"BTC": {"price_scan_range": 0.43}}},
     "market": {"timestamp": TS, "index": {"BTC": 100000.0}, "fx": {"USDT": 1.0},
                "instruments": [
         {"symbol": "BTCUSDT", "kind": "perpetual", "underlying": "BTC", "settle": "USDT",

@@ -16,7 +16,12 @@ from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.models.core.registry import get_model
 from margin_engine.models.core.units import build_units
-from margin_engine.models.venues.binance_usdm import SymbolBrackets, default_tables
+from margin_engine.models.venues.binance_usdm import (
+    TABLES,
+    SymbolBrackets,
+    default_tables,
+    shipped_tables,
+)
 from margin_engine.policy.assess import assess_account
 from margin_engine.policy.health import HealthPolicy
 from margin_engine.policy.liquidation import solve_liquidation_factor
@@ -32,6 +37,11 @@ TV_B1_MARKET = {
          "mark_price": 1335.18}]}
 
 
+def model_2021():
+    """TV-B1 and TV-B2 are published against Binance's 2021-03-18 table: name it."""
+    return get_model("binance-usdm", {"brackets": "2021-03-18"})
+
+
 def tv_b1(mode: str):
     book = {"accounts": [{
         "id": "tv-b1", "margin_mode": mode, "collateral": {"USDT": 1535443.01},
@@ -45,7 +55,7 @@ def tv_b1(mode: str):
 def test_tv_b1_intermediate_maintenance_margins():
     """TV-B1: BTC MM = 3,500,032.458 × 2.5% − 16,300; ETH MM = 4,918,775.081 × 10% − 135,365."""
     account, market = tv_b1("cross")
-    r = assess_account(get_model("binance-usdm"), account, market, liquidation_prices=False)
+    r = assess_account(model_2021(), account, market, liquidation_prices=False)
     btc, eth = r.positions
     assert math.isclose(btc.margin.notional, 109.488 * 31967.27, rel_tol=1e-15)
     assert math.isclose(btc.margin.maintenance_margin, 71200.81144, abs_tol=5e-6)
@@ -60,7 +70,7 @@ def test_tv_b1_intermediate_maintenance_margins():
 def test_tv_b1_liquidation_prices(mode, expected):
     """TV-B1: the four published liquidation prices, to 0.01."""
     account, market = tv_b1(mode)
-    r = assess_account(get_model("binance-usdm"), account, market)
+    r = assess_account(model_2021(), account, market)
     got = {p.margin.symbol: p.liquidation_price for p in r.positions}
     for sym, lp in expected.items():
         assert got[sym] is not None and abs(got[sym] - lp) < 0.005, (sym, got[sym], lp)
@@ -70,7 +80,7 @@ def test_tv_b1_liquidation_prices(mode, expected):
 def test_closed_form_agrees_with_generic_solver(mode):
     """The closed form and the model-free root search over the whole unit agree (TV-B1 book)."""
     account, market = tv_b1(mode)
-    model = get_model("binance-usdm")
+    model = model_2021()
     policy = HealthPolicy()
     report = assess_account(model, account, market, policy=policy)
     for unit in build_units(account, market, model.cross_scope(account)):
@@ -84,15 +94,15 @@ def test_closed_form_agrees_with_generic_solver(mode):
 
 def test_tv_b2_maintenance_amount():
     """TV-B2: notional 500,000 on the 2021 BTCUSDT table → bracket 1%, cum 1,300, MM 3,700."""
-    row = default_tables()["BTCUSDT"].at(500_000)
+    row = shipped_tables("2021-03-18")["BTCUSDT"].at(500_000)
     assert (row.maintMarginRatio, row.cum) == (0.01, 1300)
     assert math.isclose(500_000 * row.maintMarginRatio - row.cum, 3700.0, rel_tol=1e-15)
-    assert default_tables()["BTCUSDT"].at(264_000).maintMarginRatio == 0.01
+    assert shipped_tables("2021-03-18")["BTCUSDT"].at(264_000).maintMarginRatio == 0.01
 
 
 def test_maintenance_margin_is_continuous_across_brackets():
-    """The cum recursion makes MM continuous at every bracket floor."""
-    for table in default_tables().values():
+    """The cum recursion makes MM continuous at every bracket floor (every shipped table)."""
+    for table in [t for date in TABLES for t in shipped_tables(date).values()]:
         for prev, row in zip(table.brackets, table.brackets[1:], strict=False):
             n = row.notionalFloor
             below = n * prev.maintMarginRatio - prev.cum
@@ -174,8 +184,10 @@ def test_properties(size, lev, k):
     """IM ≥ MM ≥ 0; MM ignores leverage; margin grows with size (never falls when scaled up)."""
     account, market = tv_b1("cross")
     model = get_model("binance-usdm")
+    table = default_tables()["BTCUSDT"]
 
     def margins(sz, leverage):
+        leverage = min(leverage, table.at(abs(sz) * 31967.27).initialLeverage)
         acct = account.model_copy(update={
             "positions": (account.positions[0].model_copy(update={"size": sz}),),
             "leverage": {"BTCUSDT": leverage}})
@@ -216,3 +228,99 @@ def test_golden_cases(path):
         assert math.isclose(r.initial_margin, result["initial_margin"], rel_tol=1e-12)
         assert math.isclose(r.maintenance_margin, result["maintenance_margin"],
                             rel_tol=tol["maintenance_margin"])
+
+
+# --- the 2024-10-24 table and the leverage limit ------------------------------------------------
+
+def test_default_table_is_the_2024_recording():
+    """BTCUSDT 3,500,032.458 USDT on the 2024-10-24 table: bracket 4 (3M–12M, 1%, max 50×), cum
+    by the recursion 50 + 600,000·0.15% + 3,000,000·0.35% = 11,450 → MM 23,550.32458 (by hand)."""
+    table = default_tables()["BTCUSDT"]
+    row = table.at(3_500_032.458)
+    assert (row.bracket, row.maintMarginRatio, row.initialLeverage) == (4, 0.01, 50)
+    assert row.cum == 50 + 600_000 * 0.0015 + 3_000_000 * 0.0035 == 11450
+    account, market = tv_b1("cross")
+    acct = account.model_copy(update={"positions": account.positions[:1]})
+    r = assess_account(get_model("binance-usdm"), acct, market, liquidation_prices=False)
+    assert math.isclose(r.maintenance_margin, 109.488 * 31967.27 * 0.01 - 11450, rel_tol=1e-12)
+    # the named 2021 table gives TV-B1's 2.5% bracket for the same position
+    r21 = assess_account(model_2021(), acct, market, liquidation_prices=False)
+    assert math.isclose(r21.maintenance_margin, 71200.81144, abs_tol=5e-6)
+
+
+@pytest.mark.parametrize("table, lev, ok", [
+    ("2021-03-18", 20, True), ("2021-03-18", 21, False),    # 1M–10M: max 20×
+    ("2024-10-24", 50, True), ("2024-10-24", 51, False)])   # 3M–12M: max 50×
+def test_leverage_above_the_bracket_maximum_is_refused(table, lev, ok):
+    """Binance refuses a leverage above the bracket's initialLeverage; nothing is capped. (No
+    entry price here: the notional at the mark, 3,500,032.46, decides.)"""
+    account, market = tv_b1("isolated")
+    account = account.model_copy(update={"positions": tuple(
+        p.model_copy(update={"entry_price": None}) for p in account.positions)})
+    acct = account.model_copy(update={"leverage": {"BTCUSDT": lev, "ETHUSDT": 1}})
+    model = get_model("binance-usdm", {"brackets": table})
+    if ok:
+        r = assess_account(model, acct, market, liquidation_prices=False)
+        btc = r.positions[0].margin
+        assert btc.details["leverage"] == lev
+        assert math.isclose(btc.initial_margin, 109.488 * 31967.27 / lev, rel_tol=1e-12)
+        return
+    with pytest.raises(InputError) as err:
+        assess_account(model, acct, market, liquidation_prices=False)
+    assert err.value.path == "leverage.BTCUSDT"
+    assert f"{lev} exceeds the maximum" in err.value.reason
+    assert "3,500,032.46 USDT (bracket 4)" in err.value.reason
+
+
+def test_leverage_is_checked_at_the_entry_notional():
+    """Opened at 40,000 with 50× (notional 800,000: 2021 bracket 3, max 50×), then the price
+    rose to 60,000 (notional 1.2M, bracket 4, max 20×): Binance keeps the position; so does the
+    model, margining IM at N/50 and MM on bracket 4. Opened at 60,000 with 50×: refused.
+    (TV-B1's ETH leg is the converse: 5× allowed at the mark's notional, not at the entry's.)"""
+    market = parse_model(MarketSnapshot, {**TV_B1_MARKET, "index": {"BTC": 60000.0,
+                                                                     "ETH": 1335.18},
+                                           "instruments": [{**TV_B1_MARKET["instruments"][0],
+                                                            "mark_price": 60000.0}]}, "market")
+
+    def acct(entry):
+        return parse_model(Book, {"accounts": [{
+            "id": "a", "margin_mode": "isolated", "collateral": {"USDT": 1e6},
+            "positions": [{"symbol": "BTCUSDT", "size": 20, "entry_price": entry}],
+            "leverage": {"BTCUSDT": 50}}]}, "book").accounts[0]
+
+    r = assess_account(model_2021(), acct(40000.0), market, liquidation_prices=False)
+    assert math.isclose(r.initial_margin, 1_200_000 / 50, rel_tol=1e-12)
+    assert math.isclose(r.maintenance_margin, 1_200_000 * 0.025 - 16300, rel_tol=1e-12)
+    with pytest.raises(InputError, match=r"1,200,000.00 USDT \(bracket 4, 20 for "
+                                         r"1,200,000.00 at the entry price"):
+        assess_account(model_2021(), acct(60000.0), market, liquidation_prices=False)
+
+
+def test_default_leverage_is_lowered_to_the_bracket_maximum_and_said():
+    """No leverage set: Binance's default 20× does not fit a 150M notional (100M–230M: max 10×)."""
+    account, market = tv_b1("isolated")
+    acct = account.model_copy(update={
+        "positions": (account.positions[0].model_copy(update={"size": 4700.0}),),
+        "leverage": {}})
+    r = assess_account(get_model("binance-usdm"), acct, market, liquidation_prices=False)
+    pm = r.positions[0].margin
+    n = 4700.0 * 31967.27
+    assert pm.details["leverage"] == 10 and "default 20x" in pm.details["note"]
+    assert math.isclose(pm.initial_margin, n / 10, rel_tol=1e-12)
+
+
+def test_leverage_error_from_the_cli_is_one_line(write_json):
+    """`compute` prints `error: accounts[0].leverage.BTCUSDT: ...` and exits 2."""
+    account = {"id": "a", "margin_mode": "cross", "collateral": {"USDT": 1e6},
+               "positions": [{"symbol": "BTCUSDT", "size": 109.488}],
+               "leverage": {"BTCUSDT": 125}}
+    book = write_json("book.json", {"accounts": [account]})
+    market = write_json("market.json", TV_B1_MARKET)
+    from typer.testing import CliRunner
+
+    from margin_engine.cli.main import app
+    res = CliRunner().invoke(app, ["compute", str(book), str(market), "--model", "binance-usdm"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith("error: accounts[0].leverage.BTCUSDT: 125 exceeds the maximum 50")

@@ -148,17 +148,81 @@ def _reference_module() -> Any:
     return sys.modules["okx_reference"]
 
 
-def test_reference_reproduces_its_golden_case():
-    """The plain reference regenerates REFERENCE-option-book.json (and the DERIVED books)."""
+def test_model_agrees_with_the_plain_reference_computed_now():
+    """The model against okx_reference.py run now (QuantLib pricing, written from the docs and
+    not importing the model) on every model case — not against the JSON that reference wrote."""
     ref = _reference_module()
-    for name in ("REFERENCE-option-book", "DERIVED-linear-outright",
-                 "DERIVED-calendar-min-charge", "DERIVED-borrowing", "TV-O3-model"):
+    for name in MODEL_CASES:
         doc = case(name)
+        if doc.get("params"):
+            continue
         got = ref.account_margin(doc["market"], doc["book"]["accounts"][0])
-        assert math.isclose(got["maintenance_margin"], doc["expected"]["maintenance_margin"],
-                            rel_tol=1e-9, abs_tol=1e-6), name
-        assert math.isclose(got["initial_margin"], doc["expected"]["initial_margin"],
-                            rel_tol=1e-9, abs_tol=1e-6), name
+        r = run(doc)
+        assert math.isclose(r.maintenance_margin, got["maintenance_margin"], rel_tol=1e-9,
+                            abs_tol=1e-6), name
+        assert math.isclose(r.initial_margin, got["initial_margin"], rel_tol=1e-9,
+                            abs_tol=1e-6), name
+
+
+def _n(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _b76(F: float, K: float, T: float, vol: float, call: bool) -> float:
+    """Undiscounted Black-76, closed form with math.erf (independent of the model and of
+    QuantLib)."""
+    sd = vol * math.sqrt(T)
+    d1 = (math.log(F / K) + 0.5 * sd * sd) / sd
+    d2 = d1 - sd
+    return F * _n(d1) - K * _n(d2) if call else K * _n(-d2) - F * _n(-d1)
+
+
+def test_reference_option_book_recomputed_inline():
+    """REFERENCE-option-book's MR1, MR6 and raw MR7 worked out here from the formulas in
+    docs/models/okx-pm.md, with nothing imported from the model or okx_reference.py: a price
+    move m scales every forward and the index by (1 + m); inverse amounts are coin × scenario
+    index; MR1 = worst loss over m ∈ {0, ±4, ±8, ±12%} × option vols {−shock (floor 1%), same,
+    +shock}, shock by days to expiry linear in (30 d, 12 pts)–(90 d, 8 pts); MR6 = ½ × worst
+    loss at ±24%; MR7 raw = 0.2% of notional (a long option's capped at its value)."""
+    S = 100_000.0
+    d51, d79 = 51.0, 79.0          # 2026-02-04T08 → 2026-03-27T08 and → 2026-04-24T08
+
+    def shock(days: float) -> float:
+        return 0.12 + (0.08 - 0.12) * (days - 30.0) / 60.0
+
+    # (size, inverse, fx, strike, call, iv, forward, days) for the options
+    opts = [(-5, True, 1.0, 110_000.0, True, 0.60, 101_000.0, d51),
+            (3, False, 0.9999, 90_000.0, False, 0.65, 101_000.0, d51),
+            (2, True, 1.0, 100_000.0, True, 0.55, 102_000.0, d79)]
+
+    def pnl(m: float, side: int) -> float:
+        f = 1.0 + m
+        total = 150 * 0.01 * (100_050.0 * f - 100_050.0)                    # BTCUSDT
+        total += -300 * 100 * (1 / 100_020.0 - 1 / (100_020.0 * f)) * S * f  # BTC-USD-SWAP
+        for size, inv, fx, K, call, iv, F, days in opts:
+            T = days / 365.0
+            vol = iv + side * shock(days)
+            vol = max(vol, 0.01) if side < 0 else vol
+            v0 = _b76(F, K, T, iv, call)
+            v1 = _b76(F * f, K, T, vol, call)
+            total += size * ((v1 / (F * f) * S * f - v0 / F * S) if inv else (v1 - v0) * fx)
+        return total
+
+    moves = [0.0] + [s * m for m in (0.04, 0.08, 0.12) for s in (1, -1)]
+    mr1 = max(-pnl(m, side) for m in moves for side in (-1, 0, 1))
+    mr6 = 0.5 * max(0.0, -pnl(0.24, 0), -pnl(-0.24, 0))
+    raw = 0.002 * (150 * 0.01 * 100_050.0 + 300 * 100)
+    for size, inv, fx, K, call, iv, F, days in opts:
+        charge = 0.002 * abs(size) * S
+        if size > 0:
+            value = size * _b76(F, K, days / 365.0, iv, call) * (S / F if inv else fx)
+            charge = min(charge, value)
+        raw += charge
+    ru = run(case("REFERENCE-option-book")).units[0].margin.details["risk_units"][0]
+    assert math.isclose(ru["mr1_spot_shock"], mr1, rel_tol=1e-9)
+    assert math.isclose(ru["mr6_extreme_move"], mr6, rel_tol=1e-9)
+    assert math.isclose(ru["mr7_raw"], raw, rel_tol=1e-12)
+    assert ru["mr7_adjusted"] == ru["mr7_raw"]          # tier 1 (≤ 250,000) of 2025-01-15
 
 
 # --- random books against the reference and properties ------------------------------------------
@@ -253,17 +317,28 @@ def test_properties(pool_market, positions, k):
 
 
 def test_minimum_charge_tiers_are_size_dependent():
-    """The published MR7 tiers make a hedged book's margin grow faster than its size:
-    DERIVED-calendar-min-charge (raw 12,060 → 14,120) tripled: raw 36,180 → 10,000 +
-    26,180·2 = 62,360 > 3 × 14,120."""
+    """The MR7 tiers (from 2025-01-15) make a hedged book's margin grow faster than its size:
+    DERIVED-calendar-min-charge (raw 12,060, tier 1) × 30: raw 361,800 → 250,000 +
+    111,800·2 = 473,600 > 30 × 12,060; the stress part (30 × 3,723.29) stays below."""
     doc = case("DERIVED-calendar-min-charge")
     r1 = run(doc)
     doc["book"]["accounts"][0]["positions"] = [
-        {**p, "size": 3 * p["size"]} for p in doc["book"]["accounts"][0]["positions"]]
-    r3 = run(doc)
+        {**p, "size": 30 * p["size"]} for p in doc["book"]["accounts"][0]["positions"]]
+    r30 = run(doc)
     assert r1.units[0].margin.details["risk_units"][0]["binding"] == "mr7"
-    assert r3.maintenance_margin == pytest.approx(62360.0, rel=1e-12)
-    assert r3.maintenance_margin > 3 * r1.maintenance_margin
+    assert r1.maintenance_margin == pytest.approx(12060.0, rel=1e-12)
+    assert r30.maintenance_margin == pytest.approx(473600.0, rel=1e-12)
+    assert r30.maintenance_margin > 30 * r1.maintenance_margin
+
+
+def test_mr7_tiers_are_the_2025_01_15_table():
+    """One dated parameter set: MR7 tiers of 2025-01-15 with the 2025-01-06 MR1/MR6 moves."""
+    u = get_model("okx-pm").params.underlyings["BTC"]
+    assert u.mr7_tiers == ((250_000.0, 1.0), (500_000.0, 2.0), (1_000_000.0, 4.0),
+                           (2_000_000.0, 6.0), (3_000_000.0, 8.0), (4_000_000.0, 10.0),
+                           (None, 12.0))
+    assert u.mr1_price_moves == (0.04, 0.08, 0.12) and u.mr6_extreme_move == 0.24
+    assert tiered_sum(30_000, u.mr7_tiers) == 30_000       # TV-O1's raw charge, now tier 1
 
 
 # --- modes, risk units, spot hedging, errors ----------------------------------------------------

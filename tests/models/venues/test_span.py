@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -320,7 +321,7 @@ def test_partial_parameter_override_keeps_defaults():
     m = get_model("span", {"combined_commodities": {"BTC": {"price_scan_range": 0.2}}})
     ccs = m.params.combined_commodities
     assert ccs["BTC"].price_scan_range == 0.2 and ccs["BTC"].extreme_cover == 0.35
-    assert ccs["ETH"].price_scan_range == 0.5
+    assert ccs["ETH"].price_scan_range == 0.63
     assert m.params.params_hash() != get_model("span").params.params_hash()
 
 
@@ -352,3 +353,136 @@ def test_design_example_with_liquidation_price(market_doc, book_doc):
 
 def run(doc: dict[str, Any], params: dict[str, Any] | None = None) -> AccountReport:
     return run_case("span", doc, params)
+
+
+# --- a risk-parameter file, and the sourced defaults ---------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _file_reports(extra: dict[str, Any] | None = None) -> dict[str, AccountReport]:
+    from margin_engine.io.model_options import build_model
+
+    doc = case("FILE-cme-crypto-2026-02-04")
+    files = {k: ROOT / v for k, v in doc["files"].items()}
+    market = parse_model(MarketSnapshot, json.loads(files["market"].read_text()), "market")
+    book = parse_model(Book, json.loads(files["book"].read_text()), "book")
+    model, _ = build_model("span", {"risk_parameters": str(files["risk_parameters"]),
+                                    **(extra or {})}, None, market)
+    return {a.id: assess_account(model, a, market, liquidation_prices=False)
+            for a in book.accounts}
+
+
+def test_span_runs_on_a_cme_risk_parameter_file():
+    """FILE-cme-crypto-2026-02-04: published arrays, the file's spread, delivery, SOM and
+    inter-commodity parameters and its initial/maintenance ratio, against hand arithmetic."""
+    want = case("FILE-cme-crypto-2026-02-04")["expected"]
+    r = _file_reports()
+    fut, calls = r["cme-futures"], r["cme-short-calls"]
+    exp = want["cme-futures"]
+    assert close(fut.maintenance_margin, exp["maintenance_margin"], 1e-6)
+    assert close(fut.initial_margin, exp["initial_margin"], 1e-6)
+    check_subset(dict(fut.components), exp["components"], 1e-6, "components")
+    unit = fut.units[0].margin
+    ccs = {c["combined_commodity"]: c for c in unit.details["combined_commodities"]}
+    for name, sub in exp["combined_commodities"].items():
+        check_subset(ccs[name], sub, 1e-9, name)
+    src = {p.margin.symbol: p.margin.details["risk_array_source"] for p in fut.positions}
+    assert src == exp["risk_array_source"]
+    assert unit.details["parameter_source"].endswith("(CME 2026-02-04 settlement)")
+    exp = want["cme-short-calls"]
+    assert close(calls.maintenance_margin, exp["maintenance_margin"], 1e-6)
+    assert close(calls.initial_margin, exp["initial_margin"], 1e-6)
+    cc = calls.units[0].margin.details["combined_commodities"][0]
+    assert close(cc["short_option_minimum"], exp["short_option_minimum"], 1e-9)
+
+
+def test_options_beside_the_file_win():
+    """`--param combined_commodities=...` beside the file overrides it field by field: the
+    generated BTC-202602 leg then scans 20,000 points (and the file's other BTC fields stay)."""
+    r = _file_reports({"combined_commodities": {"BTC": {"price_scan_points": 20000.0}}})
+    cc = r["cme-futures"].units[0].margin.details["combined_commodities"][0]
+    assert cc["price_scan_points"] == 20000.0 and cc["intra_spread_charge"] == 1500.0
+    # scenario 13: 2 × 156,950 (published) − 20,000 × 5 (generated) = 213,900
+    assert close(cc["scan_risk"], 213900.0, 1e-6)
+
+
+def test_cli_compute_with_a_risk_parameter_file(write_json):
+    from typer.testing import CliRunner
+
+    from margin_engine.cli.main import app
+    ex = ROOT / "docs" / "examples"
+    args = ["compute", str(ex / "book-cme.json"), str(ex / "market-cme-2026-02-04.json"),
+            "--model", "span", "--format", "json"]
+    res = CliRunner().invoke(app, [*args, "--param",
+                                   f"risk_parameters={ex / 'cme-span-crypto-2026-02-04.pa2'}"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    accounts = out["accounts"] if isinstance(out, dict) else out
+    assert close(accounts[0]["maintenance_margin"], 250780.0, 1e-6)
+    bad = write_json("bad.pa2", "0 CME   20260204S\nQQ\n")
+    res = CliRunner().invoke(app, [*args, "--param", f"risk_parameters={bad}"])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())     # (the terminal may wrap a long line)
+    assert text.startswith("error: --param risk_parameters: ")
+    assert "bad.pa2: line 2: record type 'QQ' is not one of the expanded format's" in text
+
+
+def test_short_option_minimum_in_points_binds():
+    """A far out-of-the-money short call scans to almost nothing; SOM = 157 USD per BTC of
+    short options (the file's 785 per 5-BTC contract) × 10 BTC = 1,570 binds."""
+    m = get_model("span", {"combined_commodities": {"BTC": {
+        "short_option_minimum_points": 157.0, "price_scan_range": 0.01}}})
+    market = parse_model(MarketSnapshot, {
+        "timestamp": "2026-02-04T09:30:00Z", "index": {"BTC": 73000.0},
+        "instruments": [{"symbol": "C200K", "kind": "option", "underlying": "BTC",
+                         "settle": "USD", "contract_size": 0.1, "strike": 200000,
+                         "option_type": "call", "expiry": "2026-03-27T16:00:00Z",
+                         "mark_iv": 0.5, "underlying_price": 73500.0}]}, "market")
+    book = parse_model(Book, {"accounts": [{"id": "a", "margin_mode": "cross",
+                                            "collateral": {"USD": 1e6},
+                                            "positions": [{"symbol": "C200K",
+                                                           "size": -100}]}]}, "book")
+    r = assess_account(m, book.accounts[0], market, liquidation_prices=False)
+    cc = r.units[0].margin.details["combined_commodities"][0]
+    assert cc["short_option_minimum"] == pytest.approx(1570.0, rel=1e-12)
+    assert r.maintenance_margin == pytest.approx(1570.0, rel=1e-12)
+
+
+def test_defaults_are_the_dated_figures():
+    """BTC 43% (CME's launch maintenance rate), ETH 63% (derived below); version says so."""
+    ccs = get_model("span").params.combined_commodities
+    assert ccs["BTC"].price_scan_range == 0.43 and ccs["ETH"].price_scan_range == 0.63
+    assert "UNCONFIRMED" in type(ccs["BTC"]).model_fields["price_scan_range"].description
+
+
+def test_eth_default_is_derived_from_the_shared_daily_closes():
+    """ETH PSR = 43% × (ETH/BTC 99th-percentile |daily log return|), rounded up to a percent,
+    recomputed from the Binance USDⓈ-M daily closes 2024-01-10 … 2026-03-18 with plain Python."""
+    real = ROOT.parent / "shared" / "data" / "real"
+    q = {}
+    for s in ("BTC", "ETH"):
+        p = real / f"binance_usdm_perp_daily_{s}USDT_2024-01-10_2026-03-19.csv"
+        if not p.exists():
+            pytest.skip(f"{p} absent")
+        closes = [float(r.split(",")[4]) for r in p.read_text().splitlines()[1:]]
+        moves = sorted(abs(math.log(b / a)) for a, b in pairwise(closes))
+        pos = 0.99 * (len(moves) - 1)           # numpy's default (linear) quantile
+        lo = int(pos)
+        q[s] = moves[lo] + (moves[lo + 1] - moves[lo]) * (pos - lo)
+    ratio = q["ETH"] / q["BTC"]
+    assert 1.44 < ratio < 1.46
+    assert math.ceil(0.43 * ratio * 100) / 100 == get_model(
+        "span").params.combined_commodities["ETH"].price_scan_range
+
+
+def test_backtest_options_read_the_file_too():
+    """`backtest --model span --param span:risk_parameters=FILE` gets the file's parameters."""
+    from margin_engine.cli.main import _bt_model_options
+
+    pa2 = str(ROOT / "docs" / "examples" / "cme-span-crypto-2026-02-04.pa2")
+    ((name, opts), (other, rest)) = _bt_model_options(
+        ["span", "okx-pm"], {"span:risk_parameters": pa2})
+    assert name == "span" and "risk_parameters" not in opts
+    assert opts["combined_commodities"]["BTC"]["price_scan_points"] == 31390.0
+    assert (other, rest) == ("okx-pm", {})

@@ -2,8 +2,11 @@
 
 Per position, with notional ``N = |size|·contract_size·mark`` (quote currency):
 
-- ``IM = N / leverage`` with the account's leverage for the symbol (default 20×), capped at the
-  bracket's ``initialLeverage``;
+- ``IM = N / leverage`` with the account's leverage for the symbol. A leverage above the
+  ``initialLeverage`` of the bracket holding ``N`` is refused, as Binance refuses it (an input
+  error naming ``leverage.SYMBOL``), unless the notional at the position's entry price allowed
+  it (the price has moved since); the default leverage (20×) of an account that sets none is
+  lowered to the bracket's maximum and the position's details say so;
 - ``MM = N·maintMarginRatio − cum`` of the bracket holding ``N``;
 - ``cum_1 = 0``, ``cum_n = cum_{n−1} + notionalFloor_n·(MMR_n − MMR_{n−1})``.
 
@@ -25,14 +28,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from margin_engine.domain.book import Account, MarginMode
 from margin_engine.domain.instruments import Instrument, Kind
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.errors import first_validation_problem
+from margin_engine.errors import InputError, first_validation_problem
 from margin_engine.models.core.base import MarginModel, ModelParams
 from margin_engine.models.core.registry import register
 from margin_engine.models.core.results import PositionMargin, UnitMargin
 from margin_engine.models.core.units import MarginUnit
 from margin_engine.models.core.valuation import mark, unrealised_pnl
 
-DEFAULT_TABLE = "binance_usdm_brackets_2021-03-18.json"
+#: Shipped bracket tables by the date they were recorded; ``brackets=DATE`` selects one.
+TABLES = {"2024-10-24": "binance_usdm_brackets_2024-10-24.json",
+          "2021-03-18": "binance_usdm_brackets_2021-03-18.json"}
+DEFAULT_TABLE_DATE = "2024-10-24"
 STABLE_SETTLE = frozenset({"USDT", "USDC", "FDUSD", "BUSD"})
 
 
@@ -102,17 +108,27 @@ def _read_tables(data: Any, origin: str) -> dict[str, SymbolBrackets]:
     return out
 
 
+def shipped_tables(date: str) -> dict[str, SymbolBrackets]:
+    """The bracket tables recorded on ``date`` (a key of :data:`TABLES`)."""
+    name = TABLES[date]
+    text = resources.files("margin_engine.data").joinpath(name).read_text()
+    return _read_tables(json.loads(text), name)
+
+
 def default_tables() -> dict[str, SymbolBrackets]:
-    text = resources.files("margin_engine.data").joinpath(DEFAULT_TABLE).read_text()
-    return _read_tables(json.loads(text), DEFAULT_TABLE)
+    """The default tables: BTCUSDT and ETHUSDT as recorded on 2024-10-24."""
+    return shipped_tables(DEFAULT_TABLE_DATE)
 
 
 class BinanceUsdmParams(ModelParams):
     brackets: dict[str, SymbolBrackets] = Field(
         default_factory=default_tables,
-        description="Bracket tables by symbol. Default: BTCUSDT 2021-03-18 (published) and "
-                    "ETHUSDT (UNCONFIRMED reconstruction). `brackets=FILE` reads the JSON that "
-                    "GET /fapi/v1/leverageBracket returns; its symbols replace the defaults.")
+        description="Bracket tables by symbol. Default: BTCUSDT and ETHUSDT as GET "
+                    "/fapi/v1/leverageBracket returned them on 2024-10-24 (recorded by "
+                    "freqtrade; later changes UNCONFIRMED). `brackets=2021-03-18` selects the "
+                    "table of Binance's 2021-03-18 announcement (BTCUSDT published, ETHUSDT an "
+                    "UNCONFIRMED reconstruction); `brackets=FILE` reads the JSON the endpoint "
+                    "returns, its symbols replacing the defaults.")
     default_leverage: float = Field(20.0, gt=0, le=125,
                                     description="Leverage when the account sets none (Binance "
                                                 "default 20×).")
@@ -120,6 +136,8 @@ class BinanceUsdmParams(ModelParams):
     @field_validator("brackets", mode="before")
     @classmethod
     def _from_file(cls, v: Any) -> Any:
+        if isinstance(v, str) and v in TABLES:
+            return shipped_tables(v)
         if isinstance(v, str | Path):
             try:
                 data = json.loads(Path(v).read_text())
@@ -129,23 +147,31 @@ class BinanceUsdmParams(ModelParams):
         return v
 
 
-def _position_margin(ins: Instrument, size: float, leverage: float, market: MarketSnapshot,
-                     table: SymbolBrackets, index: int) -> PositionMargin:
+def _position_margin(ins: Instrument, size: float, leverage: float | None,
+                     market: MarketSnapshot, table: SymbolBrackets, index: int,
+                     default_leverage: float = 20.0) -> PositionMargin:
+    """One position's margin; ``leverage=None``: the account set none (the default applies,
+    lowered to the bracket's maximum)."""
     n = abs(size) * ins.contract_size * mark(ins, market)
     row = table.at(n)
-    lev = min(leverage, row.initialLeverage)
+    lowered = leverage is None and default_leverage > row.initialLeverage
+    lev = (min(default_leverage, row.initialLeverage) if leverage is None else leverage)
     mm = max(n * row.maintMarginRatio - row.cum, 0.0)
     im = max(n / lev, mm)
+    details: dict[str, Any] = {"bracket": row.bracket, "maint_margin_ratio":
+                               row.maintMarginRatio, "cum": row.cum, "leverage": lev,
+                               "max_leverage": row.initialLeverage}
+    if lowered:
+        details["note"] = (f"no leverage set: the default {default_leverage:g}x is above this "
+                           f"bracket's maximum {row.initialLeverage:g}x, used the maximum")
     return PositionMargin(index=index, symbol=ins.symbol, size=size, initial_margin=im,
-                          maintenance_margin=mm, contribution=im, notional=n,
-                          details={"bracket": row.bracket, "maint_margin_ratio":
-                                   row.maintMarginRatio, "cum": row.cum, "leverage": lev})
+                          maintenance_margin=mm, contribution=im, notional=n, details=details)
 
 
 @register
 class BinanceUsdm(MarginModel):
     name = "binance-usdm"
-    version = "2021-03-18.1"
+    version = "2024-10-24.1"
     source = ("Binance FAQ 'Leverage and Margin of USDⓈ-M Futures', 'How to Calculate Liquidation "
               "Price of USDⓈ-M Futures'; GET /fapi/v1/leverageBracket")
     summary = "USDⓈ-M notional brackets: IM = N/leverage, MM = N·MMR − cum; isolated and cross."
@@ -162,8 +188,35 @@ class BinanceUsdm(MarginModel):
             return "no bracket table for this symbol (pass --param brackets=FILE)"
         return None
 
-    def _leverage(self, account: Account, symbol: str) -> float:
-        return account.leverage.get(symbol, self.params.default_leverage)
+    def units(self, account: Account, market: MarketSnapshot) -> list[MarginUnit]:
+        """The base checks, then Binance's: a set leverage within the maximum of the bracket
+        holding the position's notional — at the mark, or at the ``entry_price`` when that allows
+        more. Binance checks the leverage when a position is opened or the leverage changed; a
+        price move that later takes the notional into a lower-leverage bracket does not close
+        the position."""
+        out = super().units(account, market)
+        for pos in account.positions:
+            lev = account.leverage.get(pos.symbol)
+            if lev is None:
+                continue
+            ins = market.instrument(pos.symbol)
+            table = self.params.brackets[pos.symbol]
+            n = abs(pos.size) * ins.contract_size * mark(ins, market)
+            row = table.at(n)
+            allowed = row.initialLeverage
+            at_entry = ""
+            if pos.entry_price is not None:
+                n0 = abs(pos.size) * ins.contract_size * pos.entry_price
+                row0 = table.at(n0)
+                allowed = max(allowed, row0.initialLeverage)
+                at_entry = (f", {row0.initialLeverage:g} for {n0:,.2f} at the entry price "
+                            f"(bracket {row0.bracket})")
+            if lev > allowed:
+                raise InputError(
+                    f"leverage.{pos.symbol}",
+                    f"{lev:g} exceeds the maximum {row.initialLeverage:g} for a notional of "
+                    f"{n:,.2f} {ins.settle} (bracket {row.bracket}{at_entry}); Binance refuses it")
+        return out
 
     def margin_unit(self, unit: MarginUnit, account: Account,
                     market: MarketSnapshot) -> UnitMargin:
@@ -171,8 +224,9 @@ class BinanceUsdm(MarginModel):
         for j in unit.position_indices:
             pos = account.positions[j]
             ins = market.instrument(pos.symbol)
-            rows.append(_position_margin(ins, pos.size, self._leverage(account, pos.symbol),
-                                         market, self.params.brackets[pos.symbol], j))
+            rows.append(_position_margin(ins, pos.size, account.leverage.get(pos.symbol),
+                                         market, self.params.brackets[pos.symbol], j,
+                                         self.params.default_leverage))
         im = sum(r.initial_margin for r in rows)
         mm = sum(r.maintenance_margin for r in rows)
         return UnitMargin(id=unit.id, currency=unit.currency, initial_margin=im,

@@ -23,8 +23,14 @@ coin amounts at the scenario's index):
 - **MR9** stablecoin depeg: cash deltas per quote currency matched USDT–USD, then USDT–USDC, then
   USDC–USD; each hedge charged with the tiered factors (published example, TV-O3).
 - **MR7** minimum charge: raw charge (UNCONFIRMED per-position rates) scaled tier by tier, only
-  the increment inside each tier multiplied by its multiplier (PUBLISHED logic and BTC/ETH
-  table before 2025-01-15, TV-O1/TV-O2).
+  the increment inside each tier multiplied by its multiplier (PUBLISHED logic, TV-O1/TV-O2;
+  BTC/ETH tier table in force from 2025-01-15).
+
+One dated parameter set: OKX's announcement "OKX will further adjust portfolio margin
+parameters" of 2025-01-02 — MR1 and MR6 from 2025-01-06, MR4 and MR9 immediately, MR7 from
+2025-01-15 08:00–10:00 UTC — i.e. the parameters in force from **2025-01-15**. The MR7 table
+before that date stays available as :data:`MR7_TIERS_PRE_2025_01_15` (the published TV-O1/TV-O2
+examples use it).
 
 ``Derivatives MMR = max(max(MR1, MR2, MR6) + MR3 + MR4 + MR5 + MR9, MR7_adj)`` (§2.3 [O1]);
 ``MMR = Σ_risk units MMR + MR8`` (borrowing, UNCONFIRMED rate on negative collateral balances);
@@ -145,6 +151,12 @@ def _check_tiers(tiers: Tiers, what: str) -> None:
 MR7_TIERS_PRE_2025_01_15: Tiers = ((10_000.0, 1.0), (70_000.0, 2.0), (170_000.0, 4.0),
                                    (300_000.0, 6.0), (470_000.0, 8.0), (700_000.0, 10.0),
                                    (None, 12.0))
+#: MR7 multipliers, BTC and ETH, from 2025-01-15 (OKX announcement of 2025-01-02; the table as
+#: summarised by scallope.com/6757 — the official page's new table was cut off in the mirror read,
+#: research/crypto-venues.md §2.4): 0–250K ×1, –500K ×2, –1M ×4, –2M ×6, –3M ×8, –4M ×10, ×12.
+MR7_TIERS_2025_01_15: Tiers = ((250_000.0, 1.0), (500_000.0, 2.0), (1_000_000.0, 4.0),
+                               (2_000_000.0, 6.0), (3_000_000.0, 8.0), (4_000_000.0, 10.0),
+                               (None, 12.0))
 #: MR9 tier factors of the published example (TV-O3 [O8]): 0–1M 0.75%, 1–5M 1.75%, 5M+ 2.5%.
 MR9_TIERS_EXAMPLE: Tiers = ((1_000_000.0, 0.0075), (5_000_000.0, 0.0175), (None, 0.025))
 
@@ -162,9 +174,10 @@ class OkxUnderlying(BaseModel):
     mr4_annual_basis: float = Field(0.05, ge=0.0, le=5.0,
                                     description="MR4 annualised basis move.")
     mr7_tiers: Tiers = Field(
-        MR7_TIERS_PRE_2025_01_15,
+        MR7_TIERS_2025_01_15,
         description="MR7 multipliers on the raw minimum charge: [upper bound USD (null = "
-                    "unbounded), multiplier] rows.")
+                    "unbounded), multiplier] rows. Default: the BTC/ETH table from 2025-01-15 "
+                    "(OKX 2 Jan 2025 announcement, via a third-party summary).")
 
     @model_validator(mode="after")
     def _valid(self) -> OkxUnderlying:
@@ -179,8 +192,9 @@ _MR6_GROUP = ("SOL", "DOGE", "PEPE", "XRP", "BNB", "SHIB", "LTC", "ORDI", "WLD",
 
 
 def default_underlyings() -> dict[str, OkxUnderlying]:
-    """The 2025-01 tables: BTC/ETH; the named second groups of MR1 and of MR6/MR4; ``*`` =
-    others. MR7 tiers: the BTC/ETH table before 2025-01-15 for all (others UNCONFIRMED)."""
+    """The parameter set in force from 2025-01-15: BTC/ETH; the named second groups of MR1 and of
+    MR6/MR4; ``*`` = others. MR7 tiers: the BTC/ETH table from 2025-01-15 for all (the other
+    underlyings' tables UNCONFIRMED)."""
     out = {"BTC": OkxUnderlying(), "ETH": OkxUnderlying()}
     for name in sorted(set(_MR1_GROUP) | set(_MR6_GROUP)):
         out[name] = OkxUnderlying(
@@ -206,10 +220,11 @@ def _merge_underlyings(v: Any) -> Any:
 class OkxPmParams(ModelParams):
     underlyings: dict[str, OkxUnderlying] = Field(
         default_factory=default_underlyings,
-        description="Per-underlying MR1 moves, MR6 extreme move, MR4 annual basis (PUBLISHED, "
-                    "OKX 2 Jan 2025, effective 6 Jan 2025) and MR7 tier table (BTC/ETH table "
-                    "before 15 Jan 2025; the later table and other underlyings' UNCONFIRMED). "
-                    "'*' = every other underlying. Given entries merge into the defaults.")
+        description="Per-underlying MR1 moves, MR6 extreme move, MR4 annual basis and MR7 tier "
+                    "table: one dated set, in force from 2025-01-15 (OKX announcement of 2 Jan "
+                    "2025: MR1/MR6 from 6 Jan, MR4 at once, MR7 from 15 Jan; the MR7 table via "
+                    "a third-party summary, other underlyings' MR7 UNCONFIRMED). '*' = every "
+                    "other underlying. Given entries merge into the defaults.")
     mr1_vol_shock: tuple[tuple[float, float], ...] = Field(
         ((0.0, 0.30), (7.0, 0.20), (30.0, 0.12), (90.0, 0.08), (365.0, 0.05)),
         min_length=1,
@@ -525,7 +540,7 @@ def _pro_rata(total: float, weights: Mapping[int, float], idx: Sequence[int]) ->
 @register
 class OkxPm(MarginModel):
     name = "okx-pm"
-    version = "2025-01.1"
+    version = "2025-01-15.1"
     source = ("OKX help: 'Multi-currency margin mode vs. Portfolio margin mode' (9 Jul 2025), "
               "'OKX will further adjust portfolio margin parameters' (2 Jan 2025), risk-unit "
               "merge (Dec 2024), scaling-factor logic; position-builder API; research "

@@ -151,6 +151,14 @@ def total_requirement(span_requirement: float, net_option_value: float) -> float
 # ---------------------------------------------------------------------------------------------
 # parameters
 
+#: BTC price scan range: CME's Bitcoin futures maintenance rate at launch (announced 2017-12-12,
+#: effective 2017-12-18; ccp-standards §7.2 [S42]). CME's current rate: UNCONFIRMED.
+BTC_PRICE_SCAN_RANGE = 0.43
+#: ETH price scan range, DERIVED: 0.43 × 1.449 (ETH/BTC ratio of the 99th-percentile |daily log
+#: return|, Binance USDⓈ-M perpetual daily closes 2024-01-10 … 2026-03-18, shared real data),
+#: rounded up to 63%. No CME Ether rate was found: UNCONFIRMED as a CME figure.
+ETH_PRICE_SCAN_RANGE = 0.63
+
 
 class CombinedCommodity(BaseModel):
     """Risk parameters of one combined commodity (one underlying)."""
@@ -158,14 +166,19 @@ class CombinedCommodity(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     price_scan_range: float = Field(
-        0.43, gt=0.0, le=10.0,
+        BTC_PRICE_SCAN_RANGE, gt=0.0, le=10.0,
         description="PSR as a fraction of the index price (USD points per unit of underlying = "
-                    "this × index). BTC default 43%: CME Bitcoin futures maintenance margin at "
-                    "launch, Dec 2017 (ccp-standards §7.2 [S42]); PSR = outright maintenance "
-                    "requirement (§1.1). Current CME rates UNCONFIRMED.")
+                    "this × index); PSR = the outright maintenance requirement (§1.1). BTC "
+                    "default 43%: the CME Bitcoin futures maintenance rate CME announced for the "
+                    "launch (message to clearing firms 2017-12-12, launch 2017-12-18; "
+                    "ccp-standards §7.2 [S42]) — the only CME rate found in a dated source. "
+                    "CME's current rate is UNCONFIRMED and kept at this conservative figure; "
+                    "pass CME's daily risk-parameter file with --param risk_parameters=FILE to "
+                    "run current parameters.")
     price_scan_points: float | None = Field(
         None, gt=0.0,
-        description="PSR in USD per unit of underlying; overrides price_scan_range when set.")
+        description="PSR in USD per unit of underlying; overrides price_scan_range when set "
+                    "(a risk-parameter file's futures price scan range, type B record).")
     vol_scan_range: float = Field(
         0.35, ge=0.0, le=5.0,
         description="VSR: implied-vol shift of scenarios 1-14. UNCONFIRMED: the one CME figure "
@@ -201,11 +214,55 @@ class CombinedCommodity(BaseModel):
         0.10, ge=0.0, le=10.0,
         description="SOM per underlying unit of short options, as a fraction of PSR points (CME "
                     "sets it as a % of one outright future's margin, §1.8). UNCONFIRMED value.")
+    intra_spread_points: float | None = Field(
+        None, ge=0.0,
+        description="Calendar-spread charge in USD per spread of one underlying unit; overrides "
+                    "intra_spread_rate (a risk-parameter file's type C rate ÷ multiplier).")
+    spot_charge_spread_points: float | None = Field(
+        None, ge=0.0,
+        description="Delivery-month charge in USD per delta unit consumed by spreads; overrides "
+                    "spot_charge_spread_rate (type 4 record ÷ multiplier).")
+    spot_charge_outright_points: float | None = Field(
+        None, ge=0.0,
+        description="Delivery-month charge in USD per delta unit remaining outright; overrides "
+                    "spot_charge_outright_rate (type 4 record ÷ multiplier).")
+    short_option_minimum_points: float | None = Field(
+        None, ge=0.0,
+        description="SOM in USD per underlying unit of short options; overrides "
+                    "short_option_minimum (type 4 record ÷ multiplier).")
+    delivery_months: tuple[int, ...] | None = Field(
+        None,
+        description="Contract months (CCYYMM) in delivery (type 4 record). None: the month of "
+                    "the market snapshot.")
 
     def psr_points(self, index: float) -> float:
         """PSR in USD per unit of underlying at index price ``index``."""
         return self.price_scan_points if self.price_scan_points is not None \
             else self.price_scan_range * index
+
+    def intra_points(self, index: float) -> float:
+        """Calendar-spread charge, USD per spread of one underlying unit."""
+        return self.intra_spread_points if self.intra_spread_points is not None \
+            else self.intra_spread_rate * index
+
+    def spot_points(self, index: float) -> tuple[float, float]:
+        """Delivery charges (consumed by spreads, remaining outright), USD per delta unit."""
+        sp = self.spot_charge_spread_points
+        op = self.spot_charge_outright_points
+        return (sp if sp is not None else self.spot_charge_spread_rate * index,
+                op if op is not None else self.spot_charge_outright_rate * index)
+
+    def som_points(self, index: float) -> float:
+        """Short option minimum, USD per underlying unit of short options."""
+        if self.short_option_minimum_points is not None:
+            return self.short_option_minimum_points
+        return self.short_option_minimum * self.psr_points(index)
+
+    def in_delivery(self, expiry: datetime, now: datetime) -> bool:
+        """Whether a tier expiring at ``expiry`` is in its delivery (spot) month."""
+        if self.delivery_months is not None:
+            return expiry.year * 100 + expiry.month in self.delivery_months
+        return (expiry.year, expiry.month) == (now.year, now.month)
 
 
 class InterSpread(BaseModel):
@@ -214,8 +271,19 @@ class InterSpread(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     legs: tuple[str, str]
-    ratios: tuple[float, float] = Field((1.0, 1.0), description="USD delta per spread per leg")
+    ratios: tuple[float, float] = Field(
+        (1.0, 1.0), description="delta per spread per leg, in ratio_unit")
     rate: float = Field(ge=0.0, le=1.0, description="credit as a fraction of both legs' WFPR")
+    ratio_unit: Literal["usd", "underlying"] = Field(
+        "usd", description="'usd': ratios in USD delta; 'underlying': in units of each leg's "
+                           "underlying (a risk-parameter file's contract delta ratios × the "
+                           "contracts' multipliers)")
+
+    def usd_ratios(self, index_a: float, index_b: float) -> tuple[float, float]:
+        """The ratios in USD delta at the legs' index prices."""
+        if self.ratio_unit == "usd":
+            return self.ratios
+        return self.ratios[0] * index_a, self.ratios[1] * index_b
 
     @field_validator("ratios")
     @classmethod
@@ -226,9 +294,11 @@ class InterSpread(BaseModel):
 
 
 def default_ccs() -> dict[str, CombinedCommodity]:
-    """BTC: CME-launch scan range 43%; ETH: 50% (UNCONFIRMED, ≈ BTC × the ETH/BTC vol ratio)."""
+    """BTC: 43% (CME's launch maintenance rate, the only dated CME figure; current UNCONFIRMED);
+    ETH: 63% = 43% × 1.449, the ratio of ETH's to BTC's 99th-percentile absolute daily log
+    return (Binance USDⓈ-M perpetual closes 2024-01-10 … 2026-03-18, DERIVED, rounded up)."""
     return {"BTC": CombinedCommodity(),
-            "ETH": CombinedCommodity(price_scan_range=0.50)}
+            "ETH": CombinedCommodity(price_scan_range=ETH_PRICE_SCAN_RANGE)}
 
 
 def _merge_ccs(v: Any) -> Any:
@@ -242,6 +312,20 @@ def _merge_ccs(v: Any) -> Any:
             cfg = cfg.model_dump()
         out[name] = {**out.get(name, {}), **cfg} if isinstance(cfg, dict) else cfg
     return out
+
+
+class PublishedArray(BaseModel):
+    """A risk array published in a risk-parameter file for one contract (type 8 records)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    values: tuple[float, ...] = Field(
+        min_length=N_SCENARIOS, max_length=N_SCENARIOS,
+        description="Loss of one long contract per scenario, USD (positive = loss), the extreme "
+                    "scenarios already at their cover fraction.")
+    composite_delta: float = Field(description="Delta of one contract, underlying units.")
+    contract_units: float = Field(gt=0.0, description="Underlying units per contract.")
+    combined_commodity: str
 
 
 class SpanParams(ModelParams):
@@ -263,6 +347,15 @@ class SpanParams(ModelParams):
         "account",
         description="Cross/portfolio margin unit: 'account' (all positions, USD) or 'currency' "
                     "(per settlement currency).")
+    risk_arrays: dict[str, PublishedArray] = Field(
+        default_factory=dict,
+        description="Published risk arrays by instrument symbol (from a risk-parameter file: "
+                    "PRODUCT-CCYYMM for futures, PRODUCT-CCYYMM-C|P-STRIKE for options); an "
+                    "instrument with one is margined on it instead of a generated array.")
+    parameter_source: str = Field(
+        "defaults",
+        description="Where the parameters come from ('defaults', or the risk-parameter file "
+                    "with its exchange complex and business date).")
 
     @field_validator("combined_commodities", mode="before")
     @classmethod
@@ -362,8 +455,7 @@ def _cc_result(name: str, legs: Sequence[_Leg], cc: CombinedCommodity,
     deltas = [tiers[k][2] for k in keys]
     spreads, used, rem = form_intra_spreads(deltas)
     flags = [bool(tiers[k][1]) for k in keys]
-    spot = delivery_charge(used, rem, flags, cc.spot_charge_spread_rate * index,
-                           cc.spot_charge_outright_rate * index)
+    spot = delivery_charge(used, rem, flags, *cc.spot_points(index))
     net = float(sum(deltas))
     net_usd = net * index
     wfpr = max(price, 0.0) / abs(net_usd) if net_usd != 0.0 else 0.0
@@ -378,9 +470,9 @@ def _cc_result(name: str, legs: Sequence[_Leg], cc: CombinedCommodity,
         name=name, index=index, psr_points=psr, port_ra=tuple(float(x) for x in port),
         scan_risk=scan, scan_scenario=k, time_risk=time, vol_risk=vol, price_risk=price,
         net_delta=net, net_delta_usd=net_usd, wfpr=wfpr, tiers=tier_rows,
-        intra_spreads=spreads, intra_charge=spreads * cc.intra_spread_rate * index,
+        intra_spreads=spreads, intra_charge=spreads * cc.intra_points(index),
         delivery_charge=spot, inter_delta_usd=inter_usd, short_calls=calls, short_puts=puts,
-        som=short_option_minimum(calls, puts, cc.short_option_minimum * psr),
+        som=short_option_minimum(calls, puts, cc.som_points(index)),
         net_option_value=float(sum(leg.option_value for leg in legs)))
 
 
@@ -397,8 +489,9 @@ def _apply_inter_spreads(results: dict[str, CCResult],
         da, db = avail[a], avail[b]
         if da * db >= 0.0:
             continue
-        n = min(abs(da) / s.ratios[0], abs(db) / s.ratios[1])
-        for leg, ratio, other in ((a, s.ratios[0], b), (b, s.ratios[1], a)):
+        ratios = s.usd_ratios(results[a].index, results[b].index)
+        n = min(abs(da) / ratios[0], abs(db) / ratios[1])
+        for leg, ratio, other in ((a, ratios[0], b), (b, ratios[1], a)):
             c = inter_spread_credit(n, [(ratio, results[leg].wfpr)], s.rate)
             credit[leg] += c
             avail[leg] -= math.copysign(n * ratio, avail[leg])
@@ -434,20 +527,22 @@ def _contributions(legs: Sequence[_Leg], r: CCResult) -> list[float]:
 # the model
 
 
-def _tier(ins: Instrument, now: datetime) -> tuple[tuple[int, float], str, bool]:
+def _tier(ins: Instrument, now: datetime,
+          cc: CombinedCommodity) -> tuple[tuple[int, float], str, bool]:
     if ins.expiry is None:
         return (0, 0.0), "front (perpetual/spot)", False
-    delivery = (ins.expiry.year, ins.expiry.month) == (now.year, now.month)
-    return (1, ins.expiry.timestamp()), ins.expiry.strftime("%Y-%m-%d"), delivery
+    return ((1, ins.expiry.timestamp()), ins.expiry.strftime("%Y-%m-%d"),
+            cc.in_delivery(ins.expiry, now))
 
 
 @register
 class Span(MarginModel):
     name = "span"
-    version = "2017-12.1"
+    version = "2017-12.2"
     source = ("CME SPAN methodology (cmegroup.com span-overview; pubspan risk-array, intra/inter "
               "spread and requirement pages; advisories 99-65, 23-376); research "
-              "ccp-standards.md §1")
+              "ccp-standards.md §1; CME risk-parameter files (expanded pa2 layouts) via "
+              "--param risk_parameters=FILE")
     summary = ("CME SPAN: 16-scenario risk arrays from a risk-parameter set, calendar, spot-month "
                "and inter-commodity spreads, short option minimum, net option value.")
     Params = SpanParams
@@ -462,6 +557,14 @@ class Span(MarginModel):
         return ccs.get(underlying, ccs.get("*"))
 
     def check_instrument(self, ins: Instrument) -> str | None:
+        pub = self.params.risk_arrays.get(ins.symbol)
+        if pub is not None and not math.isclose(pub.contract_units, ins.contract_size,
+                                                rel_tol=1e-12):
+            return (f"the published risk array of {ins.symbol} is per contract of "
+                    f"{pub.contract_units:g} {ins.underlying}, the instrument's contract_size is "
+                    f"{ins.contract_size:g}")
+        if pub is not None and (ins.inverse or ins.settle not in ("USD", "USDC", "USDT")):
+            return "a published risk array is in USD: the instrument must be linear, USD-settled"
         if self._cc(ins.underlying) is None:
             return (f"no SPAN risk-parameter set for underlying {ins.underlying!r} (have "
                     f"{', '.join(sorted(self.params.combined_commodities))}; pass --param "
@@ -475,13 +578,19 @@ class Span(MarginModel):
         ins = market.instrument(pos.symbol)
         cc = self._cc(ins.underlying)
         assert cc is not None
-        v = valuation(ins, market)
-        la = cc.lookahead_days * DAY
-        ra = span_risk_array(v, price_scan=cc.psr_points(v.spot), vol_scan=cc.vol_scan_range,
-                             vol_mode=cc.vol_scan_mode, extreme_move=cc.extreme_move,
-                             extreme_cover=cc.extreme_cover, lookahead_years=la)
-        d_f, d_s = partials(v, max(v.years - la, 0.0) if v.is_option else None)
-        key, tname, delivery = _tier(ins, market.timestamp)
+        pub = self.params.risk_arrays.get(ins.symbol)
+        if pub is not None:     # published: USD per contract (linear, USD-settled: checked)
+            ra = np.asarray(pub.values, dtype=np.float64) * market.usd_price(ins.settle)
+            d_f, d_s = pub.composite_delta, 0.0
+        else:
+            v = valuation(ins, market)
+            la = cc.lookahead_days * DAY
+            ra = span_risk_array(v, price_scan=cc.psr_points(v.spot),
+                                 vol_scan=cc.vol_scan_range, vol_mode=cc.vol_scan_mode,
+                                 extreme_move=cc.extreme_move, extreme_cover=cc.extreme_cover,
+                                 lookahead_years=la)
+            d_f, d_s = partials(v, max(v.years - la, 0.0) if v.is_option else None)
+        key, tname, delivery = _tier(ins, market.timestamp, cc)
         units = abs(pos.size) * ins.contract_size if ins.is_option and pos.size < 0 else 0.0
         value = (pos.size * ins.contract_size * option_mark(ins, market)
                  * market.usd_price(ins.settle)) if ins.is_option else 0.0
@@ -519,6 +628,8 @@ class Span(MarginModel):
                 contribution=f * contrib[leg.index] * usd_to_unit,
                 notional=leg.notional * usd_to_unit,
                 details={"risk_array": [float(x) for x in leg.ra_contract],
+                         "risk_array_source": ("published" if leg.symbol in
+                                               self.params.risk_arrays else "generated"),
                          "composite_delta": leg.delta, "tier": leg.tier_name,
                          "option_value_usd": leg.option_value}))
         mm = sum(r.risk for r in results.values())
@@ -538,6 +649,7 @@ class Span(MarginModel):
             components={k: v * usd_to_unit for k, v in comps.items()},
             positions=tuple(positions),
             details={"currency_of_details": "USD", "span_requirement": mm,
+                     "parameter_source": self.params.parameter_source,
                      "net_option_value": nov,
                      "total_span_requirement": total_requirement(mm, nov),
                      "initial_factor": f,
