@@ -186,7 +186,8 @@ def price_usd(F: float, K: float, T: float, sigma: float, is_call: bool, r: floa
         return df * max(w * (F - K), 0.0)
     s = sigma * math.sqrt(T)
     d1, d2 = _d1_d2(F, K, s)
-    return df * w * (F * norm_cdf(w * d1) - K * norm_cdf(w * d2))
+    # the difference of two tiny products can round below zero (e.g. -3e-321): a price is >= 0
+    return max(df * w * (F * norm_cdf(w * d1) - K * norm_cdf(w * d2)), 0.0)
 
 
 def price_coin(F: float, K: float, T: float, sigma: float, is_call: bool, r: float = 0.0) -> float:

@@ -156,7 +156,8 @@ def _core(
         half = 0.5 * np.minimum(s, S_MAX)
         d1 = xs + half
         d2 = xs - half
-        v = df * w * (F * _ncdf(w * d1) - K * _ncdf(w * d2))
+        # >= 0 even where two tiny products round the difference below zero
+        v = np.maximum(df * w * (F * _ncdf(w * d1) - K * _ncdf(w * d2)), 0.0)
     intrinsic = df * np.maximum(w * (F - K), 0.0)
     price = np.where(live, v, intrinsic)
     return _Core(w, df, live, s, sqrt_t, d1, d2, price)
@@ -289,7 +290,7 @@ def _price_one(F: float, K: float, T: float, sigma: float, is_call: bool, r: flo
     d2 = xs - 0.5 * s
     n1 = 0.5 * math.erfc(-(w * d1) * _INV_SQRT2)
     n2 = 0.5 * math.erfc(-(w * d2) * _INV_SQRT2)
-    return df * w * (F * n1 - K * n2)
+    return max(df * w * (F * n1 - K * n2), 0.0)  # >= 0 despite rounding
 
 
 @numba.njit(parallel=True, fastmath=False, cache=True, error_model="numpy")
