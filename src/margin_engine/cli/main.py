@@ -222,12 +222,14 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
                             ] = "historical-var",
            param: ParamOpt = None,
            history: HistoryOpt = None,
+           account: Annotated[list[str] | None, typer.Option(
+               "--account", "-a", help="only this account id (repeatable)")] = None,
            output: OutputOpt = None,
            format: FormatOpt = Format.table) -> None:
     """Each account's P&L under named stresses and its margin coverage (margin ÷ loss)."""
     try:
         snap = load_market(market)
-        bk = load_book(book)
+        bk = select_accounts(load_book(book), account, what="--account")
         check_against_market(bk, snap)
         mdl, note = build_model(model, parse_params(param), history, snap)
         if note:
