@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import margin_engine as me
 from margin_engine.cli.main import app
 from margin_engine.demo.run import write_sample
-from margin_engine.models.core.registry import model_names
+from margin_engine.models.core.registry import model_class, model_names
 
 runner = CliRunner()
 # What binance-usdm refuses in the demo book (seed 7): Deribit instruments, a USDC perpetual
@@ -190,9 +190,7 @@ def test_python_compute_works_for_every_model(demo, name):
     assert res.accounts, f"{name} margins no account of the demo book"
     assert len(res.accounts) + len(res.not_margined) == 12
     synthetic = [w for w in caught if "synthetic history" in str(w.message)]
-    uses_history = "history" in me.get_model(name, {"n_paths": 500} if name ==
-                                             "monte-carlo-es" else None).Params.model_fields \
-        if name not in ("historical-var", "filtered-es", "monte-carlo-es") else True
+    uses_history = "history" in model_class(name).Params.model_fields  # the risk-based ones
     assert bool(synthetic) == uses_history and bool(res.notes) == uses_history
     json.dumps(res.to_json(), allow_nan=False)
 
