@@ -213,3 +213,17 @@ def test_public_api_has_numpydoc_docstrings():
     for fn in (me.compute, me.load_book, me.load_market, me.get_model, me.assess_book):
         doc = fn.__doc__ or ""
         assert "Parameters\n    ----------" in doc and "Returns\n    -------" in doc, fn.__name__
+
+
+def test_backtest_output_goes_to_the_file(tmp_path):
+    data = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real"
+    closes = data / "binance_spot_daily_BTCUSDT_cdd.csv"
+    if not closes.is_file():
+        pytest.skip("../shared/data/real is absent")
+    book = Path(__file__).resolve().parents[2] / "docs" / "examples" / "long-btc.json"
+    out = tmp_path / "bt.json"
+    res = run("backtest", "--history", closes, "--book", book, "-m", "historical-var",
+              "--start", "2026-03-01", "-f", "json", "-o", out)
+    assert res.exit_code == 0, res.output
+    assert res.stdout == ""
+    assert json.loads(out.read_text())["backtests"][0]["model"] == "historical-var"
