@@ -950,10 +950,11 @@ def render_page(doc: dict[str, Any], figures: dict[str, str | None], rel: str) -
         "-->",
         "",
         f"Regenerate everything on this page (tables, figures, `{rel}/results.json`) from the "
-        f"repository root, with `../shared/data/real` present ({_duration(doc['seconds'])} "
-        "on the 2-core development machine):",
+        f"repository root, with `../shared/data/real` present: `{cmd}` "
+        f"({_duration(doc['seconds'])} on the 2-core development machine). The same code on "
+        "short windows, writing under `out/` (what the test suite runs):",
         "",
-        f"```sh\n{cmd}\n```",
+        "```bash\npython -m studies.real_data_study --quick --out out/study-quick\n```",
         "",
         *(["**This is a quick run** (short windows, for the test): its numbers are not the "
            "study's.", ""] if s["quick"] else []),

@@ -71,3 +71,45 @@ def test_risk_based_models_margin_mixed_linear_inverse_option_accounts():
     for name in ("historical-var", "filtered-es", "monte-carlo-es"):
         r = assess_account(build(name), mixed[0], MARKET, liquidation_prices=False)
         assert r.initial_margin > 0
+
+
+# -- magnitude bounds (issue 8 §6) ---------------------------------------------------------
+#: A plain long of one BTC in a linear perpetual, as a share of its notional. Below: the
+#: highest leverage any modelled venue offers on BTC is 125× on Binance USDⓈ-M (first
+#: BTCUSDT bracket, research/crypto-venues.md §3.1; 1/125 = 0.8% IM), so IM < 0.5% means a
+#: units slip (cents, contracts vs coins). Above: the largest one-day BTC move in the data is
+#: the 2020-03-12 crash (Binance BTCUSDT close 7,934.52 → 4,800.00, −39.5%), and the
+#: most a venue or clearing house has asked on BTC futures is CME's launch scan range of 43%
+#: (Dec 2017) × 1.1 for initial = 47%; no model should ask more than 60% for one plain BTC.
+IM_BAND = (0.005, 0.60)
+#: Maintenance: the lowest maintenance rate on BTC among the venues is Binance's 0.4% (first
+#: bracket) and the margin-fraction venues' 1.2% (dYdX) / 1.25% (Hyperliquid 40×): 0.1% is a
+#: floor no model should undercut; MM ≤ IM always.
+MM_FLOOR = 0.001
+PLAIN = ("BTCUSDT", "BTC_USDC-PERPETUAL")
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_a_plain_btc_perpetual_is_margined_within_a_sourced_band(name):
+    from margin_engine.domain.book import Account, Position
+    from margin_engine.models.core.valuation import notional_usd
+
+    model = build(name)
+    shares = []
+    for symbol in PLAIN:
+        ins = MARKET.instrument(symbol)
+        for mode in ("cross", "portfolio"):
+            acct = Account(id="plain", margin_mode=mode, collateral={ins.settle: 1e6},
+                           credit_rating="AAA", positions=(Position(symbol=symbol, size=1.0),))
+            try:
+                r = assess_account(model, acct, MARKET, liquidation_prices=False)
+            except InputError:
+                continue  # not this venue's instrument or mode
+            n = notional_usd(ins, 1.0, MARKET)
+            im = MARKET.convert(r.initial_margin, r.currency, "USD") / n
+            mm = MARKET.convert(r.maintenance_margin, r.currency, "USD") / n
+            shares.append((symbol, mode, im, mm))
+            assert IM_BAND[0] <= im <= IM_BAND[1], (symbol, mode, im)
+            assert MM_FLOOR <= mm <= im, (symbol, mode, mm, im)
+            break
+    assert shares, f"{name} margins no plain linear BTC perpetual"

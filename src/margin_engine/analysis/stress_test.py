@@ -16,7 +16,12 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.maths.scenarios import from_stresses
-from margin_engine.maths.stress_library import CORE_STRESSES, StressScenario, get_stress
+from margin_engine.maths.stress_library import (
+    CORE_STRESSES,
+    StressScenario,
+    get_stress,
+    stress_names,
+)
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.scenario_pnl import instrument_pnl
 from margin_engine.policy.assess import assess_account
@@ -40,7 +45,8 @@ def resolve(names: Sequence[str] | None) -> list[StressScenario]:
         try:
             out.append(get_stress(name))
         except (KeyError, ValueError):
-            raise InputError("--scenario", f"unknown stress {name!r}") from None
+            raise InputError("--scenario", f"unknown stress {name!r} (known: "
+                             f"{', '.join(stress_names())})") from None
     return out
 
 

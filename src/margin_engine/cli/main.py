@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
@@ -19,6 +21,7 @@ from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.table import Table
 
+from margin_engine import __version__
 from margin_engine.analysis.stress_test import resolve, stress_book
 from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError
@@ -26,13 +29,28 @@ from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model, expand_file_parameters
 from margin_engine.io.report_json import compute_json
 from margin_engine.models.core.registry import model_class, model_names
-from margin_engine.policy.assess import assess_book
+from margin_engine.policy.assess import assess_margined, select_accounts
 
 from .params import parse_params
 from .render import print_compute
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=True, no_args_is_help=True,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Margin requirements for crypto derivatives.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"margin-engine {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", help="print the version and exit", callback=_version,
+        is_eager=True)] = False) -> None:
+    """Margin requirements for crypto derivatives."""
+
 def _console(stderr: bool = False) -> Console:
     """A console as wide as the terminal, or 160 columns when output is not a terminal."""
     stream = sys.stderr if stderr else sys.stdout
@@ -51,7 +69,8 @@ class Format(StrEnum):
 
 def fail(exc: InputError) -> None:
     for path, reason in exc.problems:
-        err_console.print(f"error: {path}: {reason}", markup=False, highlight=False)
+        err_console.print(f"error: {path}: {reason}", markup=False, highlight=False,
+                          soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -60,6 +79,35 @@ ParamOpt = Annotated[list[str] | None, typer.Option(
     "--param", "-p", help="model parameter key=value (repeatable)")]
 HistoryOpt = Annotated[list[Path] | None, typer.Option(
     "--history", help="price history file(s) for risk-based models (repeatable)")]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="write the output to this file instead of stdout")]
+
+
+@contextmanager
+def _output_to(path: Path | None) -> Iterator[None]:
+    """Send what the command prints (table or JSON) to ``path`` instead of stdout."""
+    global console
+    if path is None:
+        yield
+        return
+    try:
+        fh = path.open("w", encoding="utf-8")
+    except OSError as exc:
+        fail(InputError("--output", f"{path}: cannot write ({exc.strerror or exc})"))
+        return
+    saved = console
+    console = Console(file=fh, width=int(os.environ.get("COLUMNS", "160")), no_color=True)
+    try:
+        yield
+    finally:
+        console = saved
+        fh.close()
+
+
+def _write(text: str) -> None:
+    """Plain text (JSON) to stdout, or to the ``--output`` file."""
+    console.file.write(text)
+    console.file.flush()
 
 
 @app.command()
@@ -68,26 +116,39 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
             model: Annotated[str, typer.Option("--model", "-m", help="registered model name")],
             param: ParamOpt = None,
             history: HistoryOpt = None,
+            account: Annotated[list[str] | None, typer.Option(
+                "--account", "-a", help="only this account id (repeatable)")] = None,
+            strict: Annotated[bool, typer.Option(
+                "--strict", help="an account the model does not margin is an error (exit 2) "
+                                 "instead of being listed as not margined")] = False,
+            no_liquidation: Annotated[bool, typer.Option(
+                "--no-liquidation", help="skip the liquidation prices (faster)")] = False,
+            output: OutputOpt = None,
             format: FormatOpt = Format.table) -> None:
-    """Initial and maintenance margin, equity, status and liquidation prices per account."""
+    """Initial and maintenance margin, equity, status and liquidation prices per account.
+
+    Accounts the model does not margin (a margin mode or an instrument the venue does not
+    offer) are listed as not margined with the reason, unless --strict."""
     try:
         snap = load_market(market)
         mdl, note = build_model(model, parse_params(param), history, snap)
         warnings = [note] if note else []
         for w in warnings:
             sys.stderr.write(f"warning: {w}\n")
-        bk = load_book(book)
+        bk = select_accounts(load_book(book), account, what="--account")
         check_against_market(bk, snap)
-        reports = assess_book(mdl, bk, snap)
+        reports, refused = assess_margined(mdl, bk, snap, strict=strict,
+                                           liquidation_prices=not no_liquidation)
     except InputError as exc:
         fail(exc)
         return
-    if format is Format.json:
-        doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp)
-        doc["warnings"] = warnings
-        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    else:
-        print_compute(console, mdl, reports)
+    with _output_to(output):
+        if format is Format.json:
+            doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp, refused)
+            doc["warnings"] = warnings
+            _write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        else:
+            print_compute(console, mdl, reports, refused)
 
 
 def model_catalogue() -> list[dict[str, Any]]:
@@ -112,19 +173,40 @@ def model_catalogue() -> list[dict[str, Any]]:
 
 
 @app.command()
-def models(format: FormatOpt = Format.table) -> None:
-    """Every registered model with its parameters, defaults and source."""
-    rows = model_catalogue()
-    if format is Format.json:
-        sys.stdout.write(json.dumps({"models": rows}, indent=2) + "\n")
+def models(name: Annotated[str | None, typer.Argument(
+               help="only this model (default: every registered model)")] = None,
+           output: OutputOpt = None,
+           format: FormatOpt = Format.table) -> None:
+    """Every registered model: version, modes, source, and each parameter's default and
+    description (assumptions not confirmed by the venue are marked UNCONFIRMED)."""
+    try:
+        if name is not None:
+            model_class(name)  # an unknown name lists the known ones
+    except InputError as exc:
+        fail(exc)
         return
-    t = Table(title="registered models", show_lines=True)
-    for col in ("model", "version", "modes", "what", "parameters (default)", "source"):
-        t.add_column(col, overflow="fold")
-    for r in rows:
-        ps = "\n".join(f"{p['name']} = {_short(p['default'])}" for p in r["parameters"])
-        t.add_row(r["name"], r["version"], ", ".join(r["modes"]), r["summary"], ps, r["source"])
-    console.print(t)
+    rows = [r for r in model_catalogue() if name is None or r["name"] == name]
+    with _output_to(output):
+        if format is Format.json:
+            _write(json.dumps({"models": rows}, indent=2) + "\n")
+            return
+        t = Table(title="registered models", show_lines=True, title_justify="left")
+        for col in ("model", "version", "modes", "what", "source"):
+            t.add_column(col, overflow="fold")
+        for r in rows:
+            t.add_row(r["name"], r["version"], ", ".join(r["modes"]), r["summary"], r["source"])
+        console.print(t)
+        p = Table(title="parameters (! = rests on an UNCONFIRMED assumption)", show_lines=True,
+                  title_justify="left")
+        for col in ("model", "parameter", "!", "default", "description"):
+            p.add_column(col, overflow="fold", no_wrap=col in ("!",))
+        for r in rows:
+            for prm in r["parameters"]:
+                desc = prm["description"]
+                mark = "!" if "UNCONFIRMED" in desc.upper() else ""
+                p.add_row(r["name"], prm["name"], f"[bold yellow]{mark}[/]" if mark else "",
+                          _short(prm["default"]), desc or "—")
+        console.print(p)
 
 
 def _short(v: object) -> str:
@@ -142,11 +224,14 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
                             ] = "historical-var",
            param: ParamOpt = None,
            history: HistoryOpt = None,
+           account: Annotated[list[str] | None, typer.Option(
+               "--account", "-a", help="only this account id (repeatable)")] = None,
+           output: OutputOpt = None,
            format: FormatOpt = Format.table) -> None:
     """Each account's P&L under named stresses and its margin coverage (margin ÷ loss)."""
     try:
         snap = load_market(market)
-        bk = load_book(book)
+        bk = select_accounts(load_book(book), account, what="--account")
         check_against_market(bk, snap)
         mdl, note = build_model(model, parse_params(param), history, snap)
         warnings = [note] if note else []
@@ -156,15 +241,20 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
     except InputError as exc:
         fail(exc)
         return
+    with _output_to(output):
+        _print_stress(mdl, snap, rows, format, warnings)
+
+
+def _print_stress(mdl: Any, snap: Any, rows: Any, format: Format, warnings: list[str]) -> None:
     if format is Format.json:
-        sys.stdout.write(json.dumps({"model": mdl.name, "audit": asdict(mdl.stamp(snap)),
-                                     "rows": [asdict(r) for r in rows],
-                                     "warnings": warnings}, indent=2) + "\n")
+        _write(json.dumps({"model": mdl.name, "audit": asdict(mdl.stamp(snap)),
+                           "rows": [asdict(r) for r in rows], "warnings": warnings},
+                          indent=2) + "\n")
         return
     t = Table(title=f"stress P&L (USD) and coverage by {mdl.name} initial margin",
               title_justify="left")
-    for col in ("account", "scenario", "P&L", "positions", "collateral", "initial margin",
-                "coverage"):
+    for col in ("account", "scenario", "P&L USD", "positions USD", "collateral USD",
+                "initial margin USD", "coverage"):
         t.add_column(col, justify="left" if col in ("account", "scenario") else "right")
     for r in rows:
         cov = "n/a" if r.coverage is None else f"{r.coverage:.0%}"
@@ -204,6 +294,7 @@ def backtest(
         dynamic_config: Annotated[Path | None, typer.Option(
             "--dynamic-config", help="JSON object of DynamicConfig fields for --dynamic "
                                      "(implies --dynamic)")] = None,
+        output: OutputOpt = None,
         format: FormatOpt = Format.table) -> None:
     """Backtest margin models on history: margin from data up to each day, realised loss over
     the horizon, exceedances, coverage tests, traffic light, ES test, procyclicality."""
@@ -260,17 +351,17 @@ def backtest(
         except (RuntimeError, OSError) as exc:
             fail(InputError("--report", str(exc)))
             return
-    if format is Format.json:
-        doc: dict[str, Any] = {"backtests": [backtest_json(r) for r in results]}
-        if cfg is not None:
-            doc["dynamic"] = {"config": cfg.model_dump(mode="json"),
-                              "pairs": [_bt_pair_json(a, b, info) for a, b, info in pairs]}
-        sys.stdout.write(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-        sys.stdout.flush()
-    else:
-        _bt_print(results)
-        if pairs:
-            _bt_print_dynamic(pairs)
+    with _output_to(output):
+        if format is Format.json:
+            doc: dict[str, Any] = {"backtests": [backtest_json(r) for r in results]}
+            if cfg is not None:
+                doc["dynamic"] = {"config": cfg.model_dump(mode="json"),
+                                  "pairs": [_bt_pair_json(a, b, info) for a, b, info in pairs]}
+            _write(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        else:
+            _bt_print(results)
+            if pairs:
+                _bt_print_dynamic(pairs)
     if path is not None:
         err_console.print(f"report: {path}", highlight=False)
 

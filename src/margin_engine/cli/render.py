@@ -6,43 +6,68 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from margin_engine.models.core.base import MarginModel
-from margin_engine.policy.assess import AccountReport
+from margin_engine.policy.assess import AccountReport, NotMargined
 
 _STYLE = {"healthy": "green", "margin_call": "yellow", "liquidation": "bold red"}
+#: Currencies shown to the cent; any other (a coin) to 6 decimals.
+_CENTS = frozenset({"USD", "USDT", "USDC"})
 
 
-def money(x: float | None, digits: int = 2) -> str:
-    return "—" if x is None else f"{x:,.{digits}f}"
+def money(x: float | None, currency: str = "USD") -> str:
+    """An amount in ``currency``: cents for dollars and stablecoins, 6 decimals for coins."""
+    if x is None:
+        return "—"
+    return f"{x:,.2f}" if currency in _CENTS else f"{x:,.6f}"
+
+
+def price(x: float | None) -> str:
+    """A price: cents, or 6 significant digits below 100 (DOGE, an option premium in coin)."""
+    if x is None:
+        return "—"
+    return f"{x:,.2f}" if abs(x) >= 100 else f"{x:.6g}"
 
 
 def ratio(x: float | None) -> str:
     return "∞" if x is None else f"{x:.2%}"
 
 
-def print_compute(console: Console, model: MarginModel, reports: Sequence[AccountReport]) -> None:
-    t = Table(title=f"{model.name} {model.version} — margin by account", title_justify="left")
+def print_compute(console: Console, model: MarginModel, reports: Sequence[AccountReport],
+                  not_margined: Sequence[NotMargined] = ()) -> None:
+    t = Table(title=f"{model.name} {model.version} — margin by account (amounts in ccy)",
+              title_justify="left")
     for col in ("account", "mode", "ccy", "initial", "maintenance", "equity", "ratio", "status"):
         t.add_column(col, justify="right" if col in ("initial", "maintenance", "equity",
                                                     "ratio") else "left")
     for r in reports:
         st = r.status.value
-        t.add_row(r.id, r.margin_mode.value, r.currency, money(r.initial_margin),
-                  money(r.maintenance_margin), money(r.equity), ratio(r.margin_ratio),
-                  f"[{_STYLE[st]}]{st}[/]")
+        t.add_row(r.id, r.margin_mode.value, r.currency, money(r.initial_margin, r.currency),
+                  money(r.maintenance_margin, r.currency), money(r.equity, r.currency),
+                  ratio(r.margin_ratio), f"[{_STYLE[st]}]{st}[/]")
     console.print(t)
-    p = Table(title="positions", title_justify="left")
-    for col in ("account", "symbol", "size", "unit", "initial", "maintenance", "contribution",
-                "liq. price"):
-        p.add_column(col, justify="left" if col in ("account", "symbol", "unit") else "right")
+    p = Table(title="positions (margin in ccy; liquidation price in the instrument's quote)",
+              title_justify="left")
+    for col in ("account", "symbol", "size", "unit", "ccy", "initial", "maintenance",
+                "contribution", "liq. price"):
+        p.add_column(col, justify="left" if col in ("account", "symbol", "unit", "ccy")
+                     else "right")
     for r in reports:
         for pos in r.positions:
-            m = pos.margin
-            p.add_row(r.id, m.symbol, f"{m.size:g}", pos.unit, money(m.initial_margin, 6),
-                      money(m.maintenance_margin, 6), money(m.contribution, 6),
-                      money(pos.liquidation_price))
+            m, ccy = pos.margin, pos.currency
+            p.add_row(r.id, m.symbol, f"{m.size:g}", pos.unit, ccy,
+                      money(m.initial_margin, ccy), money(m.maintenance_margin, ccy),
+                      money(m.contribution, ccy), price(pos.liquidation_price))
     console.print(p)
+    if not_margined:
+        n = Table(title=f"not margined by {model.name} (use --strict to make this an error)",
+                  title_justify="left")
+        n.add_column("account")
+        n.add_column("reason", overflow="fold")
+        for x in not_margined:
+            n.add_row(Text(x.id), Text(x.reason))
+        console.print(n)
     if reports:
         a = reports[0].audit
         console.print(f"[dim]audit: model={a.model} version={a.model_version} "

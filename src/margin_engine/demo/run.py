@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +23,21 @@ from margin_engine.domain.book import check_against_market
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
 from margin_engine.models.core.registry import model_names
+
+
+def command_name() -> str:
+    """How to run ``margin-engine`` from here: its bare name when the shell finds this one on
+    the PATH, else the path it was started by (``.venv/bin/margin-engine`` after ``make demo``)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name != "margin-engine":
+        return "margin-engine"
+    found = shutil.which("margin-engine")
+    if found and Path(found).resolve() == argv0.resolve():
+        return "margin-engine"
+    try:
+        return str(argv0.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(argv0)
 
 
 def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
@@ -76,6 +93,6 @@ def run_demo(out: Path, *, seed: int, console: Console, as_json: bool) -> Compar
         console.print(table)
     console.print(f"files: {market_path}, {book_path}, {history_path}, "
                   f"{out / 'comparison.json'}")
-    console.print(f"next: margin-engine compute {book_path} {market_path} --model "
-                  f"{models[0].name}")
+    console.print(f"next: {command_name()} compute {book_path} {market_path} --model "
+                  f"{models[0].name}", highlight=False)
     return cmp

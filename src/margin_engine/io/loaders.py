@@ -71,10 +71,46 @@ def parse_model(cls: type[M], data: Any, what: str) -> M:
 
 
 def load_market(path: str | Path) -> MarketSnapshot:
-    """Read a market snapshot JSON file (DESIGN §4)."""
+    """Read a market snapshot JSON file (DESIGN §4, docs/formats.md).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file: timestamp, index and FX prices, instruments, optional vol surface and
+        order books.
+
+    Returns
+    -------
+    MarketSnapshot
+        Validated and frozen.
+
+    Raises
+    ------
+    InputError
+        A missing or malformed file, or a field that fails validation, with its path
+        (``instruments[3].expiry: expired ...``).
+    """
     return parse_model(MarketSnapshot, read_json(path), "market")
 
 
 def load_book(path: str | Path) -> Book:
-    """Read a book JSON file (DESIGN §4)."""
+    """Read a book JSON file (DESIGN §4, docs/formats.md).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file: ``{"accounts": [{id, margin_mode, collateral, positions, ...}]}``.
+
+    Returns
+    -------
+    Book
+        Validated and frozen; symbols are checked against a market later
+        (:func:`margin_engine.domain.book.check_against_market`).
+
+    Raises
+    ------
+    InputError
+        A missing or malformed file, or a field that fails validation, with its path
+        (``accounts[0].positions[2].size: not a finite number``).
+    """
     return parse_model(Book, read_json(path), "book")

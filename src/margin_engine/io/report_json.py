@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from margin_engine.models.core.base import MarginModel
-from margin_engine.policy.assess import AccountReport
+from margin_engine.policy.assess import AccountReport, NotMargined
 
 
 def _num(x: float | None) -> float | None:
@@ -61,12 +61,15 @@ def account_json(r: AccountReport) -> dict[str, Any]:
 
 
 def compute_json(model: MarginModel, reports: Sequence[AccountReport],
-                 market_timestamp: str) -> dict[str, Any]:
-    """The whole ``compute --format json`` document: audit stamp, parameters, accounts."""
+                 market_timestamp: str, not_margined: Sequence[NotMargined] = ()
+                 ) -> dict[str, Any]:
+    """The whole ``compute --format json`` document: audit stamp, parameters, accounts, and
+    the accounts the model does not margin (``not_margined: [{id, reason}]``)."""
     return {
         "model": model.name, "model_version": model.version,
         "params_hash": model.params.params_hash(), "market_timestamp": market_timestamp,
         "engine_version": reports[0].audit.engine_version if reports else None,
         "params": model.params.model_dump(mode="json"),
         "accounts": [account_json(r) for r in reports],
+        "not_margined": [{"id": n.id, "reason": n.reason} for n in not_margined],
     }

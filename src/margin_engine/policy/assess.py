@@ -5,10 +5,10 @@ This is the one place where requirements (models layer) meet collateral (health 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from margin_engine.domain.book import Account, Book, MarginMode
+from margin_engine.domain.book import Account, Book, MarginMode, net_positions
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.models.core.base import MarginModel
@@ -65,8 +65,13 @@ _SEVERITY = {Status.HEALTHY: 0, Status.MARGIN_CALL: 1, Status.LIQUIDATION: 2}
 def assess_account(model: MarginModel, account: Account, market: MarketSnapshot, *,
                    policy: HealthPolicy | None = None,
                    liquidation_prices: bool = True) -> AccountReport:
-    """Margin, health and liquidation prices of one account under ``model``."""
+    """Margin, health and liquidation prices of one account under ``model``.
+
+    Positions in the same symbol are netted first (:func:`~margin_engine.domain.book.
+    net_positions`), so every model margins one net position per symbol.
+    """
     policy = policy or HealthPolicy()
+    account = net_positions(account, market)
     units = model.units(account, market)
     unit_reports: list[UnitReport] = []
     pos_reports: dict[int, PositionReport] = {}
@@ -138,7 +143,32 @@ def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,
 def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
                 policy: HealthPolicy | None = None,
                 liquidation_prices: bool = True) -> list[AccountReport]:
-    """Assess every account; an error names the account it came from."""
+    """Assess every account of ``book`` under ``model``.
+
+    Parameters
+    ----------
+    model : MarginModel
+        A registered model (see :func:`margin_engine.models.registry.get_model`).
+    book : Book
+        The accounts; every account must be one ``model`` margins (see
+        :func:`split_margined` to set the others aside first).
+    market : MarketSnapshot
+        The market the book is valued in.
+    policy : HealthPolicy, optional
+        Collateral haircuts (default: :class:`~margin_engine.policy.health.HealthPolicy`).
+    liquidation_prices : bool, default True
+        Solve each position's liquidation price (the slow part for the generic solver).
+
+    Returns
+    -------
+    list of AccountReport
+        One report per account, in book order.
+
+    Raises
+    ------
+    InputError
+        The first problem, its path under ``accounts[i]``.
+    """
     reports = []
     for i, account in enumerate(book.accounts):
         try:
@@ -147,3 +177,123 @@ def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
         except InputError as exc:
             raise exc.within(f"accounts[{i}]") from None
     return reports
+
+
+@dataclass(frozen=True)
+class NotMargined:
+    """An account a model does not margin, and why (``path: reason`` within the account)."""
+
+    id: str
+    reason: str
+
+
+def select_accounts(book: Book, ids: Sequence[str] | None, *, what: str = "accounts"
+                    ) -> Book:
+    """The accounts of ``book`` named in ``ids`` (all of them when ``ids`` is ``None``).
+
+    Raises :class:`InputError` at ``what`` for an id the book does not hold.
+    """
+    if ids is None:
+        return book
+    known = {a.id for a in book.accounts}
+    for i in ids:
+        if i not in known:
+            shown = ", ".join(sorted(known)[:20]) + (", ..." if len(known) > 20 else "")
+            raise InputError(what, f"no account {i!r} in the book (accounts: {shown})")
+    wanted = set(ids)
+    return book.model_copy(update={"accounts": tuple(a for a in book.accounts
+                                                     if a.id in wanted)})
+
+
+def split_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
+                   strict: bool = False) -> tuple[Book, list[NotMargined]]:
+    """Split ``book`` into the accounts ``model`` margins and those it does not.
+
+    An account is not margined when :meth:`MarginModel.units` refuses it: a margin mode the
+    venue does not offer, or an instrument it does not list (a Binance USDⓈ-M model given a
+    Deribit inverse perpetual). Positions in the same symbol are netted in the returned book.
+
+    Parameters
+    ----------
+    model : MarginModel
+        The model that will assess the book.
+    book : Book
+        Every account.
+    market : MarketSnapshot
+        The market (instrument definitions decide what a venue lists).
+    strict : bool, default False
+        Raise the first refusal instead of setting the account aside.
+
+    Returns
+    -------
+    (Book, list of NotMargined)
+        The accounts to pass to :func:`assess_book`, in book order, and the others with the
+        reason.
+
+    Raises
+    ------
+    InputError
+        Only when ``strict``: the first refusal, its path under ``accounts[i]``.
+    """
+    keep: list[Account] = []
+    refused: list[NotMargined] = []
+    for i, account in enumerate(book.accounts):
+        netted = net_positions(account, market)
+        try:
+            model.units(netted, market)
+        except InputError as exc:
+            if strict:
+                raise exc.within(f"accounts[{i}]") from None
+            refused.append(NotMargined(account.id, f"{exc.path}: {exc.reason}"))
+            continue
+        keep.append(netted)
+    return book.model_copy(update={"accounts": tuple(keep)}), refused
+
+
+def assess_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
+                    strict: bool = False, policy: HealthPolicy | None = None,
+                    liquidation_prices: bool = True
+                    ) -> tuple[list[AccountReport], list[NotMargined]]:
+    """Assess every account ``model`` margins; list the others with the reason.
+
+    The accounts :func:`split_margined` sets aside, and those the model refuses while
+    computing (say a leverage above the venue's maximum), are ``not margined``; the others are
+    assessed by :func:`assess_book` (at most twice each when some are refused on the way).
+
+    Returns
+    -------
+    (list of AccountReport, list of NotMargined)
+        Both in book order.
+
+    Raises
+    ------
+    InputError
+        Only when ``strict``: the first refusal, its path under ``accounts[i]`` of ``book``.
+    """
+    position = {a.id: i for i, a in enumerate(book.accounts)}
+    kept, refused = split_margined(model, book, market, strict=strict)
+    remaining = list(kept.accounts)
+    fine: list[Account] = []  # accounts that came before a refusal: assessed again at the end
+    tail: list[AccountReport] = []
+    while remaining:
+        try:
+            tail = assess_book(model, kept.model_copy(update={"accounts": tuple(remaining)}),
+                               market, policy=policy, liquidation_prices=liquidation_prices)
+            break
+        except InputError as exc:
+            head, _, rest = exc.path.partition("]")
+            k = int(head.removeprefix("accounts["))
+            bad = remaining[k]
+            if strict:
+                where = rest.removeprefix(".")
+                raise InputError(f"accounts[{position[bad.id]}]" + (f".{where}" if where else ""),
+                                 exc.reason) from None
+            refused.append(NotMargined(bad.id, f"{rest.removeprefix('.') or '<account>'}: "
+                                               f"{exc.reason}"))
+            fine += remaining[:k]
+            remaining = remaining[k + 1:]
+    head_reports = assess_book(model, kept.model_copy(update={"accounts": tuple(fine)}), market,
+                               policy=policy, liquidation_prices=liquidation_prices
+                               ) if fine else []
+    refused.sort(key=lambda n: position[n.id])
+    return head_reports + tail, refused

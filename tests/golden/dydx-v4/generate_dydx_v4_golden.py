@@ -52,7 +52,7 @@ def oi_ppm_exact(imf, lo, hi, oi):
 
 
 tier_doc = {
-    "id": "dYdX-LT", "research_id": "research/crypto-venues.md §4.6",
+    "id": "dYdX-LT", "provenance": "published", "research_id": "research/crypto-venues.md §4.6",
     "source": "dydxprotocol/v4-chain protocol/x/perpetuals/types/liquidity_tier_test.go: "
               "TestGetInitialMarginQuoteQuantums, TestGetAdjustedInitialMarginPpm (CODE test "
               "expectations; no custom IMF)",
@@ -149,7 +149,7 @@ err_cases = [
     {"name": "abs delta greater than position size", "market": "BTC", "delta_size": -1.00000001,
      "size": 1.0}]
 bp_doc = {
-    "id": "dYdX-BP", "research_id": "research/crypto-venues.md §4.6",
+    "id": "dYdX-BP", "provenance": "published", "research_id": "research/crypto-venues.md §4.6",
     "source": "dydxprotocol/v4-chain protocol/x/clob/keeper/liquidations_test.go::"
               "TestGetBankruptcyPriceInQuoteQuantums (CODE test expectations)",
     "setup": {"liquidity_tier": {"initial_margin_ppm": 200_000,
@@ -167,7 +167,11 @@ def mk(price, sym="BTC-USD", und="BTC"):
 
 
 derived = {
-    "id": "dYdX-DERIVED", "research_id": "research/crypto-venues.md §4.6 DERIVED",
+    "id": "dYdX-DERIVED", "provenance": "derived",
+    "research_id": "research/crypto-venues.md §4.6 DERIVED",
+    "source": "research/crypto-venues.md §4.6 DERIVED: books worked by hand from dYdX v4's "
+              "liquidity tiers (IMF, MMF, open-interest caps) and custom IMF; intermediates "
+              "recomputed here in plain integer arithmetic (no margin_engine import)",
     "cases": [
         {"name": "1 BTC at $60,000 on Large-Cap", "params": {},
          "market": {"timestamp": "2026-03-01T00:00:00Z", "index": {"BTC": 60000.0},

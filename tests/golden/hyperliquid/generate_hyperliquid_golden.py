@@ -67,7 +67,7 @@ for i, (sym, e, side, q, m, lev, lp) in enumerate(ROWS):
         "published_liquidation_price": lp})
 
 doc = {
-    "id": "TV-H1",
+    "id": "TV-H1", "provenance": "published",
     "source": "research/crypto-venues.md §5.4 [H4]: live Hyperliquid liquidation prices captured "
               "via ccxt, fixtures of freqtrade/freqtrade tests/exchange/test_hyperliquid.py::"
               "test_hyperliquid_dry_run_liquidation_price (commit 3b1fb5a). XYZ-* rows are HIP-3 "
@@ -94,7 +94,8 @@ def market(price):
 r0, r1 = 1 / 80, 1 / 40
 ded1 = 150e6 * (r1 - r0)
 h2 = {
-    "id": "TV-H2", "source": "research/crypto-venues.md §5.4 (DERIVED from [H1] BTC tiers: "
+    "id": "TV-H2", "provenance": "derived",
+    "source": "research/crypto-venues.md §5.4 (DERIVED from [H1] BTC tiers: "
     "0-150M -> 40x, >150M -> 20x)",
     "params": {},
     "tiers": {"maintenance_margin_rate": [r0, r1], "maintenance_deduction": [0.0, ded1]},
@@ -116,7 +117,8 @@ h2 = {
 (OUT / "tv-h2-btc-tiers.json").write_text(json.dumps(h2, indent=1) + "\n")
 
 h3 = {
-    "id": "TV-H3", "source": "research/crypto-venues.md §5.4 (DERIVED): $10,000 BTC position",
+    "id": "TV-H3", "provenance": "derived",
+    "source": "research/crypto-venues.md §5.4 (DERIVED): $10,000 BTC position",
     "params": {}, "market": market(100000.0),
     "cases": [
         {"name": "10x", "research_id": "TV-H3", "size": 0.1, "leverage": 10, "notional": 10000.0,
@@ -131,7 +133,7 @@ mm_btc, mm_eth = 0.2 * 62739 / 80, 2 * 2458.5 / 50
 im_btc, im_eth = 0.2 * 62739 / 10, 2 * 2458.5 / 25
 avail = E - mm_btc - mm_eth
 cross = {
-    "id": "HL-CROSS-1", "research_id": "DERIVED",
+    "id": "HL-CROSS-1", "provenance": "derived", "research_id": "DERIVED",
     "source": "[H2] liquidation price with margin_available (cross) = account_value - "
               "maintenance_margin_required; [H1] default mainnet tables (BTC 40x, ETH 25x)",
     "params": {},

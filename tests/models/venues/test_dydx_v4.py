@@ -478,6 +478,6 @@ def test_cli_compute_on_the_design_example_and_a_usdc_book(write_json, market_do
     assert unit["details"]["markets"]["ETH-USD"]["bankruptcy_quote_quantums"] == 294_000_000
     book_doc["accounts"][0]["positions"] = [{"symbol": "BTC-27MAR26-80000-C", "size": 1}]
     res = runner.invoke(app, ["compute", str(write_json("b3.json", book_doc)), str(market),
-                              "--model", "dydx-v4"])
+                              "--model", "dydx-v4", "--strict"])
     assert res.exit_code == 2
     assert "accounts[0].positions[0].symbol" in res.output and "option" in res.output

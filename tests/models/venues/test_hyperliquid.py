@@ -507,6 +507,6 @@ def test_cli_compute_on_the_design_example_and_a_usdc_book(write_json, market_do
         "BTC", "ETH"]
     book_doc["accounts"][0]["positions"] = [{"symbol": "BTC-PERPETUAL", "size": 10}]
     res = runner.invoke(app, ["compute", str(write_json("b3.json", book_doc)), str(market),
-                              "--model", "hyperliquid"])
+                              "--model", "hyperliquid", "--strict"])
     assert res.exit_code == 2
     assert "accounts[0].positions[0].symbol" in res.output and "inverse" in res.output

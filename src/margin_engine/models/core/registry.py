@@ -33,7 +33,27 @@ def model_class(name: str) -> type[MarginModel]:
 
 
 def get_model(name: str, options: dict[str, Any] | None = None) -> MarginModel:
-    """Instantiate a registered model from ``--param`` style options."""
+    """Instantiate a registered model from ``--param`` style options.
+
+    Parameters
+    ----------
+    name : str
+        A registered name (``margin-engine models`` lists them with their parameters).
+    options : dict, optional
+        Parameter values by name; the others keep their documented defaults. Risk-based
+        models take their price history as ``history`` (a
+        :class:`~margin_engine.domain.history.PriceSeries`).
+
+    Returns
+    -------
+    MarginModel
+        The model, its parameters validated and frozen.
+
+    Raises
+    ------
+    InputError
+        ``--model`` for an unknown name, ``--param KEY`` for an unknown or invalid parameter.
+    """
     return model_class(name).from_options(options or {})
 
 

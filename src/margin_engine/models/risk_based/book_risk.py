@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from margin_engine.domain.book import Account, Book
+from margin_engine.domain.book import Account, Book, net_positions
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.maths.aggregation import aggregate, positions_to_csr
@@ -36,6 +36,7 @@ def book_market_risk(model: RiskBasedModel, book: Book, market: MarketSnapshot) 
     """The ``market_risk`` component of every margin unit of ``book`` under ``model``."""
     units: list[tuple[Account, MarginUnit]] = []
     for i, account in enumerate(book.accounts):
+        account = net_positions(account, market)  # one position per symbol, as assess does
         try:
             units.extend((account, u) for u in model.units(account, market))
         except InputError as exc:
