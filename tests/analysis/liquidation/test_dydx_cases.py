@@ -55,8 +55,6 @@ FILES = ["fillable-price", "fillable-price-to-subticks", "bankruptcy-price",
          "undercollateralized-state-transition"]
 N_CASES = 145
 
-pytestmark = pytest.mark.realdata
-
 
 def _load(name: str) -> dict[str, Any]:
     return json.loads((CASES / f"{name}.json").read_text())
@@ -191,6 +189,7 @@ def _offset(inp: dict[str, Any], perps: dict[int, Perpetual]) -> dict[str, Any]:
             "open_interest_after": res.open_interest}
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize(("name", "case"), _params())
 def test_dydx_case(name: str, case: dict[str, Any]) -> None:
     got = run_case(name, case["inputs"])
@@ -217,6 +216,7 @@ def _oi_before_ours(inp: dict[str, Any]) -> int:
                for p in s["perpetual_positions"] if p["perpetual_id"] == inp["perpetual_id"])
 
 
+@pytest.mark.realdata
 @pytest.mark.skipif(not CASES.is_dir(), reason="peer data absent")
 def test_case_count_and_skipped_are_error_cases() -> None:
     """All 145 vectors are exercised; every ``skipped`` entry is a case that expects an error."""
