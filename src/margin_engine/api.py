@@ -62,7 +62,7 @@ class ComputeResult:
     def to_json(self) -> dict[str, Any]:
         """The document ``margin-engine compute --format json`` prints (DESIGN §4)."""
         return compute_json(self.model, self.accounts, self.model.stamp(self.market)
-                            .market_timestamp, self.not_margined)
+                            .market_timestamp, self.not_margined, self.notes)
 
 
 def _book(book: BookLike) -> Book:

@@ -144,8 +144,8 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
         return
     with _output_to(output):
         if format is Format.json:
-            doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp, refused)
-            doc["warnings"] = warnings
+            doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp, refused,
+                               warnings)
             _write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         else:
             print_compute(console, mdl, reports, refused)

@@ -61,10 +61,11 @@ def account_json(r: AccountReport) -> dict[str, Any]:
 
 
 def compute_json(model: MarginModel, reports: Sequence[AccountReport],
-                 market_timestamp: str, not_margined: Sequence[NotMargined] = ()
-                 ) -> dict[str, Any]:
-    """The whole ``compute --format json`` document: audit stamp, parameters, accounts, and
-    the accounts the model does not margin (``not_margined: [{id, reason}]``)."""
+                 market_timestamp: str, not_margined: Sequence[NotMargined] = (),
+                 warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """The whole ``compute --format json`` document: audit stamp, parameters, accounts, the
+    accounts the model does not margin (``not_margined: [{id, reason}]``) and the warnings
+    issued on the way (e.g. the synthetic-history fallback)."""
     return {
         "model": model.name, "model_version": model.version,
         "params_hash": model.params.params_hash(), "market_timestamp": market_timestamp,
@@ -72,4 +73,5 @@ def compute_json(model: MarginModel, reports: Sequence[AccountReport],
         "params": model.params.model_dump(mode="json"),
         "accounts": [account_json(r) for r in reports],
         "not_margined": [{"id": n.id, "reason": n.reason} for n in not_margined],
+        "warnings": list(warnings),
     }

@@ -310,7 +310,8 @@ def test_default_leverage_is_lowered_to_the_bracket_maximum_and_said():
 
 
 def test_leverage_error_from_the_cli_is_one_line(write_json):
-    """`compute` prints `error: accounts[0].leverage.BTCUSDT: ...` and exits 2."""
+    """`compute --strict` prints `error: accounts[0].leverage.BTCUSDT: ...` and exits 2; without
+    --strict the account is listed as not margined with the same reason."""
     account = {"id": "a", "margin_mode": "cross", "collateral": {"USDT": 1e6},
                "positions": [{"symbol": "BTCUSDT", "size": 109.488}],
                "leverage": {"BTCUSDT": 125}}
@@ -319,7 +320,12 @@ def test_leverage_error_from_the_cli_is_one_line(write_json):
     from typer.testing import CliRunner
 
     from margin_engine.cli.main import app
-    res = CliRunner().invoke(app, ["compute", str(book), str(market), "--model", "binance-usdm"])
+    args = ["compute", str(book), str(market), "--model", "binance-usdm"]
+    soft = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert soft.exit_code == 0, soft.output
+    refused = json.loads(soft.stdout)["not_margined"]
+    assert refused[0]["id"] == "a" and "125 exceeds the maximum 50" in refused[0]["reason"]
+    res = CliRunner().invoke(app, [*args, "--strict"])
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1, res.output
