@@ -607,3 +607,6 @@ def demo(out: Annotated[Path, typer.Option(help="where to write the sample files
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+from . import audit as _audit  # noqa: E402, F401  (registers `margin-engine audit`)
