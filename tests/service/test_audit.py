@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from margin_engine.cli.main import app
@@ -171,3 +173,32 @@ def test_prove_and_verify_bad_input_is_one_line_exit_2(tmp_path: Path):
     for args, want in cases:
         code, out = _cli(*args)
         assert code == 2 and out.strip().startswith(want) and len(out.strip().splitlines()) == 1
+
+
+def _chain(n: int) -> list[dict]:
+    prev, out = GENESIS, []
+    for seq in range(1, n + 1):
+        body = {"seq": seq, "recorded_at": f"2026-02-05T00:00:{seq:02d}+00:00",
+                "actor": "operator", "action": "collateral.deposit", "account": f"a{seq % 3}",
+                "changes": {"currency": "USDT", "amount": str(seq)}, "model": None,
+                "model_version": None, "params_hash": None, "market_timestamp": None,
+                "margin": {}}
+        h = entry_hash(prev, body)
+        out.append({**body, "prev_hash": prev, "hash": h})
+        prev = h
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12), st.data())
+def test_any_changed_field_breaks_the_chain_at_that_entry(n, data):
+    entries = _chain(n)
+    assert verify_chain(entries).ok
+    k = data.draw(st.integers(0, n - 1))
+    name = data.draw(st.sampled_from(["recorded_at", "actor", "action", "account", "changes",
+                                      "prev_hash", "hash", "margin"]))
+    e = dict(entries[k])
+    e[name] = ({"amount": "x"} if name in ("changes", "margin")
+               else ("f" * 64 if name in ("prev_hash", "hash") else e[name] + "!"))
+    check = verify_chain([*entries[:k], e, *entries[k + 1:]])
+    assert not check.ok and check.broken_seq == k + 1
