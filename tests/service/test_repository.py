@@ -182,3 +182,13 @@ def test_model_configuration_and_snapshots(repo: Repository):
 def test_unsupported_url_is_one_input_error():
     with pytest.raises(InputError, match="unsupported database 'mysql'"):
         make_engine("mysql://x@y/z")
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer(repo: Repository):
+    """A read during an open write transaction answers at once from the WAL snapshot."""
+    repo.create_account("a1", collateral={"USDT": "5"})
+    with repo.engine.connect() as writer:
+        writer.exec_driver_sql("UPDATE collateral_balances SET amount = '6'")
+        assert writer.in_transaction()  # BEGIN IMMEDIATE: the write lock is held
+        assert repo.get_account("a1").balances["USDT"] == D(5)  # the committed state
+        writer.rollback()

@@ -29,6 +29,8 @@ def _sqlite_setup(engine: Engine) -> None:
     pysqlite's own transaction handling is switched off (``isolation_level=None``) and each
     transaction starts ``BEGIN IMMEDIATE``: it takes the write lock up front, so two writers wait
     (``busy_timeout``) instead of failing with "database is locked" on a read-to-write upgrade.
+    Connections with the execution option ``readonly=True`` (:func:`reader`) start a deferred
+    ``BEGIN`` instead: under WAL they read a consistent snapshot without blocking the writer.
     """
 
     @event.listens_for(engine, "connect")
@@ -43,7 +45,8 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
@@ -77,6 +80,11 @@ def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     if backend == "sqlite":
         _sqlite_setup(engine)
     return engine
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine (pool, events) marked ``readonly``: SQLite reads take no write lock."""
+    return engine.execution_options(readonly=True)
 
 
 def alembic_config() -> Config:

@@ -28,7 +28,7 @@ from margin_engine.errors import InputError
 from . import auth
 from .audit_chain import ChainCheck, entry_hash, verify_chain
 from .canonical import canonical_json, dec_str
-from .db import make_engine, migrate
+from .db import make_engine, migrate, reader
 from .errors import ConflictError, NotFoundError
 from .merkle import InclusionProof, build_proofs
 from .tables import (
@@ -268,6 +268,7 @@ class Repository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reads = sessionmaker(reader(engine), expire_on_commit=False)
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = True, **engine_kwargs: Any) -> Repository:
@@ -363,17 +364,17 @@ class Repository:
 
     def get_account(self, account_id: str) -> AccountState:
         """The stored account; :class:`NotFoundError` (``id``) when there is none."""
-        with self._sessions() as s:
+        with self._reads() as s:
             return self._state(s, account_id)
 
     def account_ids(self) -> list[str]:
         """Every account id, sorted."""
-        with self._sessions() as s:
+        with self._reads() as s:
             return list(s.execute(select(Account.id).order_by(Account.id)).scalars())
 
     def account_for_key(self, key: str) -> str | None:
         """The id of the account whose API key is ``key`` (checked in constant time), else None."""
-        with self._sessions() as s:
+        with self._reads() as s:
             acc = s.execute(select(Account).where(Account.api_key_id == auth.key_id(key))
                             ).scalar_one_or_none()
         if acc is None:
@@ -491,7 +492,7 @@ class Repository:
 
     def fills(self, account_id: str) -> list[FillResult]:
         """The account's applied fills in audit order."""
-        with self._sessions() as s:
+        with self._reads() as s:
             rows = s.execute(select(Fill).where(Fill.account_id == account_id)
                              .order_by(Fill.audit_seq)).scalars()
             return [FillResult(r.fill_id, r.account_id, r.symbol, r.size, r.price,
@@ -514,7 +515,7 @@ class Repository:
     def events_after(self, seq: int = 0, *, account_id: str | None = None,
                      limit: int = 1000) -> list[EventRecord]:
         """Events with ``seq > seq`` in order (only ``account_id``'s when given)."""
-        with self._sessions() as s:
+        with self._reads() as s:
             q = select(Event).where(Event.seq > seq)
             if account_id is not None:
                 q = q.where(Event.account_id == account_id)
@@ -532,14 +533,14 @@ class Repository:
 
     def audit_after(self, seq: int = 0, *, limit: int = 1000) -> list[AuditRecord]:
         """Audit entries with ``seq > seq`` in order."""
-        with self._sessions() as s:
+        with self._reads() as s:
             rows = s.execute(select(AuditEntry).where(AuditEntry.seq > seq)
                              .order_by(AuditEntry.seq).limit(limit)).scalars()
             return [_audit_record(r) for r in rows]
 
     def verify_audit(self) -> ChainCheck:
         """Recompute the whole chain (streamed in ``seq`` order); see :func:`verify_chain`."""
-        with self._sessions() as s:
+        with self._reads() as s:
             rows = s.execute(select(AuditEntry).order_by(AuditEntry.seq)
                              .execution_options(yield_per=1000)).scalars()
             return verify_chain(_row_dict(r) for r in rows)
@@ -556,7 +557,7 @@ class Repository:
         """
         bal: dict[tuple[str, str], Decimal] = {}
         pos: dict[tuple[str, str], Decimal] = {}
-        with self._sessions() as s:
+        with self._reads() as s:
             for r in s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars():
                 ch = json.loads(r.changes)
                 if r.action == "account.create" and r.account is not None:
@@ -603,7 +604,7 @@ class Repository:
 
     def active_model_config(self) -> tuple[str, str, dict[str, Any], str] | None:
         """``(model, version, params, params_hash)`` of the active configuration, or None."""
-        with self._sessions() as s:
+        with self._reads() as s:
             row = s.execute(select(ModelConfig).where(ModelConfig.active)
                             .order_by(ModelConfig.id.desc()).limit(1)).scalar_one_or_none()
             if row is None:
@@ -651,7 +652,7 @@ class Repository:
 
     def latest_commitment(self) -> CommitmentRecord | None:
         """The newest commitment, or None before the first."""
-        with self._sessions() as s:
+        with self._reads() as s:
             row = s.execute(select(Commitment).order_by(Commitment.seq.desc()).limit(1)
                             ).scalar_one_or_none()
             return None if row is None else CommitmentRecord(row.seq, row.root, row.tree_size,
@@ -665,7 +666,7 @@ class Repository:
         NotFoundError
             No such account, no commitment yet, or the account is not in it.
         """
-        with self._sessions() as s:
+        with self._reads() as s:
             acc = s.get(Account, account_id)
             if acc is None:
                 raise NotFoundError("id", f"no account {account_id!r}")
