@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from margin_engine.errors import InputError
 from margin_engine.service.db import make_engine, migrate
@@ -29,6 +31,9 @@ def test_migrated_schema_matches_the_table_classes(repo: Repository):
         assert cols == {c.name: c.nullable for c in table.columns}, name
     with repo.engine.connect() as c:
         assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+    with repo.engine.connect() as c:  # Alembic's own autogenerate diff: no drift
+        assert compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}),
+                                Base.metadata) == []
     migrate(repo.engine)  # idempotent: already at head
 
 
