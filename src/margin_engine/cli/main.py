@@ -20,13 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from margin_engine.analysis.stress_test import resolve, stress_book
+from margin_engine.distributed.assess import assess_book_on
 from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
 from margin_engine.io.report_json import compute_json
 from margin_engine.models.core.registry import model_class, model_names
-from margin_engine.policy.assess import assess_book
 
 from .params import parse_params
 from .render import print_compute
@@ -68,7 +68,10 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
             model: Annotated[str, typer.Option("--model", "-m", help="registered model name")],
             param: ParamOpt = None,
             history: HistoryOpt = None,
-            format: FormatOpt = Format.table) -> None:
+            format: FormatOpt = Format.table,
+            scheduler: Annotated[str | None, typer.Option(help=(
+                "run on Dask: local[:N] (a local cluster of N worker processes) or "
+                "tcp://HOST:PORT (a running scheduler)"))] = None) -> None:
     """Initial and maintenance margin, equity, status and liquidation prices per account."""
     try:
         snap = load_market(market)
@@ -77,7 +80,7 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
             err_console.print(f"note: {note}", style="dim")
         bk = load_book(book)
         check_against_market(bk, snap)
-        reports = assess_book(mdl, bk, snap)
+        reports = assess_book_on(scheduler, mdl, bk, snap)
     except InputError as exc:
         fail(exc)
         return
