@@ -22,8 +22,9 @@ from .scheduler import connect, parse_scheduler
 if TYPE_CHECKING:
     from distributed import Client
 
-#: Partitions per worker: enough to even out uneven accounts, few enough that per-task
-#: overhead (about a millisecond each) stays small (bench/bench_dask.py measures it).
+#: Partitions per worker thread: enough to even out uneven accounts, few enough that the
+#: per-partition costs stay small (bench/bench_dask.py: on an even book, 2 workers, 2
+#: partitions beat 8).
 PARTITIONS_PER_WORKER = 2
 _ACCOUNT = re.compile(r"accounts\[(\d+)\]")
 
@@ -41,22 +42,27 @@ class Context:
 
 @dataclass(frozen=True)
 class PartitionResult:
-    """A partition's reports, or the problems of its first bad account, and compute time."""
+    """A partition's reports, or the problems of its first bad account, and the wall and CPU
+    seconds its assessment took on the worker."""
 
     reports: list[AccountReport]
     problems: tuple[tuple[str, str], ...]
     seconds: float
+    cpu_seconds: float
 
 
 def assess_partition(ctx: Context, accounts: tuple[Account, ...]) -> PartitionResult:
     """Run on a worker: the single-process :func:`assess_book` over one partition."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     try:
         reports = assess_book(ctx.model, Book.model_construct(accounts=accounts), ctx.market,
                               policy=ctx.policy, liquidation_prices=ctx.liquidation_prices)
     except InputError as exc:  # InputError does not pickle: send its problems
-        return PartitionResult([], exc.problems, time.perf_counter() - t0)
-    return PartitionResult(reports, (), time.perf_counter() - t0)
+        reports, problems = [], exc.problems
+    else:
+        problems = ()
+    return PartitionResult(reports, problems, time.perf_counter() - t0,
+                           time.thread_time() - c0)
 
 
 def broadcast_model(model: MarginModel, book: Book, market: MarketSnapshot) -> MarginModel:
@@ -86,11 +92,12 @@ def assess_book_distributed(client: Client, model: MarginModel, book: Book,
     client : a connected ``distributed.Client`` (see :func:`.scheduler.connect`).
     model, book, market, policy, liquidation_prices : as for :func:`assess_book`.
     partitions : number of contiguous account partitions, balanced by position count
-        (default :data:`PARTITIONS_PER_WORKER` × workers).
+        (default :data:`PARTITIONS_PER_WORKER` × worker threads).
     timings : if given, filled with seconds per phase: ``prepare`` (instrument P&L on the
         client), ``broadcast`` (context to every worker), ``scatter`` (partitions),
-        ``compute`` (submit to last result ready), ``gather`` (results back), ``worker_sum``
-        (compute seconds summed over partitions, measured on the workers), and ``partitions``.
+        ``compute`` (submit to last result ready), ``gather`` (results back), ``worker_sum`` and
+        ``worker_cpu`` (wall and CPU seconds of the assessments, summed over partitions,
+        measured on the workers), and ``partitions``.
 
     Raises
     ------
@@ -103,9 +110,11 @@ def assess_book_distributed(client: Client, model: MarginModel, book: Book,
     t0 = time.perf_counter()
     shipped = broadcast_model(model, book, market)
     clock["prepare"] = time.perf_counter() - t0
-    n_workers = max(1, len(client.scheduler_info()["workers"]))
+    if not book.accounts:
+        return []
+    slots = max(1, sum(client.nthreads().values()))  # worker threads across the cluster
     bounds = balanced_bounds([len(a.positions) for a in book.accounts],
-                             partitions or PARTITIONS_PER_WORKER * n_workers)
+                             partitions or PARTITIONS_PER_WORKER * slots)
     t0 = time.perf_counter()
     ctx = client.scatter(Context(shipped, market, policy, liquidation_prices), broadcast=True,
                          hash=False)
@@ -121,6 +130,7 @@ def assess_book_distributed(client: Client, model: MarginModel, book: Book,
     results: list[PartitionResult] = client.gather(futures)
     clock["gather"] = time.perf_counter() - t0
     clock["worker_sum"] = sum(r.seconds for r in results)
+    clock["worker_cpu"] = sum(r.cpu_seconds for r in results)
     clock["partitions"] = float(len(bounds))
     if timings is not None:
         timings.update(clock)

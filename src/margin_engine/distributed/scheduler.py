@@ -73,7 +73,7 @@ def connect(spec: SchedulerSpec, *, timeout_s: float | None = None) -> Iterator[
                 LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
                              host="127.0.0.1", dashboard_address=None,
                              scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                             silence_logs=logging.ERROR) as cluster, \
+                             silence_logs=logging.CRITICAL) as cluster, \
                 Client(cluster) as client:
             yield client
         return
@@ -94,7 +94,8 @@ def connect(spec: SchedulerSpec, *, timeout_s: float | None = None) -> Iterator[
 
 
 #: Imported once by the fork server; every local worker is forked from it, ready to work.
-PRELOAD = ["distributed", "margin_engine.distributed.assess"]
+#: ``__main__`` (the standard default) keeps each worker from importing the main script again.
+PRELOAD = ["__main__", "distributed", "margin_engine.distributed.assess"]
 
 
 def _start_method() -> str:
