@@ -88,3 +88,34 @@ def test_an_unreachable_scheduler_is_one_line_exit_2(book_path, market_path, mon
     assert res.exit_code == 2
     assert res.output == (f"error: --scheduler: cannot reach tcp://127.0.0.1:{port} "
                           "within 1 s (OSError)\n")
+
+
+def test_python_api_partitions_and_timings(tcp_scheduler, book_path, market_path):
+    from distributed import Client
+    from margin_engine.distributed.assess import assess_book_distributed
+    from margin_engine.domain.book import Book
+    from margin_engine.io.loaders import load_book, load_market
+    from margin_engine.io.model_options import build_model
+    from margin_engine.policy.assess import assess_book
+
+    market, book = load_market(market_path), load_book(book_path)
+    model, _ = build_model("deribit-pm", {}, None, market)
+    single = assess_book(model, book, market, liquidation_prices=False)
+    with Client(tcp_scheduler, timeout=30) as client:
+        for parts in (1, 3, 7, 50):  # 50 > accounts: one account per partition
+            tm: dict[str, float] = {}
+            got = assess_book_distributed(client, model, book, market, partitions=parts,
+                                          liquidation_prices=False, timings=tm)
+            assert got == single
+            assert tm["partitions"] == min(parts, 7) and tm["worker_cpu"] > 0
+        assert assess_book_distributed(client, model, Book(), market) == []
+
+
+def test_spec_parsing():
+    import os
+
+    assert dsched.parse_scheduler("local") == dsched.SchedulerSpec(workers=os.cpu_count() or 1)
+    assert dsched.parse_scheduler("local:3") == dsched.SchedulerSpec(workers=3)
+    assert dsched.parse_scheduler(" tcp://10.0.0.5:8786 ") == dsched.SchedulerSpec(
+        address="tcp://10.0.0.5:8786")
+    assert str(dsched.parse_scheduler("local:2")) == "local:2"
