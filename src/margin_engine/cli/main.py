@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from margin_engine import __version__
 from margin_engine.analysis.stress_test import resolve, stress_book
+from margin_engine.distributed.assess import assess_book_on
 from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
@@ -124,7 +126,10 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
             no_liquidation: Annotated[bool, typer.Option(
                 "--no-liquidation", help="skip the liquidation prices (faster)")] = False,
             output: OutputOpt = None,
-            format: FormatOpt = Format.table) -> None:
+            format: FormatOpt = Format.table,
+            scheduler: Annotated[str | None, typer.Option(help=(
+                "run on Dask: local[:N] (a local cluster of N worker processes) or "
+                "tcp://HOST:PORT (a running scheduler)"))] = None) -> None:
     """Initial and maintenance margin, equity, status and liquidation prices per account.
 
     Accounts the model does not margin (a margin mode or an instrument the venue does not
@@ -138,7 +143,8 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
         bk = select_accounts(load_book(book), account, what="--account")
         check_against_market(bk, snap)
         reports, refused = assess_margined(mdl, bk, snap, strict=strict,
-                                           liquidation_prices=not no_liquidation)
+                                           liquidation_prices=not no_liquidation,
+                                           assess=partial(assess_book_on, scheduler))
     except InputError as exc:
         fail(exc)
         return

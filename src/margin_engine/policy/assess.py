@@ -5,7 +5,7 @@ This is the one place where requirements (models layer) meet collateral (health 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from margin_engine.domain.book import Account, Book, MarginMode, net_positions
@@ -252,13 +252,16 @@ def split_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
 
 def assess_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
                     strict: bool = False, policy: HealthPolicy | None = None,
-                    liquidation_prices: bool = True
+                    liquidation_prices: bool = True,
+                    assess: Callable[..., list[AccountReport]] | None = None
                     ) -> tuple[list[AccountReport], list[NotMargined]]:
     """Assess every account ``model`` margins; list the others with the reason.
 
     The accounts :func:`split_margined` sets aside, and those the model refuses while
     computing (say a leverage above the venue's maximum), are ``not margined``; the others are
     assessed by :func:`assess_book` (at most twice each when some are refused on the way).
+
+    ``assess`` replaces :func:`assess_book` (same arguments), e.g. to run it on Dask.
 
     Returns
     -------
@@ -270,6 +273,7 @@ def assess_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
     InputError
         Only when ``strict``: the first refusal, its path under ``accounts[i]`` of ``book``.
     """
+    assess = assess or assess_book
     position = {a.id: i for i, a in enumerate(book.accounts)}
     kept, refused = split_margined(model, book, market, strict=strict)
     remaining = list(kept.accounts)
@@ -277,8 +281,8 @@ def assess_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
     tail: list[AccountReport] = []
     while remaining:
         try:
-            tail = assess_book(model, kept.model_copy(update={"accounts": tuple(remaining)}),
-                               market, policy=policy, liquidation_prices=liquidation_prices)
+            tail = assess(model, kept.model_copy(update={"accounts": tuple(remaining)}),
+                          market, policy=policy, liquidation_prices=liquidation_prices)
             break
         except InputError as exc:
             head, _, rest = exc.path.partition("]")
@@ -292,8 +296,7 @@ def assess_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
                                                f"{exc.reason}"))
             fine += remaining[:k]
             remaining = remaining[k + 1:]
-    head_reports = assess_book(model, kept.model_copy(update={"accounts": tuple(fine)}), market,
-                               policy=policy, liquidation_prices=liquidation_prices
-                               ) if fine else []
+    head_reports = assess(model, kept.model_copy(update={"accounts": tuple(fine)}), market,
+                          policy=policy, liquidation_prices=liquidation_prices) if fine else []
     refused.sort(key=lambda n: position[n.id])
     return head_reports + tail, refused

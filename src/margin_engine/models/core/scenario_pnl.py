@@ -81,3 +81,49 @@ def instrument_pnl(instruments: Sequence[Instrument], market: MarketSnapshot,
                 pnl = ins.contract_size * m * x
         out[i] = pnl * _currency_factor(ins.settle, target, market, scen)
     return out
+
+
+class InstrumentPnlCache:
+    """:func:`instrument_pnl` rows computed once per (currency, scenario set) for ONE market.
+
+    The scale-out path (``margin_engine.distributed``) fills it on the client and ships it with
+    the model, so that workers read rows instead of revaluing. A lookup for another market
+    object (a shifted market of the liquidation solver), another scenario set object or a
+    symbol it lacks falls back to :func:`instrument_pnl`; every row is computed by that same
+    function, one instrument at a time, so a cached row equals a fresh one bit for bit.
+
+    Parameters
+    ----------
+    market : the snapshot the rows belong to (matched by identity, not by value).
+    vol_tenor_power : the tenor scaling the rows were computed with.
+    """
+
+    def __init__(self, market: MarketSnapshot, vol_tenor_power: float) -> None:
+        self.market = market
+        self.vol_tenor_power = vol_tenor_power
+        self._tables: dict[tuple[str, tuple[str, ...]],
+                           tuple[ScenarioSet, dict[str, int], FloatArray]] = {}
+
+    def add(self, symbols: Sequence[str], scen: ScenarioSet, target: str) -> None:
+        """Revalue ``symbols`` once under ``scen`` in ``target`` currency and keep the rows."""
+        names = sorted(set(symbols))
+        pnl = instrument_pnl([self.market.instrument(s) for s in names], self.market, scen,
+                             target, vol_tenor_power=self.vol_tenor_power)
+        self._tables[target, scen.underlyings] = (scen, {s: k for k, s in enumerate(names)},
+                                                  pnl)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in P&L rows."""
+        return sum(t[2].nbytes for t in self._tables.values())
+
+    def pnl(self, instruments: Sequence[Instrument], market: MarketSnapshot, scen: ScenarioSet,
+            target: str, *, vol_tenor_power: float = 0.0) -> FloatArray:
+        """Same contract as :func:`instrument_pnl`, from the cached rows where they apply."""
+        entry = self._tables.get((target, scen.underlyings))
+        if (entry is None or market is not self.market or entry[0] is not scen
+                or vol_tenor_power != self.vol_tenor_power
+                or any(i.symbol not in entry[1] for i in instruments)):
+            return instrument_pnl(instruments, market, scen, target,
+                                  vol_tenor_power=vol_tenor_power)
+        return entry[2][[entry[1][i.symbol] for i in instruments]]

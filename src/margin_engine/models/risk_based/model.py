@@ -23,13 +23,14 @@ Monte Carlo scenarios scale the daily standardised draw by √h.
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, field_serializer, field_validator
 
-from margin_engine.domain.book import Account, MarginMode
+from margin_engine.domain.book import Account, Book, MarginMode
 from margin_engine.domain.history import PriceSeries
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
@@ -40,7 +41,7 @@ from margin_engine.maths.stress_library import CORE_STRESSES, get_stress
 from margin_engine.models.core.base import MarginModel, ModelParams
 from margin_engine.models.core.registry import register
 from margin_engine.models.core.results import PositionMargin, UnitMargin
-from margin_engine.models.core.scenario_pnl import instrument_pnl
+from margin_engine.models.core.scenario_pnl import InstrumentPnlCache, instrument_pnl
 from margin_engine.models.core.units import MarginUnit, Scope
 from margin_engine.models.core.valuation import notional_usd
 
@@ -190,6 +191,8 @@ class RiskBasedModel(MarginModel):
     def __init__(self, params: ModelParams | None = None) -> None:
         super().__init__(params)
         self._scenario_cache: dict[tuple[Any, ...], ScenarioSet] = {}
+        #: Precomputed instrument P&L for one market (see :meth:`with_instrument_pnl`).
+        self.pnl_cache: InstrumentPnlCache | None = None
 
     # -- scenarios ----------------------------------------------------------------------------
     def generate(self, returns: np.ndarray, labels: list[str],
@@ -262,8 +265,8 @@ class RiskBasedModel(MarginModel):
         sizes = np.array([q.size for q in pos])
         unds = tuple(sorted({i.underlying for i in ins}))
         scen = self.scenario_set(market, unds)
-        per_contract = instrument_pnl(ins, market, scen, ccy,
-                                      vol_tenor_power=p.vol_tenor_power)
+        revalue = self.pnl_cache.pnl if self.pnl_cache is not None else instrument_pnl
+        per_contract = revalue(ins, market, scen, ccy, vol_tenor_power=p.vol_tenor_power)
         position_pnl = sizes[:, None] * per_contract
         w = scen.weights
         attr = _attribute(position_pnl, p, w)
@@ -348,6 +351,32 @@ class RiskBasedModel(MarginModel):
 
     def extra_details(self, pnl: np.ndarray, scen: ScenarioSet) -> dict[str, Any]:
         return {}
+
+    def with_instrument_pnl(self, book: Book, market: MarketSnapshot) -> RiskBasedModel:
+        """A copy of this model holding every instrument's scenario P&L that ``book`` needs.
+
+        Each (unit currency, underlyings) group of the book's units gets its scenario set and
+        its instruments revalued once; :meth:`margin_unit` then reads rows for ``market``
+        (the same object) instead of revaluing. Results are unchanged bit for bit. Used by the
+        scale-out path to compute the P&L once and broadcast it with the model.
+        """
+        groups: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+        for account in book.accounts:
+            try:
+                units = self.units(account, market)
+            except InputError:
+                continue  # reported, in account order, by the assessment itself
+            for unit in units:
+                syms = {account.positions[j].symbol for j in unit.position_indices}
+                unds = tuple(sorted({market.instrument(s).underlying for s in syms}))
+                if unds:
+                    groups.setdefault((unit.currency, unds), set()).update(syms)
+        cache = InstrumentPnlCache(market, self.params.vol_tenor_power)
+        for (ccy, unds), syms in groups.items():
+            cache.add(sorted(syms), self.scenario_set(market, unds), ccy)
+        out = copy.copy(self)
+        out.pnl_cache = cache
+        return out
 
     def clear_cache(self) -> None:
         """Forget cached scenario sets (one per market timestamp; a backtest calls this daily)."""
