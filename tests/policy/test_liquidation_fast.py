@@ -134,21 +134,33 @@ def test_risk_based_maintenance_margin_path_equals_margin_unit(name: str, apc: s
 
 
 def test_unit_shifter_moves_what_shift_underlying_moves() -> None:
-    """Held options, every future/perpetual on the underlying and the index move exactly as in
-    ``shift_underlying``; options the unit does not hold and other underlyings stay put."""
-    held = {i.symbol for i in MARKET.instruments if i.is_option and i.underlying == "BTC"}
-    held = set(sorted(held)[:3])
-    shifter = UnitShifter(MARKET, "BTC", held)
+    """Held instruments, the futures a held option takes its forward from, and the index move
+    exactly as in ``shift_underlying``; everything else stays put."""
+    doc = copy.deepcopy(MARKET_DOC)
+    opts = [i for i in doc["instruments"] if i["kind"] == "option" and i["underlying"] == "BTC"]
+    dated = {i["expiry"] for i in doc["instruments"] if i["kind"] == "future"}
+    no_fwd = next(i for i in opts if i["expiry"] in dated)
+    no_fwd.pop("underlying_price", None)  # its forward comes from the same-expiry future
+    market = parse_model(MarketSnapshot, doc, "market")
+    perp = next(i.symbol for i in market.instruments
+                if i.kind.value == "perpetual" and i.underlying == "BTC")
+    held = {opts[0]["symbol"], opts[1]["symbol"], no_fwd["symbol"], perp}
+    fut = next(i.symbol for i in market.instruments
+               if i.kind.value == "future" and i.expiry is not None
+               and i.expiry.isoformat().replace("+00:00", "Z") == no_fwd["expiry"])
+    shifter = UnitShifter(market, "BTC", held)
     for factor in (0.37, 1.0, 2.5):
-        fast, full = shifter.at(factor), shift_underlying(MARKET, "BTC", factor)
+        fast, full = shifter.at(factor), shift_underlying(market, "BTC", factor)
         assert fast.index == full.index
-        for ins in MARKET.instruments:
-            moved = (not ins.is_option and ins.underlying == "BTC") or ins.symbol in held
+        for ins in market.instruments:
             got = fast.instrument(ins.symbol)
-            assert got == (full.instrument(ins.symbol) if moved else ins)
-        assert [i.symbol for i in fast.instruments] == [i.symbol for i in MARKET.instruments]
-        assert fast.forward(fast.instrument(sorted(held)[0])) == full.forward(
-            full.instrument(sorted(held)[0]))
+            if ins.symbol in held or ins.symbol == fut:
+                assert got == full.instrument(ins.symbol)
+            else:
+                assert got == ins
+        assert [i.symbol for i in fast.instruments] == [i.symbol for i in market.instruments]
+        for sym in held:
+            assert fast.forward(fast.instrument(sym)) == full.forward(full.instrument(sym))
 
 
 def test_compute_reports_the_fast_band() -> None:

@@ -14,8 +14,8 @@ Two solvers give the same answer:
   first crossing with Brent's method (``xtol = rtol = 1e-12``). Up to 320 full evaluations for a
   unit that never reaches maintenance.
 - :func:`fast_liquidation_band`, used by ``compute``: the same surplus function on a market in
-  which only what the unit can read is moved (the futures and perpetuals on the underlying, the
-  options the unit holds, the index), evaluated on a sparse schedule of the same grid
+  which only what the unit reads is moved (the index, the instruments the unit holds, the
+  futures its options take their forward from: :class:`UnitShifter`), evaluated on a sparse schedule of the same grid
   (:data:`SCHEDULE`); the first scheduled point at or below maintenance is narrowed to one grid
   step by bisection on the grid and refined by Brent's method on exactly the bracket the reference
   would use, so the root agrees to Brent's tolerance. About 30 evaluations for a safe unit, about
@@ -87,18 +87,23 @@ def solve_liquidation_band(model: MarginModel, unit: MarginUnit, account: Accoun
 
 
 class UnitShifter:
-    """Markets with one underlying moved, as :func:`shift_underlying` moves it, but repricing
-    only the options in ``symbols`` (those a unit holds); futures, perpetuals and spot on the
-    underlying all move (an option's forward may be read from a same-expiry future).
+    """Markets with one underlying moved, as :func:`shift_underlying` moves it, but moving only
+    what a unit reads: the index, the instruments in ``symbols`` (those the unit holds) and the
+    dated futures a held option takes its forward from (:meth:`MarketSnapshot.forward`).
+    Everything else on the underlying keeps today's marks (margin models read only the
+    instruments a unit holds; the tests check every model against the fully shifted market).
 
     Precomputes each moved option's forward and model price today, and the symbol table, so a
-    move costs one Black-76 per held option and a dictionary copy."""
+    move costs one Black-76 per held option, a copy per moved instrument and a dictionary copy.
+    """
 
     def __init__(self, market: MarketSnapshot, underlying: str, symbols: set[str]) -> None:
         self.market, self.underlying = market, underlying
         self._base = list(market.instruments)
         self._by_symbol = dict(market._by_symbol)
         self._moved: list[tuple[int, Instrument, float, float]] = []
+        expiries = {ins.expiry for ins in market.instruments
+                    if ins.symbol in symbols and ins.is_option and ins.underlying_price is None}
         for k, ins in enumerate(market.instruments):
             if ins.underlying != underlying:
                 continue
@@ -106,7 +111,8 @@ class UnitShifter:
                 if ins.symbol in symbols:
                     fwd = market.forward(ins)
                     self._moved.append((k, ins, fwd, model_option_price(ins, market, fwd)))
-            elif ins.mark_price is not None:
+            elif ins.mark_price is not None and (
+                    ins.symbol in symbols or (ins.expiry is not None and ins.expiry in expiries)):
                 self._moved.append((k, ins, 0.0, 0.0))
 
     def at(self, factor: float) -> MarketSnapshot:
