@@ -22,9 +22,11 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.io.model_options import build_model
-from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.base import MarginModel, ModelParams
 from margin_engine.models.core.registry import model_class, model_names
+from margin_engine.models.core.results import UnitMargin
 from margin_engine.models.core.revaluation import shift_underlying
+from margin_engine.models.core.units import MarginUnit
 from margin_engine.policy.assess import assess_account
 from margin_engine.policy.health import HealthPolicy
 from margin_engine.policy.liquidation import (
@@ -177,3 +179,43 @@ def test_compute_reports_the_fast_band() -> None:
         assert ref_price is not None and pos.liquidation_range is not None
         for got, f in zip(pos.liquidation_range, (lo, hi), strict=True):
             assert _same(got, None if f is None else ref_price * f)
+
+
+class _RefusesAbove(MarginModel):
+    """MM 10% of |size|·mark; refuses markets with BTC above 1.24× today's (as a model whose
+    brackets end would), to test the solver past the reference's first crossing."""
+
+    name, version, source, summary = "test-refuses-above", "0", "test", "test"
+    Params = ModelParams
+
+    def margin_unit(self, unit: MarginUnit, account: Account,
+                    market: MarketSnapshot) -> UnitMargin:
+        if market.index["BTC"] > 1.24 * MARKET.index["BTC"]:
+            raise InputError("size", "beyond the last bracket")
+        mm = 0.0
+        for j in unit.position_indices:
+            mark = market.instrument(account.positions[j].symbol).mark_price
+            assert mark is not None
+            mm += 0.1 * abs(account.positions[j].size) * mark
+        return UnitMargin(unit.id, unit.currency, mm, mm, {}, ())
+
+
+def test_a_model_error_past_the_first_crossing_falls_back_to_the_reference_scan() -> None:
+    """Short 1 BTC perpetual (entry = mark M), collateral 0.32·M: surplus
+    0.32·M − M·(f − 1) − 0.1·M·f = 0 at f = 1.32 / 1.1 = 1.2 (derived by hand). The reference
+    stops at grid factor 1.2225; the schedule's next point, 1.259, is refused by the model."""
+    perp = next(i for i in MARKET.instruments if i.kind.value == "perpetual"
+                and i.underlying == "BTC" and not i.inverse)
+    assert perp.mark_price is not None
+    account = parse_model(Book, {"accounts": [{
+        "id": "a", "margin_mode": "cross", "collateral": {perp.settle: 0.32 * perp.mark_price},
+        "positions": [{"symbol": perp.symbol, "size": -1, "entry_price": perp.mark_price}]}]},
+        "book").accounts[0]
+    model = _RefusesAbove()
+    unit = model.units(account, MARKET)[0]
+    policy = HealthPolicy()
+    ref = solve_liquidation_band(model, unit, account, MARKET, "BTC", policy)
+    fast = fast_liquidation_band(model, unit, account, MARKET, "BTC", policy)
+    assert ref[0] is None and ref[1] is not None
+    assert math.isclose(ref[1], 1.2, rel_tol=1e-9)
+    assert fast == ref

@@ -15,13 +15,14 @@ Two solvers give the same answer:
   unit that never reaches maintenance.
 - :func:`fast_liquidation_band`, used by ``compute``: the same surplus function on a market in
   which only what the unit reads is moved (the index, the instruments the unit holds, the
-  futures its options take their forward from: :class:`UnitShifter`), evaluated on a sparse schedule of the same grid
-  (:data:`SCHEDULE`); the first scheduled point at or below maintenance is narrowed to one grid
-  step by bisection on the grid and refined by Brent's method on exactly the bracket the reference
-  would use, so the root agrees to Brent's tolerance. About 30 evaluations for a safe unit, about
-  20 for one with a root. It can differ from the reference only when the surplus crosses zero
-  and comes back between two scheduled points before the first scheduled crossing (a negative
-  dip narrower than the schedule's spacing), a shape the tests' randomised books check against.
+  futures its options take their forward from: :class:`UnitShifter`), evaluated on a sparse
+  schedule of the same grid (:data:`SCHEDULE`); the first scheduled point at or below
+  maintenance is narrowed to one grid step by bisection on the grid and refined by Brent's
+  method on exactly the bracket the reference would use, so the root agrees to Brent's
+  tolerance. About 30 evaluations for a safe unit, about 20 for one with a root. It can differ
+  from the reference only when the surplus crosses zero and comes back between two scheduled
+  points before the first scheduled crossing (a negative dip narrower than the schedule's
+  spacing), a shape the tests' randomised books check against.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from scipy.optimize import brentq
 from margin_engine.domain.book import Account
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import InputError
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.revaluation import shift_underlying
 from margin_engine.models.core.units import MarginUnit
@@ -176,25 +178,39 @@ def fast_liquidation_band(model: MarginModel, unit: MarginUnit, account: Account
 
 def _first_root(f: Callable[[float], float], side: np.ndarray, s0: float) -> float | None:
     """Root in the first grid step whose far end is at or below zero, found through the
-    schedule (grid index 0 is today's price, with surplus ``s0 > 0``)."""
+    schedule (grid index 0 is today's price, with surplus ``s0 > 0``).
+
+    A scheduled point may lie beyond the reference's first crossing; should the model refuse the
+    market there (an error), the side is scanned point by point as the reference does, so that
+    the answer, or the error, is the reference's."""
     def x(i: int) -> float:
         return 1.0 if i == 0 else float(side[i - 1])
 
     lo = 0
     hi = None
-    for i in SCHEDULE:
-        if f(x(i)) <= 0.0:
-            hi = i
-            break
-        lo = i
-    if hi is None:
-        return None
-    while hi - lo > 1:  # bisect on the grid down to one step
-        mid = (lo + hi) // 2
-        if f(x(mid)) <= 0.0:
-            hi = mid
-        else:
-            lo = mid
+    try:
+        for i in SCHEDULE:
+            if f(x(i)) <= 0.0:
+                hi = i
+                break
+            lo = i
+        if hi is None:
+            return None
+        while hi - lo > 1:  # bisect on the grid down to one step
+            mid = (lo + hi) // 2
+            if f(x(mid)) <= 0.0:
+                hi = mid
+            else:
+                lo = mid
+    except (InputError, ValueError, ArithmeticError):
+        lo, hi = 0, None
+        for i in range(1, len(side) + 1):  # the reference's scan
+            if f(x(i)) <= 0.0:
+                hi = i
+                break
+            lo = i
+        if hi is None:
+            return None
     a, b = x(lo), x(hi)
     return float(brentq(f, min(a, b), max(a, b), xtol=1e-12, rtol=1e-12))
 
