@@ -1,5 +1,5 @@
 """Run every benchmark in turn (``make bench``): pricing, the aggregation kernel, a whole book,
-the book on a 2-worker Dask cluster."""
+the book on a 2-worker Dask cluster, ``compute`` from the command line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import runpy
 
 def main() -> None:
     for module in ("bench.bench_black76", "bench.bench_aggregation", "bench.bench_book_margin",
-                   "bench.bench_dask"):
+                   "bench.bench_dask", "bench.bench_compute_cli"):
         print(f"\n=== {module} ===", flush=True)
         runpy.run_module(module, run_name="__main__")
 

@@ -710,5 +710,5 @@ def main() -> None:  # pragma: no cover - console entry
     app()
 
 
-from . import import_cmd as _import_cmd  # noqa: E402,F401  (registers `import`)
 from . import audit as _audit  # noqa: E402, F401  (registers `margin-engine audit`)
+from . import import_cmd as _import_cmd  # noqa: E402,F401  (registers `import`)

@@ -17,7 +17,7 @@ from margin_engine.models.core.units import MarginUnit
 from margin_engine.models.core.valuation import mark
 from margin_engine.policy import health
 from margin_engine.policy.health import HealthPolicy, Status
-from margin_engine.policy.liquidation import nearest, solve_liquidation_band
+from margin_engine.policy.liquidation import fast_liquidation_band, nearest
 
 
 @dataclass(frozen=True)
@@ -120,18 +120,25 @@ def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,
                         market: MarketSnapshot, equity: float, policy: HealthPolicy
                         ) -> dict[int, tuple[float | None, tuple[float | None, float | None]
                                              | None]]:
-    """Per position: its liquidation price and, from the generic solver, the safe band."""
+    """Per position: its liquidation price and, from the generic solver, the safe band.
+
+    The venue's closed form where the model has one; otherwise one band per underlying of the
+    unit from :func:`~margin_engine.policy.liquidation.fast_liquidation_band` (which agrees with
+    the reference ``solve_liquidation_band``; tests check it)."""
     out: dict[int, tuple[float | None, tuple[float | None, float | None] | None]] = {}
-    bands: dict[str, tuple[float | None, float | None]] = {}
-    for j in unit.position_indices:
-        pos = account.positions[j]
-        ins = market.instrument(pos.symbol)
-        if model.has_closed_form_liquidation():
+    if model.has_closed_form_liquidation():
+        for j in unit.position_indices:
             out[j] = (model.liquidation_price(unit, account, market, j, equity), None)
-            continue
+        return out
+    bands: dict[str, tuple[float | None, float | None]] = {}
+    surplus: float | None = None
+    for j in unit.position_indices:
+        ins = market.instrument(account.positions[j].symbol)
         if ins.underlying not in bands:
-            bands[ins.underlying] = solve_liquidation_band(model, unit, account, market,
-                                                           ins.underlying, policy)
+            if surplus is None:  # equity − MM today, shared by the unit's underlyings
+                surplus = equity - model.maintenance_margin(unit, account, market)
+            bands[ins.underlying] = fast_liquidation_band(
+                model, unit, account, market, ins.underlying, policy, surplus_today=surplus)
         lo, hi = bands[ins.underlying]
         ref = market.index[ins.underlying] if ins.is_option else mark(ins, market)
         f = nearest((lo, hi))

@@ -90,6 +90,13 @@ class MarginModel(ABC):
                     market: MarketSnapshot) -> UnitMargin:
         """The requirement of one unit, in ``unit.currency``."""
 
+    def maintenance_margin(self, unit: MarginUnit, account: Account,
+                           market: MarketSnapshot) -> float:
+        """The unit's maintenance margin alone (what the liquidation solver evaluates many
+        times); equal to ``margin_unit(...).maintenance_margin``. A model may override it with
+        a path that skips the per-position breakdown."""
+        return self.margin_unit(unit, account, market).maintenance_margin
+
     def cross_scope(self, account: Account) -> Scope:
         """How cross and portfolio accounts are grouped (default: per settlement currency)."""
         return "currency"

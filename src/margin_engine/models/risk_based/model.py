@@ -24,13 +24,14 @@ Monte Carlo scenarios scale the daily standardised draw by √h.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, field_serializer, field_validator
 
-from margin_engine.domain.book import Account, Book, MarginMode
+from margin_engine.domain.book import Account, Book, MarginMode, Position
 from margin_engine.domain.history import PriceSeries
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
@@ -181,6 +182,25 @@ def _pro_rata(amount: float, basis: np.ndarray) -> np.ndarray:
     return np.full(basis.shape, amount / max(basis.size, 1))
 
 
+@dataclass(frozen=True)
+class _UnitRisk:
+    """One unit's scenario P&L and IM components (internal to :class:`RiskBasedModel`)."""
+
+    pos: list[Position]
+    ins: list[Instrument]
+    sizes: np.ndarray
+    unds: tuple[str, ...]
+    scen: ScenarioSet
+    position_pnl: np.ndarray
+    attr: risk_measures.Attribution | None
+    standalone_und: dict[str, float]
+    liq: np.ndarray
+    conc: np.ndarray
+    notionals: np.ndarray
+    usd_to_unit: float
+    comps: dict[str, float]
+
+
 class RiskBasedModel(MarginModel):
     """The shared machinery; subclasses say how scenarios are generated."""
 
@@ -243,8 +263,11 @@ class RiskBasedModel(MarginModel):
     def _stressed_market_risk(self, market: MarketSnapshot, underlyings: tuple[str, ...],
                               instruments: list[Instrument], sizes: np.ndarray,
                               currency: str) -> float:
-        r, labels = self._returns(market, underlyings, None)
-        scen = historical_cached(self, r, labels, underlyings)
+        key = ("stressed", market.timestamp, underlyings)
+        if key not in self._scenario_cache:  # the whole-history set, built once per date
+            r, labels = self._returns(market, underlyings, None)
+            self._scenario_cache[key] = historical_cached(self, r, labels, underlyings)
+        scen = self._scenario_cache[key]
         pnl = sizes @ instrument_pnl(instruments, market, scen, currency,
                                      vol_tenor_power=self.params.vol_tenor_power)
         return _measure(pnl, self.params, scen.weights)
@@ -260,7 +283,55 @@ class RiskBasedModel(MarginModel):
         idx = list(unit.position_indices)
         if not idx:
             return UnitMargin(unit.id, ccy, 0.0, 0.0, dict.fromkeys(COMPONENTS, 0.0), ())
-        pos = [account.positions[j] for j in idx]
+        c = self._unit_risk(unit, account, market, attribute=True)
+        attr, comps, w = c.attr, c.comps, c.scen.weights
+        assert attr is not None
+        contrib = {"market_risk": attr.contributions.copy()}
+        contrib["diversification_cap"] = _pro_rata(comps["diversification_cap"],
+                                                   attr.contributions)
+        contrib["liquidity"], contrib["concentration"] = c.liq, c.conc
+        contrib["credit"] = _pro_rata(comps["credit"], contrib["market_risk"] + c.liq)
+        contrib["minimum_charge"] = _pro_rata(comps["minimum_charge"], np.abs(c.sizes))
+        contrib["anti_procyclicality"] = _pro_rata(comps["anti_procyclicality"],
+                                                   contrib["market_risk"])
+        im = float(sum(comps.values()))
+        total_contrib = np.sum(list(contrib.values()), axis=0)
+        position_pnl, scen = c.position_pnl, c.scen
+        standalone = _measure_rows(position_pnl, p, w) + c.liq + c.conc
+        margins = tuple(PositionMargin(
+            index=j, symbol=q.symbol, size=q.size, initial_margin=float(standalone[k]),
+            maintenance_margin=float(p.mm_fraction * standalone[k]),
+            contribution=float(total_contrib[k]),
+            notional=float(c.notionals[k] * c.usd_to_unit),
+            details={name: float(v[k]) for name, v in contrib.items()})
+            for k, (j, q) in enumerate(zip(idx, c.pos, strict=True)))
+        drivers = [{"label": scen.labels[s], "share": float(sh),
+                    "pnl": float(position_pnl[:, s].sum())}
+                   for s, sh in list(zip(attr.scenarios, attr.shares, strict=True))[:5]]
+        details: dict[str, Any] = {
+            "measure": p.measure, "confidence": p.confidence, "horizon_days": p.horizon_days,
+            "scenario_kind": scen.kind, "n_scenarios": scen.n, "underlyings": list(c.unds),
+            "driving_scenarios": drivers, "standalone_by_underlying": c.standalone_und,
+            "history": self.params.model_dump(mode="json")["history"]}
+        details |= self.extra_details(position_pnl.sum(axis=0), scen)
+        return UnitMargin(unit.id, ccy, im, p.mm_fraction * im, comps, margins, details)
+
+    def maintenance_margin(self, unit: MarginUnit, account: Account,
+                           market: MarketSnapshot) -> float:
+        """``margin_unit(...).maintenance_margin`` without the per-position breakdown, the
+        attribution and the standard error (the liquidation solver calls this many times)."""
+        if not unit.position_indices:
+            return 0.0
+        c = self._unit_risk(unit, account, market, attribute=False)
+        return self.params.mm_fraction * float(sum(c.comps.values()))
+
+    def _unit_risk(self, unit: MarginUnit, account: Account, market: MarketSnapshot, *,
+                   attribute: bool) -> _UnitRisk:
+        """The unit's scenario P&L and IM components (shared by the two paths above, so that
+        both give the same maintenance margin to the last bit)."""
+        p = self.params
+        ccy = unit.currency
+        pos = [account.positions[j] for j in unit.position_indices]
         ins = [market.instrument(q.symbol) for q in pos]
         sizes = np.array([q.size for q in pos])
         unds = tuple(sorted({i.underlying for i in ins}))
@@ -269,9 +340,9 @@ class RiskBasedModel(MarginModel):
         per_contract = revalue(ins, market, scen, ccy, vol_tenor_power=p.vol_tenor_power)
         position_pnl = sizes[:, None] * per_contract
         w = scen.weights
-        attr = _attribute(position_pnl, p, w)
-        market_risk = attr.total
-        contrib = {"market_risk": attr.contributions.copy()}
+        attr = _attribute(position_pnl, p, w) if attribute else None
+        market_risk = (attr.total if attr is not None
+                       else _measure(position_pnl.sum(axis=0), p, w))
 
         # diversification cap across underlyings
         cap_addon, standalone_und = 0.0, {}
@@ -281,7 +352,6 @@ class RiskBasedModel(MarginModel):
                 standalone_und[u] = _measure(position_pnl[rows].sum(axis=0), p, w)
             cap_addon = addons.capped_offset(market_risk, sum(standalone_und.values()),
                                              p.diversification_cap)
-        contrib["diversification_cap"] = _pro_rata(cap_addon, attr.contributions)
 
         # liquidity and concentration, per position
         usd_to_unit = market.convert(1.0, "USD", ccy)
@@ -297,7 +367,6 @@ class RiskBasedModel(MarginModel):
                 conc[k] = addons.concentration_charge(
                     notionals[k] * usd_to_unit, abs(q.size) / oi,
                     threshold=p.concentration_threshold, rate=p.concentration_rate)
-        contrib["liquidity"], contrib["concentration"] = liq, conc
 
         # credit
         try:
@@ -305,7 +374,6 @@ class RiskBasedModel(MarginModel):
                                          p.credit_table, unrated=p.credit_unrated)
         except ValueError as exc:
             raise InputError("credit_rating", str(exc).split(": ", 1)[1]) from None
-        contrib["credit"] = _pro_rata(credit, contrib["market_risk"] + liq)
 
         # minimum charges (a floor, topped up)
         short_opt = [notionals[k] * usd_to_unit for k, i in enumerate(ins)
@@ -315,7 +383,6 @@ class RiskBasedModel(MarginModel):
                                         per_contract=p.min_per_contract_usd * usd_to_unit)
         so_far = market_risk + cap_addon + liq.sum() + conc.sum()
         top_up = max(0.0, minimum - so_far)
-        contrib["minimum_charge"] = _pro_rata(top_up, np.abs(sizes))
 
         # anti-procyclicality
         apc = 0.0
@@ -324,30 +391,12 @@ class RiskBasedModel(MarginModel):
         elif p.apc == "floor":
             stressed = self._stressed_market_risk(market, unds, ins, sizes, ccy)
             apc = max(0.0, stressed - market_risk)
-        contrib["anti_procyclicality"] = _pro_rata(apc, contrib["market_risk"])
 
         comps = {"market_risk": market_risk, "diversification_cap": cap_addon,
                  "liquidity": float(liq.sum()), "concentration": float(conc.sum()),
                  "credit": credit, "minimum_charge": top_up, "anti_procyclicality": apc}
-        im = float(sum(comps.values()))
-        total_contrib = np.sum(list(contrib.values()), axis=0)
-        standalone = _measure_rows(position_pnl, p, w) + liq + conc
-        margins = tuple(PositionMargin(
-            index=j, symbol=q.symbol, size=q.size, initial_margin=float(standalone[k]),
-            maintenance_margin=float(p.mm_fraction * standalone[k]),
-            contribution=float(total_contrib[k]), notional=float(notionals[k] * usd_to_unit),
-            details={name: float(c[k]) for name, c in contrib.items()})
-            for k, (j, q) in enumerate(zip(idx, pos, strict=True)))
-        drivers = [{"label": scen.labels[s], "share": float(sh),
-                    "pnl": float(position_pnl[:, s].sum())}
-                   for s, sh in list(zip(attr.scenarios, attr.shares, strict=True))[:5]]
-        details: dict[str, Any] = {
-            "measure": p.measure, "confidence": p.confidence, "horizon_days": p.horizon_days,
-            "scenario_kind": scen.kind, "n_scenarios": scen.n, "underlyings": list(unds),
-            "driving_scenarios": drivers, "standalone_by_underlying": standalone_und,
-            "history": self.params.model_dump(mode="json")["history"]}
-        details |= self.extra_details(position_pnl.sum(axis=0), scen)
-        return UnitMargin(unit.id, ccy, im, p.mm_fraction * im, comps, margins, details)
+        return _UnitRisk(pos, ins, sizes, unds, scen, position_pnl, attr, standalone_und,
+                         liq, conc, notionals, usd_to_unit, comps)
 
     def extra_details(self, pnl: np.ndarray, scen: ScenarioSet) -> dict[str, Any]:
         return {}
