@@ -52,13 +52,19 @@ def test_local_cluster_gives_the_single_process_json(book_path, market_path):
 
 
 def test_a_bad_account_is_named_in_the_whole_book(tcp_scheduler, book_path, market_path):
-    # binance-usdm offers no portfolio mode: the first portfolio account (accounts[0]) is
-    # rejected with the path the single process gives, even from a later partition's view.
-    single = compute(book_path, market_path, "binance-usdm")
-    res = compute(book_path, market_path, "binance-usdm", "--scheduler", tcp_scheduler)
+    # binance-usdm offers no portfolio mode: with --strict the first portfolio account
+    # (accounts[0]) is rejected with the path the single process gives; without it, both list
+    # the same accounts as not margined.
+    single = compute(book_path, market_path, "binance-usdm", "--strict")
+    res = compute(book_path, market_path, "binance-usdm", "--strict", "--scheduler",
+                  tcp_scheduler)
     assert single.exit_code == res.exit_code == 2
     assert res.output == single.output
     assert res.output.startswith("error: accounts[0].margin_mode: 'portfolio' is not offered")
+    soft = [compute(book_path, market_path, "binance-usdm", "-f", "json", *extra)
+            for extra in ((), ("--scheduler", tcp_scheduler))]
+    assert soft[0].exit_code == soft[1].exit_code == 0
+    assert soft[0].stdout == soft[1].stdout and '"not_margined": [\n    {' in soft[0].stdout
 
 
 @pytest.mark.parametrize("spec, reason", [

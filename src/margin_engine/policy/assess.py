@@ -292,6 +292,8 @@ def assess_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
                           market, policy=policy, liquidation_prices=liquidation_prices)
             break
         except InputError as exc:
+            if not exc.path.startswith("accounts["):
+                raise  # not an account's problem (e.g. a scheduler that cannot be reached)
             head, _, rest = exc.path.partition("]")
             k = int(head.removeprefix("accounts["))
             bad = remaining[k]
