@@ -474,25 +474,52 @@ class LiveBook:
                       ) -> AccountState | None:
         """Answer from the cache when every order adds to a position the account holds."""
         arr = self.instruments
+        mk = self._market
+        slots = self._acct_units[i]
         by_slot: dict[int, list[tuple[int, float]]] = {}
-        eq_delta: dict[int, float] = {}
-        whole = 0.0
-        ccy = self._account_currency(i)
+        coll = dict(self._collateral[i])
+        changed: dict[int, tuple[float, float | None]] = {}  # position -> (size, entry)
         for k, q, px in orders:
-            slot = next((s for s in self._acct_units[i]
-                         if (self._pos_ins.a[self._unit_pos[s]] == k).any()), None)
-            if slot is None:
-                return None
-            if self._units[slot].scope == "position" and len(self._acct_units[i]) > 1:
-                return None  # isolated: which position takes it is the rebuild's business
+            slot = next((s for s in slots if (self._pos_ins.a[self._unit_pos[s]] == k).any()),
+                        None)
+            if slot is None or (self._units[slot].scope == "position" and len(slots) > 1):
+                return None  # a new unit, or isolated: the rebuild decides
             by_slot.setdefault(slot, []).append((k, q))
+            g = next(g for g in self._acct_pos[i] if int(self._pos_ins.a[g]) == k)
+            e0 = float(self._pos_entry.a[g])
+            size0, entry0 = changed.get(g, (float(self._pos_size.a[g]),
+                                            None if math.isnan(e0) else e0))
             ins = arr.instruments[k]
-            m = float(arr.mark[k])
-            pnl = q * ins.contract_size * ((1.0 / px - 1.0 / m) if ins.inverse and
-                                           not ins.is_option else (m - px))
-            uc = self._units[slot].currency
-            eq_delta[slot] = eq_delta.get(slot, 0.0) + self._market.convert(pnl, ins.settle, uc)
-            whole += self._market.convert(pnl, ins.settle, ccy)
+            new, entry, cash = trade(size0, entry0, q, px, ins, float(arr.mark[k]))
+            changed[g] = (new, entry)
+            if cash != 0.0:
+                coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
+        ids = np.fromiter(changed, dtype=np.int64, count=len(changed))
+        new_eq = position_equity(
+            arr, self._pos_ins.a[ids], np.array([changed[g][0] for g in changed]),
+            np.array([math.nan if changed[g][1] is None else changed[g][1] for g in changed]))
+        pos_delta = dict(zip(ids.tolist(), (new_eq - self._pos_eq.a[ids]).tolist(),
+                             strict=True))
+        account = self.account_object(i)
+        eq_delta: dict[int, float] = {}
+        for s in slots:
+            u = self._units[s]
+            d = sum(self._convert(pos_delta[g], g, u.currency)
+                    for g in self._unit_pos[s].tolist() if g in pos_delta)
+            if u.scope == "currency":
+                ucoll: Mapping[str, float] = {u.currency: coll.get(u.currency, 0.0)}
+            elif u.scope == "position" and not math.isnan(
+                    self._pos_iso.a[self._unit_pos[s][0]]):
+                ucoll = u.collateral
+            else:
+                ucoll = coll
+            d += health.collateral_value(ucoll, u.currency, account, mk, self.policy) - float(
+                self._coll.a[s])
+            eq_delta[s] = d
+        ccy = self._account_currency(i)
+        whole = sum(self._convert(v, g, ccy) for g, v in pos_delta.items())
+        whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
+            self._whole_coll[i])
         im_mm = {}
         for slot, ods in by_slot.items():
             got = self.engine.what_if(slot, ods)
@@ -500,6 +527,13 @@ class LiveBook:
                 return None
             im_mm[slot] = got
         return self._aggregate(i, im_mm=im_mm, eq_delta=eq_delta, whole_delta=whole)
+
+    def _convert(self, value: float, g: int, currency: str) -> float:
+        arr = self.instruments
+        settle = int(arr.settle[int(self._pos_ins.a[g])])
+        if arr.currencies[settle] == currency:
+            return value
+        return value * float(arr.usd[settle]) / float(arr.usd[arr.ccy[currency]])
 
     def _rebuilt_what_if(self, i: int, orders: list[tuple[int, float, float]]) -> AccountState:
         account = self.account_object(i)
