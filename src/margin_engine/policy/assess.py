@@ -138,7 +138,18 @@ def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,
 def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
                 policy: HealthPolicy | None = None,
                 liquidation_prices: bool = True) -> list[AccountReport]:
-    """Assess every account; an error names the account it came from."""
+    """Assess every account; an error names the account it came from.
+
+    The whole-book path: ``model.prepare`` first sees every unit of the book (scenario models
+    revalue each instrument once per scenario set there), then each unit is margined.
+    """
+    pairs = []
+    for i, account in enumerate(book.accounts):
+        try:
+            pairs.extend((u, account) for u in model.units(account, market))
+        except InputError as exc:
+            raise exc.within(f"accounts[{i}]") from None
+    model.prepare(pairs, market)
     reports = []
     for i, account in enumerate(book.accounts):
         try:

@@ -22,6 +22,7 @@ Monte Carlo scenarios scale the daily standardised draw by √h.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -181,6 +182,9 @@ class RiskBasedModel(MarginModel):
     def __init__(self, params: ModelParams | None = None) -> None:
         super().__init__(params)
         self._scenario_cache: dict[tuple[Any, ...], ScenarioSet] = {}
+        # whole-book path: instrument P&L per (currency, underlyings) for one market object
+        self._pnl_market: MarketSnapshot | None = None
+        self._pnl_memo: dict[tuple[str, tuple[str, ...]], tuple[dict[str, int], np.ndarray]] = {}
 
     # -- scenarios ----------------------------------------------------------------------------
     def generate(self, returns: np.ndarray, labels: list[str],
@@ -237,6 +241,39 @@ class RiskBasedModel(MarginModel):
                                      vol_tenor_power=self.params.vol_tenor_power)
         return _measure(pnl, self.params, scen.weights)
 
+    # -- whole-book path -----------------------------------------------------------------------
+    def prepare(self, pairs: Sequence[tuple[MarginUnit, Account]],
+                market: MarketSnapshot) -> None:
+        """Revalue every instrument the units hold once per scenario set (per currency and
+        set of underlyings, the set a unit on them gets); ``margin_unit`` then reads rows."""
+        groups: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+        for unit, account in pairs:
+            syms = [account.positions[j].symbol for j in unit.position_indices]
+            unds = tuple(sorted({market.instrument(s).underlying for s in syms}))
+            if unds:
+                groups.setdefault((unit.currency, unds), set()).update(syms)
+        if self._pnl_market is not market:
+            self._pnl_market, self._pnl_memo = market, {}
+        for (ccy, unds), syms in groups.items():
+            have = self._pnl_memo.get((ccy, unds))
+            missing = sorted(syms - set(have[0]) if have else syms)
+            if not missing:
+                continue
+            pnl = instrument_pnl([market.instrument(s) for s in missing], market,
+                                 self.scenario_set(market, unds), ccy,
+                                 vol_tenor_power=self.params.vol_tenor_power)
+            rows, mat = have if have else ({}, np.empty((0, pnl.shape[1])))
+            rows = {**rows, **{s: mat.shape[0] + k for k, s in enumerate(missing)}}
+            self._pnl_memo[ccy, unds] = (rows, np.vstack([mat, pnl]))
+
+    def _unit_pnl(self, ins: list[Instrument], market: MarketSnapshot, scen: ScenarioSet,
+                  ccy: str, unds: tuple[str, ...]) -> np.ndarray:
+        """Per-contract scenario P&L of ``ins``: prepared rows when there are, else revalued."""
+        memo = self._pnl_memo.get((ccy, unds)) if self._pnl_market is market else None
+        if memo is not None and all(i.symbol in memo[0] for i in ins):
+            return memo[1][[memo[0][i.symbol] for i in ins]]
+        return instrument_pnl(ins, market, scen, ccy, vol_tenor_power=self.params.vol_tenor_power)
+
     # -- margin -------------------------------------------------------------------------------
     def cross_scope(self, account: Account) -> Scope:
         return self.params.cross_scope
@@ -253,8 +290,7 @@ class RiskBasedModel(MarginModel):
         sizes = np.array([q.size for q in pos])
         unds = tuple(sorted({i.underlying for i in ins}))
         scen = self.scenario_set(market, unds)
-        per_contract = instrument_pnl(ins, market, scen, ccy,
-                                      vol_tenor_power=p.vol_tenor_power)
+        per_contract = self._unit_pnl(ins, market, scen, ccy, unds)
         position_pnl = sizes[:, None] * per_contract
         w = scen.weights
         attr = _attribute(position_pnl, p, w)
@@ -341,8 +377,10 @@ class RiskBasedModel(MarginModel):
         return {}
 
     def clear_cache(self) -> None:
-        """Forget cached scenario sets (one per market timestamp; a backtest calls this daily)."""
+        """Forget cached scenario sets (one per market timestamp; a backtest calls this daily)
+        and the whole-book instrument P&L."""
         self._scenario_cache.clear()
+        self._pnl_market, self._pnl_memo = None, {}
 
     @staticmethod
     def _close_out_cost(ins: Instrument, size: float, market: MarketSnapshot) -> float:
