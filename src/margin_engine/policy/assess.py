@@ -143,7 +143,7 @@ def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
     The whole-book path: ``model.prepare`` first sees every unit of the book (scenario models
     revalue each instrument once per scenario set there), then each unit is margined.
     """
-    pairs = []
+    pairs: list[tuple[MarginUnit, Account]] = []
     for i, account in enumerate(book.accounts):
         try:
             pairs.extend((u, account) for u in model.units(account, market))

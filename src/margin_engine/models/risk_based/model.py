@@ -254,9 +254,9 @@ class RiskBasedModel(MarginModel):
                 groups.setdefault((unit.currency, unds), set()).update(syms)
         if self._pnl_market is not market:
             self._pnl_market, self._pnl_memo = market, {}
-        for (ccy, unds), syms in groups.items():
+        for (ccy, unds), held in groups.items():
             have = self._pnl_memo.get((ccy, unds))
-            missing = sorted(syms - set(have[0]) if have else syms)
+            missing = sorted(held - set(have[0]) if have else held)
             if not missing:
                 continue
             pnl = instrument_pnl([market.instrument(s) for s in missing], market,
