@@ -23,7 +23,7 @@ from margin_engine.domain.book import Account, Book, Position, check_against_mar
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.live.arrays import Column, InstrumentArrays, position_equity
-from margin_engine.live.engines import ReferenceEngine, make_engine
+from margin_engine.live.engines import ReferenceEngine, _segment_sums, make_engine
 from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.live.fills import fill_account, trade
 from margin_engine.live.market_update import apply_update, parse_update
@@ -77,6 +77,10 @@ class LiveBook:
         self._stale: set[int] = set()  # account objects whose positions lag the arrays
         self._by_id = {a.id: i for i, a in enumerate(self._accounts)}
         self._collateral: list[dict[str, float]] = [dict(a.collateral) for a in self._accounts]
+        self._acct_by_ccy: dict[str, set[int]] = {}  # accounts holding collateral in a currency
+        for i, a in enumerate(self._accounts):
+            for c in a.collateral:
+                self._acct_by_ccy.setdefault(c, set()).add(i)
         # positions (global ids) -------------------------------------------------------------
         self._pos_ins = Column(np.int64)
         self._pos_size = Column(np.float64)
@@ -102,8 +106,14 @@ class LiveBook:
         self._eq = Column(np.float64)
         self._coll = Column(np.float64)  # collateral value of each unit, in its currency
         self._whole_coll = np.zeros(len(self._accounts))
-        self._by_ccy: dict[str, set[int]] = {}
-        self._states: list[AccountState | None] = [None] * len(self._accounts)
+        self._by_ccy: dict[str, set[int]] = {}  # units whose requirement or equity may move
+        self._coll_by_ccy: dict[str, set[int]] = {}  # units whose collateral value may move
+        self._unit_ccy = Column(np.int64)
+        # account results (NaN ratio: unbounded, i.e. ``None``) -------------------------------
+        n = len(self._accounts)
+        self._a = {k: np.zeros(n) for k in ("im", "mm", "eq", "avail", "ratio")}
+        self._a_status = np.full(n, -1, dtype=np.int64)
+        self._a_ccy = np.zeros(n, dtype=np.int64)
         self._reports: dict[int, AccountReport] = {}
         self._seq = 0
         self.engine: ReferenceEngine = ReferenceEngine(self)
@@ -114,7 +124,8 @@ class LiveBook:
                 raise exc.within(f"accounts[{i}]") from None
         self.engine = make_engine(model, self) if engine == "auto" else ReferenceEngine(self)
         self._refresh_equity_inputs(None)
-        self._remargin(list(range(len(self._units))), cause="start", emit=False)
+        self._remargin(self.live_slots(), cause="start", emit=False,
+                       accounts=set(range(len(self._accounts))))
 
     # -- read access (engines use these) -------------------------------------------------------
     @property
@@ -179,12 +190,20 @@ class LiveBook:
 
     def state(self, account_id: str) -> AccountState:
         """An account's headline numbers (IM, MM, equity, available, ratio, status)."""
-        st = self._states[self._account_index(account_id)]
-        assert st is not None
-        return st
+        return self._state(self._account_index(account_id))
 
     def states(self) -> list[AccountState]:
-        return [s for s in self._states if s is not None]
+        """Every account's headline numbers, in book order."""
+        return [self._state(i) for i in range(len(self._accounts))]
+
+    def _state(self, i: int) -> AccountState:
+        a = self._a
+        ratio = float(a["ratio"][i])
+        return AccountState(self._accounts[i].id,
+                            self.instruments.currencies[int(self._a_ccy[i])],
+                            float(a["im"][i]), float(a["mm"][i]), float(a["eq"][i]),
+                            float(a["avail"][i]), None if math.isnan(ratio) else ratio,
+                            _STATUS[int(self._a_status[i])])
 
     # -- changes --------------------------------------------------------------------------------
     def update_market(self, update: Mapping[str, Any]) -> list[Event]:
@@ -207,10 +226,12 @@ class LiveBook:
         moved = self.instruments.refresh(market, touched)
         self.engine.on_market(moved)
         slots: set[int] = set()
+        accts: set[int] = set()
         for ccy in touched:
             slots |= self._by_ccy.get(ccy, set())
-        self._refresh_equity_inputs(touched)
-        return self._remargin(sorted(slots), cause="market")
+            accts |= self._acct_by_ccy.get(ccy, set())
+        self._refresh_equity_inputs(touched, moved=moved)
+        return self._remargin(sorted(slots), cause="market", accounts=accts)
 
     def apply_fill(self, account_id: str, symbol: str, size: float,
                    price: float | None = None) -> list[Event]:
@@ -235,6 +256,7 @@ class LiveBook:
         if cash != 0.0:
             coll = self._collateral[i]
             coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
+            self._acct_by_ccy.setdefault(ins.settle, set()).add(i)
         self._stale.add(i)
         return self._account_changed(i, "fill")
 
@@ -248,6 +270,7 @@ class LiveBook:
             raise InputError("amount", f"must be a finite non-zero number, got {amount!r}")
         coll = self._collateral[i]
         coll[currency] = coll.get(currency, 0.0) + float(amount)
+        self._acct_by_ccy.setdefault(currency, set()).add(i)
         self._stale.add(i)
         return self._account_changed(i, "deposit")
 
@@ -270,8 +293,7 @@ class LiveBook:
         i = self._account_index(account_id)
         parsed = [self._check_order(*_order(o, n), f"orders[{n}]")
                   for n, o in enumerate(orders)]
-        before = self._states[i]
-        assert before is not None
+        before = self._state(i)
         after = self._fast_what_if(i, parsed) or self._rebuilt_what_if(i, parsed)
         change = after.initial_margin - before.initial_margin
         if after.available_balance >= 0.0:
@@ -340,6 +362,7 @@ class LiveBook:
         for s in self._acct_units[i]:
             for c in self._unit_ccys[s]:
                 self._by_ccy.get(c, set()).discard(s)
+                self._coll_by_ccy.get(c, set()).discard(s)
         account = self.account_object(i)
         arr = self.instruments
         ids = self._acct_pos[i]
@@ -358,6 +381,9 @@ class LiveBook:
             self._unit_ccys.append(frozenset(ccys))
             for c in ccys:
                 self._by_ccy.setdefault(c, set()).add(s)
+            for c in {unit.currency, *unit.collateral}:
+                self._coll_by_ccy.setdefault(c, set()).add(s)
+            self._unit_ccy.append(arr.ccy[unit.currency])
             for col in (self._im, self._mm, self._eq, self._coll):
                 col.append(0.0)
             slots.append(s)
@@ -377,12 +403,22 @@ class LiveBook:
         return self._remargin(slots, cause=cause, accounts={i})
 
     def _refresh_equity_inputs(self, touched: frozenset[str] | None,
-                               accounts: Iterable[int] | None = None) -> None:
-        """Position equity values and collateral values of the units that may have moved."""
+                               accounts: Iterable[int] | None = None,
+                               moved: np.ndarray | None = None) -> None:
+        """Position equity values (of positions in ``moved`` instruments; all when None) and
+        collateral values of the units and accounts whose collateral may have moved."""
         n = self._pos_ins.n
         if n:
-            self._pos_eq.a[:] = position_equity(self.instruments, self._pos_ins.a,
-                                                self._pos_size.a, self._pos_entry.a)
+            if moved is None or accounts is not None:
+                self._pos_eq.a[:] = position_equity(self.instruments, self._pos_ins.a,
+                                                    self._pos_size.a, self._pos_entry.a)
+            elif moved.size:
+                flag = np.zeros(len(self.instruments.instruments), dtype=bool)
+                flag[moved] = True
+                hit = np.flatnonzero(flag[self._pos_ins.a])
+                self._pos_eq.a[hit] = position_equity(
+                    self.instruments, self._pos_ins.a[hit], self._pos_size.a[hit],
+                    self._pos_entry.a[hit])
         if accounts is not None:
             slots = [s for i in accounts for s in self._acct_units[i]]
             accts = list(accounts)
@@ -390,11 +426,12 @@ class LiveBook:
             slots = self.live_slots()
             accts = list(range(len(self._accounts)))
         else:
-            hit: set[int] = set()
+            got: set[int] = set()
             for c in touched:
-                hit |= self._by_ccy.get(c, set())
-            slots = sorted(hit)
-            accts = sorted({self._unit_acct[s] for s in slots})
+                got |= self._coll_by_ccy.get(c, set())
+            slots = sorted(got)
+            accts = sorted({self._unit_acct[s] for s in slots}.union(
+                *(self._acct_by_ccy.get(c, set()) for c in touched)))
         for s in slots:
             u = self._units[s]
             self._coll.a[s] = health.collateral_value(
@@ -419,30 +456,111 @@ class LiveBook:
             total += v if arr.currencies[settle] == currency else v * arr.usd[settle] / to
         return total
 
+    def _converted_sums(self, groups: Sequence[np.ndarray], to: np.ndarray) -> np.ndarray:
+        """Per group of positions: Σ equity value converted to currency code ``to[group]``."""
+        arr = self.instruments
+        lens = np.fromiter((g.size for g in groups), dtype=np.int64, count=len(groups))
+        if not lens.sum():
+            return np.zeros(len(groups))
+        idx = np.concatenate(groups)
+        settle = arr.settle[self._pos_ins.a[idx]]
+        dest = np.repeat(to, lens)
+        v = self._pos_eq.a[idx]
+        conv = np.where(settle == dest, v, v * arr.usd[settle] / arr.usd[dest])
+        return _segment_sums(conv, lens)
+
     def _remargin(self, slots: Sequence[int], *, cause: str, emit: bool = True,
                   accounts: set[int] | None = None) -> list[Event]:
-        if len(slots):
+        sl = np.asarray(slots, dtype=np.int64)
+        if sl.size:
             im, mm = self.engine.margins(slots)
-            sl = np.asarray(slots, dtype=np.int64)
             self._im.a[sl] = im
             self._mm.a[sl] = mm
-            for s in slots:
-                self._eq.a[s] = self._coll.a[s] + self._positions_value(
-                    self._unit_pos[s], self._units[s].currency)
-        touched = {self._unit_acct[s] for s in slots} | (accounts or set())
-        events = []
-        for i in sorted(touched):
+            self._eq.a[sl] = self._coll.a[sl] + self._converted_sums(
+                [self._unit_pos[s] for s in slots], self._unit_ccy.a[sl])
+        acct = np.unique(np.fromiter((self._unit_acct[s] for s in slots), dtype=np.int64,
+                                     count=len(slots)))
+        if accounts:
+            acct = np.union1d(acct, np.fromiter(accounts, dtype=np.int64))
+        for i in acct.tolist():
             self._reports.pop(i, None)
-            old = self._states[i]
-            new = self._aggregate(i)
-            self._states[i] = new
-            if emit and old is not None and new.status is not old.status:
-                self._seq += 1
-                events.append(Event(self._seq, _event_type(old.status, new.status), new.id,
-                                    new.status, old.status, new.initial_margin,
-                                    new.maintenance_margin, new.equity, new.margin_ratio,
-                                    new.currency, cause, self.model.stamp(self._market)))
+        old = self._a_status[acct].copy()
+        self._aggregate_many(acct)
+        changed = acct[(old != self._a_status[acct]) & (old >= 0)] if emit else acct[:0]
+        events = []
+        for i in changed.tolist():
+            new = self._state(i)
+            prev = _STATUS[int(old[np.searchsorted(acct, i)])]
+            self._seq += 1
+            events.append(Event(self._seq, _event_type(prev, new.status), new.id, new.status,
+                                prev, new.initial_margin, new.maintenance_margin, new.equity,
+                                new.margin_ratio, new.currency, cause,
+                                self.model.stamp(self._market)))
         return events
+
+    def _aggregate_many(self, acct: np.ndarray) -> None:
+        """``assess_account``'s account-level arithmetic, vectorised over accounts."""
+        if not acct.size:
+            return
+        arr = self.instruments
+        usd = arr.usd
+        groups = [self._acct_units[i] for i in acct.tolist()]
+        nu = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+        su = np.fromiter((s for g in groups for s in g), dtype=np.int64, count=int(nu.sum()))
+        uccy = self._unit_ccy.a[su]
+        # account currency: the units' one currency, else USD
+        usd_code = arr.ccy["USD"]
+        has = nu > 0
+        lo = np.full(acct.size, usd_code)
+        hi = np.full(acct.size, usd_code)
+        starts = (np.cumsum(nu) - nu)[has]
+        lo[has] = np.minimum.reduceat(uccy, starts) if su.size else lo[has]
+        hi[has] = np.maximum.reduceat(uccy, starts) if su.size else hi[has]
+        accy = np.where(has & (lo == hi), lo, usd_code)
+        dest = np.repeat(accy, nu)
+
+        def conv(x: np.ndarray) -> np.ndarray:
+            return np.where(uccy == dest, x, x * usd[uccy] / usd[dest])
+
+        im_u, mm_u, eq_u = self._im.a[su], self._mm.a[su], self._eq.a[su]
+        im_t = _segment_sums(conv(im_u), nu)
+        mm_t = _segment_sums(conv(mm_u), nu)
+        eq = self._whole_coll[acct] + self._converted_sums(
+            [np.asarray(self._acct_pos[i], dtype=np.int64) for i in acct.tolist()], accy)
+        spare = conv(eq_u - im_u)
+        available = eq - im_t
+        if su.size:
+            mins = np.full(acct.size, np.inf)
+            mins[has] = np.minimum.reduceat(spare, starts)
+            available = np.minimum(available, mins)
+        # unit ratio and status (health.margin_ratio / health.status)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio_u = np.where(eq_u > 0, mm_u / eq_u,
+                               np.where((mm_u == 0) & (eq_u == 0), 0.0, np.nan))
+        sev_u = np.where((eq_u < 0) | ((mm_u > 0) & (eq_u <= mm_u)), 2,
+                         np.where(eq_u < im_u, 1, 0))
+        status = np.zeros(acct.size, dtype=np.int64)
+        ratio = np.zeros(acct.size)
+        if su.size:
+            status[has] = np.maximum.reduceat(sev_u, starts)
+            none = np.isnan(ratio_u).astype(np.int64)
+            any_none = np.zeros(acct.size, dtype=bool)
+            any_none[has] = np.maximum.reduceat(none, starts) > 0
+            ratio[has] = np.maximum.reduceat(np.nan_to_num(ratio_u, nan=-np.inf), starts)
+            ratio[any_none] = np.nan
+        empty = ~has
+        if empty.any():
+            e_eq, e_im, e_mm = eq[empty], im_t[empty], mm_t[empty]
+            status[empty] = np.where((e_eq < 0) | ((e_mm > 0) & (e_eq <= e_mm)), 2,
+                                     np.where(e_eq < e_im, 1, 0))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio[empty] = np.where(e_eq > 0, e_mm / e_eq,
+                                        np.where((e_mm == 0) & (e_eq == 0), 0.0, np.nan))
+        a = self._a
+        a["im"][acct], a["mm"][acct], a["eq"][acct] = im_t, mm_t, eq
+        a["avail"][acct], a["ratio"][acct] = available, ratio
+        self._a_status[acct] = status
+        self._a_ccy[acct] = accy
 
     def _aggregate(self, i: int, *, im_mm: Mapping[int, tuple[float, float]] | None = None,
                    eq_delta: Mapping[int, float] | None = None, whole_delta: float = 0.0

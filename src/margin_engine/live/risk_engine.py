@@ -128,6 +128,7 @@ class _Family:
     plan: tuple[int, float, int, int]  # k_eq, atom_eq, m, method
     row_of: dict[int, int] = field(default_factory=dict)
     pnl: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    lookup: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 class RiskEngine(ReferenceEngine):
@@ -147,6 +148,8 @@ class RiskEngine(ReferenceEngine):
         self._slot_family: dict[int, tuple[str, tuple[str, ...] | None]] = {}
         self._slot_unds: dict[int, int] = {}
         self._vec: dict[int, np.ndarray] = {}
+        self._separable_cache: bool | None = None
+        self._same_set: dict[tuple[str, ...], bool] = {}
         lv = self.live
         held = {lv.instruments.instruments[int(k)].underlying for k in lv.pos_ins.tolist()}
         self._universe = tuple(sorted(held))
@@ -166,6 +169,7 @@ class RiskEngine(ReferenceEngine):
                 plan = (k_eq, atom, m, _choose_method(m, w is not None))
             fam = _Family(ccy, scen, w if w is not None else np.empty(0), plan)
             fam.pnl = np.empty((0, scen.n))
+            fam.lookup = np.full(len(self.live.instruments.instruments), -1, dtype=np.int64)
             self._families[key] = fam
         return fam
 
@@ -179,6 +183,14 @@ class RiskEngine(ReferenceEngine):
                 return False
         if ccy in mk.index and ccy in self._universe and ccy not in unds:
             return False
+        if self._separable():
+            return True
+        if unds not in self._same_set:
+            self._same_set[unds] = self._same_as_universe(unds)
+        return self._same_set[unds]
+
+    def _same_as_universe(self, unds: tuple[str, ...]) -> bool:
+        mk = self.live.market
         try:
             mine = self.model.scenario_set(mk, unds)
             full = self.model.scenario_set(mk, self._universe)
@@ -191,6 +203,23 @@ class RiskEngine(ReferenceEngine):
                 and np.array_equal(mine.price_moves, full.price_moves[:, cols])
                 and np.array_equal(mine.vol_shifts, full.vol_shifts[:, cols]))
 
+    def _separable(self) -> bool:
+        """Historical and filtered-historical sets are built column by column from the rows
+        where every underlying has a return; when the universe's window has no gap, every
+        subset keeps the same rows, so its set is the universe's restricted (no need to
+        generate each subset's set to compare)."""
+        if self._separable_cache is None:
+            ok = self.model.kind in ("historical", "filtered-historical")
+            if ok:
+                try:
+                    r, _ = self.model._returns(self.live.market, self._universe,
+                                               self.model.params.lookback_days)
+                    ok = bool(np.isfinite(r).all())
+                except InputError:
+                    ok = False
+            self._separable_cache = ok
+        return self._separable_cache
+
     def _ensure_rows(self, fam: _Family, rows: Sequence[int]) -> None:
         new = [k for k in dict.fromkeys(rows) if k not in fam.row_of]
         if not new:
@@ -202,6 +231,7 @@ class RiskEngine(ReferenceEngine):
         fam.pnl = np.ascontiguousarray(np.vstack([fam.pnl, pnl]))
         for j, k in enumerate(new):
             fam.row_of[k] = base + j
+            fam.lookup[k] = base + j
 
     # -- engine interface ----------------------------------------------------------------------
     def on_market(self, moved: np.ndarray) -> None:
@@ -229,6 +259,11 @@ class RiskEngine(ReferenceEngine):
                 if u not in self._universe:
                     self._universe = tuple(sorted({*self._universe, u}))
                     self._families = {k: f for k, f in self._families.items() if k[1]}
+                    self._separable_cache = None
+                    self._same_set = {}
+                    for t, fkey in list(self._slot_family.items()):
+                        if fkey[1] is None:
+                            del self._slot_family[t]
             ccy = lv.unit(s).currency
             self._slot_unds[s] = len(unds)
             if not unds:
@@ -239,56 +274,87 @@ class RiskEngine(ReferenceEngine):
             self._slot_family[s] = key
             self._ensure_rows(self._family(key), rows)
 
-    def _ordered(self, s: int, fam: _Family) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The unit's rows, sizes and group starts, positions grouped by underlying."""
-        lv = self.live
-        idx = lv.unit_positions(s)
-        ins = lv.pos_ins[idx]
-        und = lv.instruments.underlying[ins]
-        order = np.argsort(und, kind="stable")
-        und = und[order]
-        start = np.ones(und.size, dtype=np.bool_)
-        start[1:] = und[1:] != und[:-1]
-        rows = np.array([fam.row_of[int(k)] for k in ins[order].tolist()], dtype=np.int64)
-        return rows, lv.pos_size[idx][order], start
-
     def margins(self, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         p = self.model.params
         lv = self.live
-        im = np.zeros(len(slots))
+        missing = [s for s in slots if s not in self._slot_family]
+        if missing:
+            self.on_units(missing)
         by_fam: dict[tuple[str, tuple[str, ...] | None], list[int]] = {}
         for k, s in enumerate(slots):
-            if s not in self._slot_family:
-                self.on_units([s])
-            key = self._slot_family[s]
-            if key[1] == ():
-                continue
-            by_fam.setdefault(key, []).append(k)
+            by_fam.setdefault(self._slot_family[s], []).append(k)
         mr = np.zeros(len(slots))
         standalone = np.zeros(len(slots))
+        n_unds = np.zeros(len(slots), dtype=np.int64)
         for key, ks in by_fam.items():
+            if key[1] == ():
+                continue
             fam = self._family(key)
-            parts = [self._ordered(slots[k], fam) for k in ks]
+            pos = [lv.unit_positions(slots[k]) for k in ks]
+            lens = np.fromiter((q.size for q in pos), dtype=np.int64, count=len(pos))
+            idx = np.concatenate(pos)
+            ins = lv.pos_ins[idx]
+            if (fam.lookup[ins] < 0).any():
+                self._ensure_rows(fam, np.unique(ins[fam.lookup[ins] < 0]).tolist())
+            unit = np.repeat(np.arange(len(ks)), lens)
+            und = lv.instruments.underlying[ins]
+            order = np.lexsort((und, unit))
+            und_o, unit_o = und[order], unit[order]
+            starts = np.ones(idx.size, dtype=np.bool_)
+            starts[1:] = (und_o[1:] != und_o[:-1]) | (unit_o[1:] != unit_o[:-1])
             ptr = np.zeros(len(ks) + 1, dtype=np.int64)
-            np.cumsum([r.size for r, _, _ in parts], out=ptr[1:])
-            rows = np.concatenate([r for r, _, _ in parts])
-            sizes = np.concatenate([q for _, q, _ in parts])
-            starts = np.concatenate([st for _, _, st in parts])
+            np.cumsum(lens, out=ptr[1:])
             vec = np.empty((len(ks), fam.scen.n))
             val = np.empty(len(ks))
             sa = np.empty(len(ks))
             k_eq, atom, m, method = fam.plan
-            _units_kernel(fam.pnl, ptr, rows, sizes, starts,
-                          p.diversification_cap is not None, _CODE[p.measure],
+            _units_kernel(fam.pnl, ptr, fam.lookup[ins[order]], lv.pos_size[idx][order],
+                          starts, p.diversification_cap is not None, _CODE[p.measure],
                           1.0 - p.confidence, TAIL_TOLERANCE, fam.weights, k_eq, atom, m,
                           method, vec, val, sa)
             ka = np.asarray(ks)
             mr[ka], standalone[ka] = val, sa
+            n_unds[ka] = np.bincount(unit_o[starts], minlength=len(ks))
             for j, k in enumerate(ks):
                 self._vec[slots[k]] = vec[j]
-        for k, s in enumerate(slots):
-            im[k] = self._im(s, float(mr[k]), float(standalone[k]), lv.unit_positions(s), None)
+                self._slot_unds[slots[k]] = int(n_unds[k])
+        im = self._im_many(slots, mr, standalone, n_unds)
         return im, p.mm_fraction * im
+
+    def _needs_positions(self) -> bool:
+        p = self.model.params
+        return bool((p.liquidity and self.live.market.order_books) or p.open_interest
+                    or p.short_option_min_rate > 0 or p.min_per_contract_usd > 0)
+
+    def _im_many(self, slots: Sequence[int], mr: np.ndarray, standalone: np.ndarray,
+                 n_unds: np.ndarray) -> np.ndarray:
+        """``margin_unit``'s sum of components, over arrays when no per-position add-on
+        applies (unit by unit otherwise)."""
+        lv = self.live
+        if self._needs_positions():
+            return np.array([self._im(s, float(mr[k]), float(standalone[k]),
+                                      lv.unit_positions(s), None)
+                             for k, s in enumerate(slots)])
+        p = self.model.params
+        cap = np.zeros(len(slots))
+        if p.diversification_cap is not None:
+            cap = np.where(n_unds > 1, (1.0 - p.diversification_cap)
+                           * np.maximum(0.0, standalone - mr), 0.0)
+        factor = np.empty(len(slots))
+        for k, s in enumerate(slots):
+            rating = lv.account_object(lv.unit_account(s)).credit_rating
+            key = rating if rating is not None else "unrated"
+            if key not in p.credit_table:
+                raise InputError("credit_rating", f"unknown rating {rating!r} (known: "
+                                 f"{', '.join(p.credit_table)})")
+            factor[k] = p.credit_table[key]
+        credit = (mr + 0.0) * factor
+        top_up = np.maximum(0.0, 0.0 - (mr + cap + 0.0 + 0.0))
+        apc = p.apc_buffer * mr if p.apc == "buffer" and not p.apc_buffer_released else 0.0 * mr
+        im = (((((mr + cap) + 0.0) + 0.0) + credit) + top_up) + apc
+        empty = np.array([self._slot_family[s][1] == () for s in slots], dtype=bool)
+        im[empty] = 0.0
+        return im
 
     def _im(self, s: int, mr: float, standalone: float, idx: np.ndarray,
             extra: Sequence[tuple[int, float]] | None) -> float:
