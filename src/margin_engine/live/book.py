@@ -82,19 +82,25 @@ class LiveBook:
             for c in a.collateral:
                 self._acct_by_ccy.setdefault(c, set()).add(i)
         # positions (global ids) -------------------------------------------------------------
-        self._pos_ins = Column(np.int64)
-        self._pos_size = Column(np.float64)
-        self._pos_entry = Column(np.float64)
-        self._pos_lev = Column(np.float64)
-        self._pos_eq = Column(np.float64)
-        self._pos_iso = Column(np.float64)
+        nan = math.nan
+        row = self.instruments.index
+        cols: tuple[list[float], ...] = ([], [], [], [], [])
         self._acct_pos: list[list[int]] = []
         for a in self._accounts:
-            ids = []
+            start = len(cols[0])
             for p in a.positions:
-                ids.append(self._add_position(a, p.symbol, p.size, p.entry_price,
-                                              p.isolated_margin))
-            self._acct_pos.append(ids)
+                cols[0].append(row[p.symbol])
+                cols[1].append(p.size)
+                cols[2].append(nan if p.entry_price is None else p.entry_price)
+                cols[3].append(a.leverage.get(p.symbol, nan))
+                cols[4].append(nan if p.isolated_margin is None else p.isolated_margin)
+            self._acct_pos.append(list(range(start, len(cols[0]))))
+        self._pos_ins = Column(np.int64, cols[0])
+        self._pos_size = Column(np.float64, cols[1])
+        self._pos_entry = Column(np.float64, cols[2])
+        self._pos_lev = Column(np.float64, cols[3])
+        self._pos_iso = Column(np.float64, cols[4])
+        self._pos_eq = Column(np.float64, np.zeros(len(cols[0])))
         # units (slots) ----------------------------------------------------------------------
         self._units: list[MarginUnit] = []
         self._unit_acct: list[int] = []
@@ -232,6 +238,25 @@ class LiveBook:
             accts |= self._acct_by_ccy.get(ccy, set())
         self._refresh_equity_inputs(touched, moved=moved)
         return self._remargin(sorted(slots), cause="market", accounts=accts)
+
+    def set_market(self, market: MarketSnapshot) -> list[Event]:
+        """Replace the whole market (a new snapshot listing the same instruments in the same
+        order) and re-margin every unit: the end-to-end path from a snapshot to every account's
+        IM, MM and status."""
+        if [i.symbol for i in market.instruments] != [
+                i.symbol for i in self._market.instruments]:
+            raise InputError("instruments", "a new snapshot must list the live book's "
+                             "instruments in the same order (send a partial update instead)")
+        if market.timestamp < self._market.timestamp:
+            raise InputError("timestamp", "before the current market time")
+        self._market = market
+        self.instruments.refresh(market, None)
+        everything = np.arange(len(market.instruments), dtype=np.int64)
+        self.engine.on_market(everything)
+        self._reports.clear()
+        self._refresh_equity_inputs(None)
+        return self._remargin(self.live_slots(), cause="market",
+                              accounts=set(range(len(self._accounts))))
 
     def apply_fill(self, account_id: str, symbol: str, size: float,
                    price: float | None = None) -> list[Event]:
@@ -577,8 +602,7 @@ class LiveBook:
                           health.margin_ratio(mm, eq), health.status(im, mm, eq)))
         im_t = sum(mk.convert(u[1], u[0], ccy) for u in units)
         mm_t = sum(mk.convert(u[2], u[0], ccy) for u in units)
-        eq = self._whole_coll[i] + self._positions_value(
-            np.asarray(self._acct_pos[i], dtype=np.int64), ccy) + whole_delta
+        eq = float(self._a["eq"][i]) + whole_delta  # the account's equity now, plus the change
         spare = [mk.convert(u[3] - u[1], u[0], ccy) for u in units]
         available = min([eq - im_t, *spare])
         worst = max(units, key=lambda u: (_SEVERITY[u[5]], u[4] or 0.0), default=None)

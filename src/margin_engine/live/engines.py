@@ -39,6 +39,9 @@ class ReferenceEngine:
         lv = self.live
         im = np.empty(len(slots))
         mm = np.empty(len(slots))
+        if len(slots) > 1:  # the whole-book path: revalue each instrument once
+            lv.model.prepare([(lv.unit(s), lv.account_object(lv.unit_account(s)))
+                              for s in slots], lv.market)
         for k, s in enumerate(slots):
             req = lv.model.margin_unit(lv.unit(s), lv.account_object(lv.unit_account(s)),
                                        lv.market)

@@ -29,6 +29,7 @@ from numba import prange
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.live.engines import ReferenceEngine
+from margin_engine.live.revalue import instrument_pnl_batch
 from margin_engine.maths import addons
 from margin_engine.maths.aggregation import (
     SELECT_SORT,
@@ -39,7 +40,6 @@ from margin_engine.maths.aggregation import (
 from margin_engine.maths.risk_measures import TAIL_TOLERANCE, normalise_weights
 from margin_engine.maths.scenarios import ScenarioSet
 from margin_engine.models.core.base import MarginModel
-from margin_engine.models.core.scenario_pnl import instrument_pnl
 from margin_engine.models.core.valuation import notional_usd
 from margin_engine.models.risk_based.model import RiskBasedModel
 
@@ -149,6 +149,7 @@ class RiskEngine(ReferenceEngine):
         self._slot_unds: dict[int, int] = {}
         self._vec: dict[int, np.ndarray] = {}
         self._separable_cache: bool | None = None
+        self._parts: dict[int, dict[int, tuple[np.ndarray, float]]] = {}
         self._same_set: dict[tuple[str, ...], bool] = {}
         lv = self.live
         held = {lv.instruments.instruments[int(k)].underlying for k in lv.pos_ins.tolist()}
@@ -225,10 +226,14 @@ class RiskEngine(ReferenceEngine):
         if not new:
             return
         ins = [self.live.instruments.instruments[k] for k in new]
-        pnl = instrument_pnl(ins, self.live.market, fam.scen, fam.currency,
+        pnl = instrument_pnl_batch(ins, self.live.market, fam.scen, fam.currency,
                              vol_tenor_power=self.model.params.vol_tenor_power)
-        base = fam.pnl.shape[0]
-        fam.pnl = np.ascontiguousarray(np.vstack([fam.pnl, pnl]))
+        base = len(fam.row_of)
+        if base + len(new) > fam.pnl.shape[0]:  # grow by doubling (rows beyond use unread)
+            grown = np.empty((max(2 * fam.pnl.shape[0], base + len(new)), fam.scen.n))
+            grown[:base] = fam.pnl[:base]
+            fam.pnl = grown
+        fam.pnl[base: base + len(new)] = pnl
         for j, k in enumerate(new):
             fam.row_of[k] = base + j
             fam.lookup[k] = base + j
@@ -245,13 +250,14 @@ class RiskEngine(ReferenceEngine):
             if not hit:
                 continue
             ins = [self.live.instruments.instruments[k] for k, _ in hit]
-            fam.pnl[[r for _, r in hit]] = instrument_pnl(
+            fam.pnl[[r for _, r in hit]] = instrument_pnl_batch(
                 ins, mk, fam.scen, fam.currency,
                 vol_tenor_power=self.model.params.vol_tenor_power)
 
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
         arr = lv.instruments
+        need: dict[tuple[str, tuple[str, ...] | None], set[int]] = {}
         for s in slots:
             rows = lv.pos_ins[lv.unit_positions(s)].tolist()
             unds = tuple(sorted({arr.instruments[k].underlying for k in rows}))
@@ -272,7 +278,9 @@ class RiskEngine(ReferenceEngine):
             key: tuple[str, tuple[str, ...] | None] = (
                 (ccy, None) if self._consistent(unds, ccy, rows) else (ccy, unds))
             self._slot_family[s] = key
-            self._ensure_rows(self._family(key), rows)
+            need.setdefault(key, set()).update(rows)
+        for key, held in need.items():
+            self._ensure_rows(self._family(key), sorted(held))
 
     def margins(self, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         p = self.model.params
@@ -316,6 +324,7 @@ class RiskEngine(ReferenceEngine):
             mr[ka], standalone[ka] = val, sa
             n_unds[ka] = np.bincount(unit_o[starts], minlength=len(ks))
             for j, k in enumerate(ks):
+                self._parts.pop(slots[k], None)
                 self._vec[slots[k]] = vec[j]
                 self._slot_unds[slots[k]] = int(n_unds[k])
         im = self._im_many(slots, mr, standalone, n_unds)
@@ -435,14 +444,23 @@ class RiskEngine(ReferenceEngine):
         mr = _measure_vec(total, *args)
         standalone = 0.0
         if p.diversification_cap is not None and self._slot_unds[slot] > 1:
-            und = lv.instruments.underlying[held]
-            sizes = lv.pos_size[idx].copy()
+            parts = self._parts.get(slot)
+            if parts is None:  # per underlying: its sub-vector and standalone measure
+                und = lv.instruments.underlying[held]
+                sizes = lv.pos_size[idx]
+                parts = {}
+                for u in np.unique(und).tolist():
+                    sub = np.zeros(fam.scen.n)
+                    for j in np.flatnonzero(und == u).tolist():
+                        sub += sizes[j] * fam.pnl[fam.row_of[int(held[j])]]
+                    parts[u] = (sub, _measure_vec(sub, *args))
+                self._parts[slot] = parts
+            moved: dict[int, np.ndarray] = {}
             for k, q in orders:
-                sizes[int(np.flatnonzero(held == k)[0])] += q
-            for u in np.unique(und).tolist():
-                part = np.zeros(fam.scen.n)
-                for j in np.flatnonzero(und == u).tolist():
-                    part += sizes[j] * fam.pnl[fam.row_of[int(held[j])]]
-                standalone += _measure_vec(part, *args)
+                u = int(lv.instruments.underlying[k])
+                base = moved.get(u, parts[u][0])
+                moved[u] = base + q * fam.pnl[fam.row_of[k]]
+            standalone = sum(_measure_vec(moved[u], *args) if u in moved else v
+                             for u, (_, v) in parts.items())
         im = self._im(slot, mr, standalone, idx, orders)
         return im, p.mm_fraction * im
