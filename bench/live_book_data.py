@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from margin_engine.demo.synthetic import generate_history
 from margin_engine.domain.book import Account, Book, MarginMode, Position
+from margin_engine.domain.history import PriceSeries
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.maths import black76
-from margin_engine.demo.synthetic import generate_history
-from margin_engine.domain.history import PriceSeries
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.registry import get_model
 from margin_engine.models.venues.binance_usdm import default_tables
