@@ -206,3 +206,27 @@ def test_live_book_equals_recomputing_from_scratch(name, steps):
         assert a.id == b.id and a.status is b.status
         assert close(a.initial_margin, b.initial_margin, abs(b.initial_margin))
         assert [p.margin.size for p in a.positions] == [p.margin.size for p in b.positions]
+
+
+@pytest.mark.parametrize("name", ["filtered-es", "binance-usdm", "deribit-pm"])
+def test_set_market_and_both_engines_equal_assess_book(name):
+    model = build(name)
+    book = margined(model)
+    fast = LiveBook(model, book, MARKET)
+    ref = LiveBook(build(name), book, MARKET, engine="reference")
+    assert type(ref.engine).__name__ == "ReferenceEngine"
+    change = {"index": {u: p * 0.93 for u, p in MARKET.index.items()},
+              "timestamp": MARKET.timestamp + timedelta(hours=5)}
+    market = revalidated(MARKET, change)
+    fast.set_market(market)
+    ref.set_market(market)
+    check_states(fast, book, market)
+    check_states(ref, book, market)
+
+
+def test_set_market_must_list_the_same_instruments():
+    live = LiveBook(build("binance-usdm"), margined(build("binance-usdm")), MARKET)
+    fewer = MARKET.model_copy(update={"instruments": MARKET.instruments[1:]})
+    with pytest.raises(InputError) as err:
+        live.set_market(fewer)
+    assert err.value.path == "instruments"
