@@ -121,6 +121,10 @@ class LiveBook:
         self._a_status = np.full(n, -1, dtype=np.int64)
         self._a_ccy = np.zeros(n, dtype=np.int64)
         self._reports: dict[int, AccountReport] = {}
+        self._version = 0  # bumped whenever an account's positions or units change
+        self._concat_cache: dict[tuple[int, int],
+                                 tuple[int, np.ndarray, np.ndarray]] = {}
+        self._acct_concat: tuple[int, np.ndarray, np.ndarray] | None = None
         self._seq = 0
         self.engine: ReferenceEngine = ReferenceEngine(self)
         for i in range(len(self._accounts)):
@@ -168,6 +172,22 @@ class LiveBook:
 
     def live_slots(self) -> list[int]:
         return [s for slots in self._acct_units for s in slots]
+
+    def concat_positions(self, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of ``slots`` one after the other, and how many each unit has (the
+        concatenation over every live unit is kept until an account changes)."""
+        key = (len(slots), hash(tuple(slots)))
+        hit = self._concat_cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1], hit[2]
+        pos = [self._unit_pos[s] for s in slots]
+        lens = np.fromiter((p.size for p in pos), dtype=np.int64, count=len(pos))
+        idx = np.concatenate(pos) if pos else np.empty(0, dtype=np.int64)
+        if len(slots) > 1000:
+            if len(self._concat_cache) >= 8:
+                self._concat_cache.clear()
+            self._concat_cache[key] = (self._version, idx, lens)
+        return idx, lens
 
     def account_ids(self) -> list[str]:
         return [a.id for a in self._accounts]
@@ -416,6 +436,9 @@ class LiveBook:
         return slots
 
     def _account_changed(self, i: int, cause: str) -> list[Event]:
+        self._version += 1
+        self._concat_cache.clear()
+        self._acct_concat = None
         old = self._acct_units[i]
         try:
             slots = self._build_units(i)
@@ -481,13 +504,11 @@ class LiveBook:
             total += v if arr.currencies[settle] == currency else v * arr.usd[settle] / to
         return total
 
-    def _converted_sums(self, groups: Sequence[np.ndarray], to: np.ndarray) -> np.ndarray:
+    def _converted_sums(self, idx: np.ndarray, lens: np.ndarray, to: np.ndarray) -> np.ndarray:
         """Per group of positions: Σ equity value converted to currency code ``to[group]``."""
         arr = self.instruments
-        lens = np.fromiter((g.size for g in groups), dtype=np.int64, count=len(groups))
         if not lens.sum():
-            return np.zeros(len(groups))
-        idx = np.concatenate(groups)
+            return np.zeros(lens.size)
         settle = arr.settle[self._pos_ins.a[idx]]
         dest = np.repeat(to, lens)
         v = self._pos_eq.a[idx]
@@ -502,7 +523,7 @@ class LiveBook:
             self._im.a[sl] = im
             self._mm.a[sl] = mm
             self._eq.a[sl] = self._coll.a[sl] + self._converted_sums(
-                [self._unit_pos[s] for s in slots], self._unit_ccy.a[sl])
+                *self.concat_positions(slots), self._unit_ccy.a[sl])
         acct = np.unique(np.fromiter((self._unit_acct[s] for s in slots), dtype=np.int64,
                                      count=len(slots)))
         if accounts:
@@ -522,6 +543,18 @@ class LiveBook:
                                 new.margin_ratio, new.currency, cause,
                                 self.model.stamp(self._market)))
         return events
+
+    def _account_positions(self, acct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        everyone = acct.size == len(self._accounts)
+        if everyone and self._acct_concat is not None and self._acct_concat[0] == self._version:
+            return self._acct_concat[1], self._acct_concat[2]
+        groups = [self._acct_pos[i] for i in acct.tolist()]
+        lens = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+        idx = np.fromiter((g for grp in groups for g in grp), dtype=np.int64,
+                          count=int(lens.sum()))
+        if everyone:
+            self._acct_concat = (self._version, idx, lens)
+        return idx, lens
 
     def _aggregate_many(self, acct: np.ndarray) -> None:
         """``assess_account``'s account-level arithmetic, vectorised over accounts."""
@@ -550,8 +583,7 @@ class LiveBook:
         im_u, mm_u, eq_u = self._im.a[su], self._mm.a[su], self._eq.a[su]
         im_t = _segment_sums(conv(im_u), nu)
         mm_t = _segment_sums(conv(mm_u), nu)
-        eq = self._whole_coll[acct] + self._converted_sums(
-            [np.asarray(self._acct_pos[i], dtype=np.int64) for i in acct.tolist()], accy)
+        eq = self._whole_coll[acct] + self._converted_sums(*self._account_positions(acct), accy)
         spare = conv(eq_u - im_u)
         available = eq - im_t
         if su.size:

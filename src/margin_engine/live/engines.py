@@ -100,9 +100,7 @@ class BracketEngine(ReferenceEngine):
         lv = self.live
         if not len(slots):
             return np.empty(0), np.empty(0)
-        pos = [lv.unit_positions(s) for s in slots]
-        lens = np.array([p.size for p in pos], dtype=np.int64)
-        idx = np.concatenate(pos) if pos else np.empty(0, dtype=np.int64)
+        idx, lens = lv.concat_positions(slots)
         im_p, mm_p = self.position_margins(lv.pos_ins[idx], lv.pos_size[idx],
                                            lv.pos_leverage(idx))
         return _segment_sums(im_p, lens), _segment_sums(mm_p, lens)

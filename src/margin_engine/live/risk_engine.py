@@ -298,9 +298,7 @@ class RiskEngine(ReferenceEngine):
             if key[1] == ():
                 continue
             fam = self._family(key)
-            pos = [lv.unit_positions(slots[k]) for k in ks]
-            lens = np.fromiter((q.size for q in pos), dtype=np.int64, count=len(pos))
-            idx = np.concatenate(pos)
+            idx, lens = lv.concat_positions([slots[k] for k in ks])
             ins = lv.pos_ins[idx]
             if (fam.lookup[ins] < 0).any():
                 self._ensure_rows(fam, np.unique(ins[fam.lookup[ins] < 0]).tolist())
