@@ -230,3 +230,18 @@ def test_set_market_must_list_the_same_instruments():
     with pytest.raises(InputError) as err:
         live.set_market(fewer)
     assert err.value.path == "instruments"
+
+
+def test_an_added_account_is_margined_like_the_others():
+    model = build("historical-var")
+    book = margined(model)
+    first, rest = book.accounts[0], book.accounts[1:]
+    live = LiveBook(model, Book(accounts=rest), MARKET)
+    assert live.add_account(first) == []
+    assert live.account_ids()[-1] == first.id
+    check_states(live, Book(accounts=(*rest, first)), MARKET)
+    with pytest.raises(InputError) as err:
+        live.add_account(first)
+    assert err.value.path == "id"
+    live.apply_fill(first.id, first.positions[0].symbol, 1.0)
+    assert live.state(first.id).initial_margin > 0

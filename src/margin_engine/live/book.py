@@ -259,6 +259,37 @@ class LiveBook:
         self._refresh_equity_inputs(touched, moved=moved)
         return self._remargin(sorted(slots), cause="market", accounts=accts)
 
+    def add_account(self, account: Account) -> list[Event]:
+        """Open an account (``POST /v1/accounts``) and margin it.
+
+        Raises
+        ------
+        InputError
+            A duplicate id, or what the market cannot price or the model cannot margin
+            (nothing is added then).
+        """
+        if account.id in self._by_id:
+            raise InputError("id", f"duplicate account id {account.id!r}")
+        check_against_market(Book.model_construct(accounts=(account,)), self._market)
+        self.model.units(account, self._market)  # raises before anything changes
+        i = len(self._accounts)
+        self._accounts.append(account)
+        self._by_id[account.id] = i
+        self._collateral.append(dict(account.collateral))
+        for c in account.collateral:
+            self._acct_by_ccy.setdefault(c, set()).add(i)
+        ids = []
+        for p in account.positions:
+            ids.append(self._add_position(account, p.symbol, p.size, p.entry_price,
+                                          p.isolated_margin))
+        self._acct_pos.append(ids)
+        self._acct_units.append([])
+        self._a = {k: np.append(v, 0.0) for k, v in self._a.items()}
+        self._a_status = np.append(self._a_status, -1)
+        self._a_ccy = np.append(self._a_ccy, 0)
+        self._whole_coll = np.append(self._whole_coll, 0.0)
+        return self._account_changed(i, "open")
+
     def set_market(self, market: MarketSnapshot) -> list[Event]:
         """Replace the whole market (a new snapshot listing the same instruments in the same
         order) and re-margin every unit: the end-to-end path from a snapshot to every account's
