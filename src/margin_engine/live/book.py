@@ -525,16 +525,6 @@ class LiveBook:
         ccys = {self._units[s].currency for s in self._acct_units[i]}
         return ccys.pop() if len(ccys) == 1 else "USD"
 
-    def _positions_value(self, ids: np.ndarray, currency: str) -> float:
-        """Σ equity value of positions converted to ``currency`` (health.unit_equity's sum)."""
-        arr = self.instruments
-        total = 0.0
-        to = arr.usd[arr.ccy[currency]]
-        for g, v in zip(ids.tolist(), self._pos_eq.a[ids].tolist(), strict=True):
-            settle = int(arr.settle[int(self._pos_ins.a[g])])
-            total += v if arr.currencies[settle] == currency else v * arr.usd[settle] / to
-        return total
-
     def _converted_sums(self, idx: np.ndarray, lens: np.ndarray, to: np.ndarray) -> np.ndarray:
         """Per group of positions: Σ equity value converted to currency code ``to[group]``."""
         arr = self.instruments
