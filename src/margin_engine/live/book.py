@@ -124,7 +124,7 @@ class LiveBook:
         self._version = 0  # bumped whenever an account's positions or units change
         self._concat_cache: dict[tuple[int, int],
                                  tuple[int, np.ndarray, np.ndarray]] = {}
-        self._acct_concat: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._acct_concat: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray]] = {}
         self._seq = 0
         self.engine: ReferenceEngine = ReferenceEngine(self)
         for i in range(len(self._accounts)):
@@ -469,7 +469,7 @@ class LiveBook:
     def _account_changed(self, i: int, cause: str) -> list[Event]:
         self._version += 1
         self._concat_cache.clear()
-        self._acct_concat = None
+        self._acct_concat.clear()
         old = self._acct_units[i]
         try:
             slots = self._build_units(i)
@@ -566,15 +566,20 @@ class LiveBook:
         return events
 
     def _account_positions(self, acct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        everyone = acct.size == len(self._accounts)
-        if everyone and self._acct_concat is not None and self._acct_concat[0] == self._version:
-            return self._acct_concat[1], self._acct_concat[2]
+        """The positions of accounts ``acct`` one after the other, and how many each has (kept
+        for repeated account sets until an account changes)."""
+        key = (acct.size, hash(acct.tobytes()))
+        hit = self._acct_concat.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1], hit[2]
         groups = [self._acct_pos[i] for i in acct.tolist()]
         lens = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
         idx = np.fromiter((g for grp in groups for g in grp), dtype=np.int64,
                           count=int(lens.sum()))
-        if everyone:
-            self._acct_concat = (self._version, idx, lens)
+        if acct.size > 1000:
+            if len(self._acct_concat) >= 8:
+                self._acct_concat.clear()
+            self._acct_concat[key] = (self._version, idx, lens)
         return idx, lens
 
     def _aggregate_many(self, acct: np.ndarray) -> None:
