@@ -706,6 +706,9 @@ def demo(out: Annotated[Path, typer.Option(help="where to write the sample files
         fail(InputError("--out", f"cannot write the sample files: {exc.strerror or exc}"))
 
 
+from margin_engine.cli import whatif as _whatif  # noqa: E402,F401  (registers `whatif`)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -12,7 +12,7 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.models.core.base import MarginModel
-from margin_engine.models.risk_based.model import RiskBasedModel
+from margin_engine.models.core.units import MarginUnit
 from margin_engine.policy.assess import AccountReport, assess_book
 from margin_engine.policy.health import HealthPolicy
 
@@ -66,10 +66,17 @@ def assess_partition(ctx: Context, accounts: tuple[Account, ...]) -> PartitionRe
 
 
 def broadcast_model(model: MarginModel, book: Book, market: MarketSnapshot) -> MarginModel:
-    """The model as shipped: for the risk-based family, a copy holding every instrument's
-    scenario P&L that ``book`` needs (computed here, once); other models as they are."""
-    if isinstance(model, RiskBasedModel):
-        return model.with_instrument_pnl(book, market)
+    """The model as shipped: prepared for the whole ``book`` here, once
+    (:meth:`~margin_engine.models.core.base.MarginModel.prepare` — the risk-based family keeps
+    every instrument's scenario P&L bound to ``market``), so that workers read rows instead of
+    revaluing. Shipped together with ``market`` in one pickle, the binding survives."""
+    pairs: list[tuple[MarginUnit, Account]] = []
+    for account in book.accounts:
+        try:
+            pairs.extend((u, account) for u in model.units(account, market))
+        except InputError:
+            continue  # reported, in account order, by the assessment itself
+    model.prepare(pairs, market)
     return model
 
 

@@ -150,7 +150,10 @@ def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,
 def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
                 policy: HealthPolicy | None = None,
                 liquidation_prices: bool = True) -> list[AccountReport]:
-    """Assess every account of ``book`` under ``model``.
+    """Assess every account of ``book`` under ``model``, on the whole-book path.
+
+    ``model.prepare`` first sees every unit of the book (scenario models revalue each instrument
+    once per scenario set there); then each account is assessed.
 
     Parameters
     ----------
@@ -176,6 +179,13 @@ def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
     InputError
         The first problem, its path under ``accounts[i]``.
     """
+    pairs: list[tuple[MarginUnit, Account]] = []
+    for i, account in enumerate(book.accounts):
+        try:
+            pairs.extend((u, account) for u in model.units(account, market))
+        except InputError as exc:
+            raise exc.within(f"accounts[{i}]") from None
+    model.prepare(pairs, market)
     reports = []
     for i, account in enumerate(book.accounts):
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -114,6 +115,14 @@ class MarginModel(ABC):
     @classmethod
     def has_closed_form_liquidation(cls) -> bool:
         return cls.liquidation_price is not MarginModel.liquidation_price
+
+    def prepare(self, pairs: Sequence[tuple[MarginUnit, Account]],
+                market: MarketSnapshot) -> None:
+        """Warm whole-book caches before ``margin_unit`` runs over ``pairs`` (the whole-book
+        path of ``assess_book``): models that revalue instruments on scenarios revalue each
+        instrument once per scenario set here. The default does nothing; results never depend
+        on whether it ran."""
+        del pairs, market  # nothing to warm by default
 
     # -- shared machinery ---------------------------------------------------------------------
     def units(self, account: Account, market: MarketSnapshot) -> list[MarginUnit]:

@@ -23,7 +23,7 @@ Monte Carlo scenarios scale the daily standardised draw by √h.
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
@@ -31,7 +31,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import ConfigDict, Field, field_serializer, field_validator
 
-from margin_engine.domain.book import Account, Book, MarginMode, Position
+from margin_engine.domain.book import Account, MarginMode, Position
 from margin_engine.domain.history import PriceSeries
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
@@ -42,7 +42,7 @@ from margin_engine.maths.stress_library import CORE_STRESSES, get_stress
 from margin_engine.models.core.base import MarginModel, ModelParams
 from margin_engine.models.core.registry import register
 from margin_engine.models.core.results import PositionMargin, UnitMargin
-from margin_engine.models.core.scenario_pnl import InstrumentPnlCache, instrument_pnl
+from margin_engine.models.core.scenario_pnl import instrument_pnl
 from margin_engine.models.core.units import MarginUnit, Scope
 from margin_engine.models.core.valuation import notional_usd
 
@@ -211,8 +211,9 @@ class RiskBasedModel(MarginModel):
     def __init__(self, params: ModelParams | None = None) -> None:
         super().__init__(params)
         self._scenario_cache: dict[tuple[Any, ...], ScenarioSet] = {}
-        #: Precomputed instrument P&L for one market (see :meth:`with_instrument_pnl`).
-        self.pnl_cache: InstrumentPnlCache | None = None
+        # whole-book path: instrument P&L per (currency, underlyings) for one market object
+        self._pnl_market: MarketSnapshot | None = None
+        self._pnl_memo: dict[tuple[str, tuple[str, ...]], tuple[dict[str, int], np.ndarray]] = {}
 
     # -- scenarios ----------------------------------------------------------------------------
     def generate(self, returns: np.ndarray, labels: list[str],
@@ -271,6 +272,39 @@ class RiskBasedModel(MarginModel):
         pnl = sizes @ instrument_pnl(instruments, market, scen, currency,
                                      vol_tenor_power=self.params.vol_tenor_power)
         return _measure(pnl, self.params, scen.weights)
+
+    # -- whole-book path -----------------------------------------------------------------------
+    def prepare(self, pairs: Sequence[tuple[MarginUnit, Account]],
+                market: MarketSnapshot) -> None:
+        """Revalue every instrument the units hold once per scenario set (per currency and
+        set of underlyings, the set a unit on them gets); ``margin_unit`` then reads rows."""
+        groups: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+        for unit, account in pairs:
+            syms = [account.positions[j].symbol for j in unit.position_indices]
+            unds = tuple(sorted({market.instrument(s).underlying for s in syms}))
+            if unds:
+                groups.setdefault((unit.currency, unds), set()).update(syms)
+        if self._pnl_market is not market:
+            self._pnl_market, self._pnl_memo = market, {}
+        for (ccy, unds), held in groups.items():
+            have = self._pnl_memo.get((ccy, unds))
+            missing = sorted(held - set(have[0]) if have else held)
+            if not missing:
+                continue
+            pnl = instrument_pnl([market.instrument(s) for s in missing], market,
+                                 self.scenario_set(market, unds), ccy,
+                                 vol_tenor_power=self.params.vol_tenor_power)
+            rows, mat = have if have else ({}, np.empty((0, pnl.shape[1])))
+            rows = {**rows, **{s: mat.shape[0] + k for k, s in enumerate(missing)}}
+            self._pnl_memo[ccy, unds] = (rows, np.vstack([mat, pnl]))
+
+    def _unit_pnl(self, ins: list[Instrument], market: MarketSnapshot, scen: ScenarioSet,
+                  ccy: str, unds: tuple[str, ...]) -> np.ndarray:
+        """Per-contract scenario P&L of ``ins``: prepared rows when there are, else revalued."""
+        memo = self._pnl_memo.get((ccy, unds)) if self._pnl_market is market else None
+        if memo is not None and all(i.symbol in memo[0] for i in ins):
+            return memo[1][[memo[0][i.symbol] for i in ins]]
+        return instrument_pnl(ins, market, scen, ccy, vol_tenor_power=self.params.vol_tenor_power)
 
     # -- margin -------------------------------------------------------------------------------
     def cross_scope(self, account: Account) -> Scope:
@@ -336,8 +370,7 @@ class RiskBasedModel(MarginModel):
         sizes = np.array([q.size for q in pos])
         unds = tuple(sorted({i.underlying for i in ins}))
         scen = self.scenario_set(market, unds)
-        revalue = self.pnl_cache.pnl if self.pnl_cache is not None else instrument_pnl
-        per_contract = revalue(ins, market, scen, ccy, vol_tenor_power=p.vol_tenor_power)
+        per_contract = self._unit_pnl(ins, market, scen, ccy, unds)
         position_pnl = sizes[:, None] * per_contract
         w = scen.weights
         attr = _attribute(position_pnl, p, w) if attribute else None
@@ -401,35 +434,11 @@ class RiskBasedModel(MarginModel):
     def extra_details(self, pnl: np.ndarray, scen: ScenarioSet) -> dict[str, Any]:
         return {}
 
-    def with_instrument_pnl(self, book: Book, market: MarketSnapshot) -> RiskBasedModel:
-        """A copy of this model holding every instrument's scenario P&L that ``book`` needs.
-
-        Each (unit currency, underlyings) group of the book's units gets its scenario set and
-        its instruments revalued once; :meth:`margin_unit` then reads rows for ``market``
-        (the same object) instead of revaluing. Results are unchanged bit for bit. Used by the
-        scale-out path to compute the P&L once and broadcast it with the model.
-        """
-        groups: dict[tuple[str, tuple[str, ...]], set[str]] = {}
-        for account in book.accounts:
-            try:
-                units = self.units(account, market)
-            except InputError:
-                continue  # reported, in account order, by the assessment itself
-            for unit in units:
-                syms = {account.positions[j].symbol for j in unit.position_indices}
-                unds = tuple(sorted({market.instrument(s).underlying for s in syms}))
-                if unds:
-                    groups.setdefault((unit.currency, unds), set()).update(syms)
-        cache = InstrumentPnlCache(market, self.params.vol_tenor_power)
-        for (ccy, unds), syms in groups.items():
-            cache.add(sorted(syms), self.scenario_set(market, unds), ccy)
-        out = copy.copy(self)
-        out.pnl_cache = cache
-        return out
-
     def clear_cache(self) -> None:
-        """Forget cached scenario sets (one per market timestamp; a backtest calls this daily)."""
+        """Forget cached scenario sets (one per market timestamp; a backtest calls this daily)
+        and the whole-book instrument P&L."""
         self._scenario_cache.clear()
+        self._pnl_market, self._pnl_memo = None, {}
 
     @staticmethod
     def _close_out_cost(ins: Instrument, size: float, market: MarketSnapshot) -> float:

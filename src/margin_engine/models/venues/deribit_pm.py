@@ -585,6 +585,8 @@ class DeribitPm(MarginModel):
     #: X:PM); 'portfolio' and 'cross' accounts both get the risk matrix, isolated has none.
     modes = frozenset({MarginMode.PORTFOLIO, MarginMode.CROSS})
     params: DeribitPmParams
+    #: rows revalued by :meth:`prepare`: (the market they belong to, symbol -> (vectors, row))
+    _rv_memo: tuple[MarketSnapshot, dict[str, tuple[RiskVectors, int]]] | None = None
 
     def cross_scope(self, account: Account) -> Scope:
         return "account" if self.params.collateral == "cross" else "currency"
@@ -613,13 +615,36 @@ class DeribitPm(MarginModel):
 
     def risk_vectors(self, instruments: Sequence[Instrument],
                      market: MarketSnapshot) -> dict[str, RiskVectors]:
-        """Per currency pair, the ``[instruments × scenarios]`` P&L per unit of base size."""
+        """Per currency pair, the ``[instruments × scenarios]`` P&L per unit of base size
+        (rows prepared by :meth:`prepare` for this market are reused: each row depends only on
+        its own instrument)."""
         by_pair: dict[str, list[Instrument]] = {}
         for ins in instruments:
             by_pair.setdefault(ins.underlying, []).append(ins)
+        memo = self._rv_memo
+        if memo is not None and memo[0] is market and all(
+                i.symbol in memo[1] for i in instruments):
+            out = {}
+            for und, group in by_pair.items():
+                got = [memo[1][i.symbol] for i in group]
+                rv0 = got[0][0]
+                out[pair_key(und)] = RiskVectors(rv0.grid, tuple(i.symbol for i in group),
+                                                 np.stack([g.pnl[j] for g, j in got]),
+                                                 np.array([g.vol[j] for g, j in got]),
+                                                 np.array([g.vol_up[j] for g, j in got]),
+                                                 np.array([g.vol_down[j] for g, j in got]))
+            return out
         return {pair_key(und): revalue(group, market, self.grid(und),
                                        self.params.currency_pair[pair_key(und)], self.params)
                 for und, group in by_pair.items()}
+
+    def prepare(self, pairs: Sequence[tuple[MarginUnit, Account]],
+                market: MarketSnapshot) -> None:
+        """Revalue every held instrument once on its pair's grid (the whole-book path)."""
+        syms = sorted({a.positions[j].symbol for u, a in pairs for j in u.position_indices})
+        vectors = self.risk_vectors([market.instrument(s) for s in syms], market)
+        rows = {sym: (rv, j) for rv in vectors.values() for j, sym in enumerate(rv.symbols)}
+        self._rv_memo = (market, rows)
 
     def positions(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
                   ) -> tuple[dict[str, RiskVectors], list[PositionRisk]]:

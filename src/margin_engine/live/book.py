@@ -1,0 +1,758 @@
+"""The live book (DESIGN §8): accounts, collateral and positions held as arrays, re-margined
+incrementally.
+
+- A market update revalues only the instruments on the touched underlyings and re-margins only
+  the margin units that hold them (or hold collateral in a touched currency).
+- A fill changes one account: its positions, its collateral, its units.
+- A what-if answers from the cached state without changing it.
+- Every status change (healthy → margin call → liquidation → recovery) comes back as an
+  :class:`~margin_engine.live.events.Event`.
+- :meth:`LiveBook.snapshot` gives the same reports as ``policy.assess.assess_book`` (what
+  ``compute`` prints) on the equivalent book and market.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from margin_engine.domain.book import Account, Book, Position, check_against_market
+from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import InputError
+from margin_engine.live.arrays import Column, InstrumentArrays, position_equity
+from margin_engine.live.engines import ReferenceEngine, _segment_sums, make_engine
+from margin_engine.live.events import AccountState, Event, WhatIf
+from margin_engine.live.fills import fill_account, trade
+from margin_engine.live.market_update import apply_update, parse_update
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.units import MarginUnit
+from margin_engine.policy import health
+from margin_engine.policy.assess import AccountReport, assess_account
+from margin_engine.policy.health import HealthPolicy, Status
+
+_SEVERITY = {Status.HEALTHY: 0, Status.MARGIN_CALL: 1, Status.LIQUIDATION: 2}
+_STATUS = (Status.HEALTHY, Status.MARGIN_CALL, Status.LIQUIDATION)
+
+
+def _event_type(old: Status, new: Status) -> str:
+    if new is Status.HEALTHY:
+        return "recovery"
+    return new.value
+
+
+class LiveBook:
+    """Live margin state of a book under one model.
+
+    Parameters
+    ----------
+    model : MarginModel
+        The active model (its parameters fixed for the life of the book).
+    book : Book
+        The accounts at start.
+    market : MarketSnapshot
+        The market at start.
+    policy : HealthPolicy, optional
+        Collateral haircuts (the default policy otherwise).
+    engine : {"auto", "reference"}
+        ``auto`` picks the fast engine of the model's family when there is one; ``reference``
+        re-margins every unit with ``model.margin_unit`` (the readable per-unit path).
+
+    Raises
+    ------
+    InputError
+        When the book names what the market cannot price or the model cannot margin.
+    """
+
+    def __init__(self, model: MarginModel, book: Book, market: MarketSnapshot, *,
+                 policy: HealthPolicy | None = None, engine: str = "auto") -> None:
+        check_against_market(book, market)
+        self.model = model
+        self.policy = policy or HealthPolicy()
+        self._market = market
+        self.instruments = InstrumentArrays(market)
+        self._accounts: list[Account] = list(book.accounts)
+        self._stale: set[int] = set()  # account objects whose positions lag the arrays
+        self._by_id = {a.id: i for i, a in enumerate(self._accounts)}
+        self._collateral: list[dict[str, float]] = [dict(a.collateral) for a in self._accounts]
+        self._acct_by_ccy: dict[str, set[int]] = {}  # accounts holding collateral in a currency
+        for i, a in enumerate(self._accounts):
+            for c in a.collateral:
+                self._acct_by_ccy.setdefault(c, set()).add(i)
+        # positions (global ids) -------------------------------------------------------------
+        nan = math.nan
+        row = self.instruments.index
+        cols: tuple[list[float], ...] = ([], [], [], [], [])
+        self._acct_pos: list[list[int]] = []
+        for a in self._accounts:
+            start = len(cols[0])
+            for p in a.positions:
+                cols[0].append(row[p.symbol])
+                cols[1].append(p.size)
+                cols[2].append(nan if p.entry_price is None else p.entry_price)
+                cols[3].append(a.leverage.get(p.symbol, nan))
+                cols[4].append(nan if p.isolated_margin is None else p.isolated_margin)
+            self._acct_pos.append(list(range(start, len(cols[0]))))
+        self._pos_ins = Column(np.int64, cols[0])
+        self._pos_size = Column(np.float64, cols[1])
+        self._pos_entry = Column(np.float64, cols[2])
+        self._pos_lev = Column(np.float64, cols[3])
+        self._pos_iso = Column(np.float64, cols[4])
+        self._pos_eq = Column(np.float64, np.zeros(len(cols[0])))
+        # units (slots) ----------------------------------------------------------------------
+        self._units: list[MarginUnit] = []
+        self._unit_acct: list[int] = []
+        self._unit_pos: list[np.ndarray] = []
+        self._unit_ccys: list[frozenset[str]] = []
+        self._acct_units: list[list[int]] = [[] for _ in self._accounts]
+        self._im = Column(np.float64)
+        self._mm = Column(np.float64)
+        self._eq = Column(np.float64)
+        self._coll = Column(np.float64)  # collateral value of each unit, in its currency
+        self._whole_coll = np.zeros(len(self._accounts))
+        self._by_ccy: dict[str, set[int]] = {}  # units whose requirement or equity may move
+        self._coll_by_ccy: dict[str, set[int]] = {}  # units whose collateral value may move
+        self._unit_ccy = Column(np.int64)
+        # account results (NaN ratio: unbounded, i.e. ``None``) -------------------------------
+        n = len(self._accounts)
+        self._a = {k: np.zeros(n) for k in ("im", "mm", "eq", "avail", "ratio")}
+        self._a_status = np.full(n, -1, dtype=np.int64)
+        self._a_ccy = np.zeros(n, dtype=np.int64)
+        self._reports: dict[int, AccountReport] = {}
+        self._version = 0  # bumped whenever an account's positions or units change
+        self._concat_cache: dict[tuple[int, int],
+                                 tuple[int, np.ndarray, np.ndarray]] = {}
+        self._acct_concat: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray]] = {}
+        self._seq = 0
+        self.engine: ReferenceEngine = ReferenceEngine(self)
+        for i in range(len(self._accounts)):
+            try:
+                self._build_units(i)
+            except InputError as exc:
+                raise exc.within(f"accounts[{i}]") from None
+        self.engine = make_engine(model, self) if engine == "auto" else ReferenceEngine(self)
+        self._refresh_equity_inputs(None)
+        self._remargin(self.live_slots(), cause="start", emit=False,
+                       accounts=set(range(len(self._accounts))))
+
+    # -- read access (engines use these) -------------------------------------------------------
+    @property
+    def market(self) -> MarketSnapshot:
+        """The current market snapshot (the start market with every update applied)."""
+        return self._market
+
+    @property
+    def pos_ins(self) -> np.ndarray:
+        return self._pos_ins.a
+
+    @property
+    def pos_size(self) -> np.ndarray:
+        return self._pos_size.a
+
+    def pos_leverage(self, idx: np.ndarray) -> np.ndarray:
+        lev = self._pos_lev.a[idx]
+        default = getattr(self.model.params, "default_leverage", math.nan)
+        return np.where(np.isnan(lev), default, lev)
+
+    @property
+    def n_units(self) -> int:
+        return len(self._units)
+
+    def unit(self, slot: int) -> MarginUnit:
+        return self._units[slot]
+
+    def unit_account(self, slot: int) -> int:
+        return self._unit_acct[slot]
+
+    def unit_positions(self, slot: int) -> np.ndarray:
+        """Global position ids of a unit, in the unit's order."""
+        return self._unit_pos[slot]
+
+    def live_slots(self) -> list[int]:
+        return [s for slots in self._acct_units for s in slots]
+
+    def concat_positions(self, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of ``slots`` one after the other, and how many each unit has (the
+        concatenation over every live unit is kept until an account changes)."""
+        key = (len(slots), hash(tuple(slots)))
+        hit = self._concat_cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1], hit[2]
+        pos = [self._unit_pos[s] for s in slots]
+        lens = np.fromiter((p.size for p in pos), dtype=np.int64, count=len(pos))
+        idx = np.concatenate(pos) if pos else np.empty(0, dtype=np.int64)
+        if len(slots) > 1000:
+            if len(self._concat_cache) >= 8:
+                self._concat_cache.clear()
+            self._concat_cache[key] = (self._version, idx, lens)
+        return idx, lens
+
+    def account_ids(self) -> list[str]:
+        return [a.id for a in self._accounts]
+
+    def account_object(self, i: int) -> Account:
+        """Account ``i`` as a domain object (positions and collateral as they are now)."""
+        if i in self._stale:
+            ids = self._acct_pos[i]
+            names = self.instruments.instruments
+            positions = tuple(Position.model_construct(
+                symbol=names[k].symbol, size=q, entry_price=None if math.isnan(e) else e,
+                isolated_margin=None if math.isnan(m) else m)
+                for k, q, e, m in zip(self._pos_ins.a[ids].tolist(),
+                                      self._pos_size.a[ids].tolist(),
+                                      self._pos_entry.a[ids].tolist(),
+                                      self._pos_iso.a[ids].tolist(), strict=True))
+            self._accounts[i] = self._accounts[i].model_copy(
+                update={"positions": positions, "collateral": dict(self._collateral[i])})
+            self._stale.discard(i)
+        return self._accounts[i]
+
+    def book(self) -> Book:
+        """The book as it is now (domain objects)."""
+        return Book.model_construct(accounts=tuple(self.account_object(i)
+                                                   for i in range(len(self._accounts))))
+
+    def state(self, account_id: str) -> AccountState:
+        """An account's headline numbers (IM, MM, equity, available, ratio, status)."""
+        return self._state(self._account_index(account_id))
+
+    def states(self) -> list[AccountState]:
+        """Every account's headline numbers, in book order."""
+        return [self._state(i) for i in range(len(self._accounts))]
+
+    def _state(self, i: int) -> AccountState:
+        a = self._a
+        ratio = float(a["ratio"][i])
+        return AccountState(self._accounts[i].id,
+                            self.instruments.currencies[int(self._a_ccy[i])],
+                            float(a["im"][i]), float(a["mm"][i]), float(a["eq"][i]),
+                            float(a["avail"][i]), None if math.isnan(ratio) else ratio,
+                            _STATUS[int(self._a_status[i])])
+
+    # -- changes --------------------------------------------------------------------------------
+    def update_market(self, update: Mapping[str, Any]) -> list[Event]:
+        """Apply a partial market update and re-margin what it touches.
+
+        Parameters
+        ----------
+        update : mapping
+            ``{timestamp?, index?: {COIN: price}, fx?: {CCY: price},
+            instruments?: [{symbol, mark_price?, mark_iv?, underlying_price?}]}``.
+
+        Returns
+        -------
+        list of Event
+            The status changes it caused.
+        """
+        upd = parse_update(update, self._market)
+        market, touched, _symbols = apply_update(self._market, upd)
+        self._market = market
+        moved = self.instruments.refresh(market, touched)
+        self.engine.on_market(moved)
+        slots: set[int] = set()
+        accts: set[int] = set()
+        for ccy in touched:
+            slots |= self._by_ccy.get(ccy, set())
+            accts |= self._acct_by_ccy.get(ccy, set())
+        self._refresh_equity_inputs(touched, moved=moved)
+        return self._remargin(sorted(slots), cause="market", accounts=accts)
+
+    def add_account(self, account: Account) -> list[Event]:
+        """Open an account (``POST /v1/accounts``) and margin it.
+
+        Raises
+        ------
+        InputError
+            A duplicate id, or what the market cannot price or the model cannot margin
+            (nothing is added then).
+        """
+        if account.id in self._by_id:
+            raise InputError("id", f"duplicate account id {account.id!r}")
+        check_against_market(Book.model_construct(accounts=(account,)), self._market)
+        self.model.units(account, self._market)  # raises before anything changes
+        i = len(self._accounts)
+        self._accounts.append(account)
+        self._by_id[account.id] = i
+        self._collateral.append(dict(account.collateral))
+        for c in account.collateral:
+            self._acct_by_ccy.setdefault(c, set()).add(i)
+        ids = []
+        for p in account.positions:
+            ids.append(self._add_position(account, p.symbol, p.size, p.entry_price,
+                                          p.isolated_margin))
+        self._acct_pos.append(ids)
+        self._acct_units.append([])
+        self._a = {k: np.append(v, 0.0) for k, v in self._a.items()}
+        self._a_status = np.append(self._a_status, -1)
+        self._a_ccy = np.append(self._a_ccy, 0)
+        self._whole_coll = np.append(self._whole_coll, 0.0)
+        return self._account_changed(i, "open")
+
+    def set_market(self, market: MarketSnapshot) -> list[Event]:
+        """Replace the whole market (a new snapshot listing the same instruments in the same
+        order) and re-margin every unit: the end-to-end path from a snapshot to every account's
+        IM, MM and status."""
+        if [i.symbol for i in market.instruments] != [
+                i.symbol for i in self._market.instruments]:
+            raise InputError("instruments", "a new snapshot must list the live book's "
+                             "instruments in the same order (send a partial update instead)")
+        if market.timestamp < self._market.timestamp:
+            raise InputError("timestamp", "before the current market time")
+        self._market = market
+        self.instruments.refresh(market, None)
+        everything = np.arange(len(market.instruments), dtype=np.int64)
+        self.engine.on_market(everything)
+        self._reports.clear()
+        self._refresh_equity_inputs(None)
+        return self._remargin(self.live_slots(), cause="market",
+                              accounts=set(range(len(self._accounts))))
+
+    def apply_fill(self, account_id: str, symbol: str, size: float,
+                   price: float | None = None) -> list[Event]:
+        """A fill of ``size`` contracts (buy > 0) at ``price`` (the mark when omitted); see
+        :mod:`margin_engine.live.fills` for what it does to positions and collateral."""
+        i = self._account_index(account_id)
+        k, q, px = self._check_order(symbol, size, price, "fill")
+        ins = self.instruments.instruments[k]
+        ids = self._acct_pos[i]
+        hit = next((g for g in ids if int(self._pos_ins.a[g]) == k), None)
+        mark_now = float(self.instruments.mark[k])
+        if hit is None:
+            new, entry, cash = trade(0.0, None, q, px, ins, mark_now)
+            g = self._add_position(self._accounts[i], symbol, new, entry)
+            ids.append(g)
+        else:
+            e0 = self._pos_entry.a[hit]
+            new, entry, cash = trade(float(self._pos_size.a[hit]),
+                                     None if np.isnan(e0) else float(e0), q, px, ins, mark_now)
+            self._pos_size.a[hit] = new
+            self._pos_entry.a[hit] = math.nan if entry is None else entry
+        if cash != 0.0:
+            coll = self._collateral[i]
+            coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
+            self._acct_by_ccy.setdefault(ins.settle, set()).add(i)
+        self._stale.add(i)
+        return self._account_changed(i, "fill")
+
+    def deposit(self, account_id: str, currency: str, amount: float) -> list[Event]:
+        """Add (``amount`` > 0) or withdraw (< 0) collateral; no check against IM here (the
+        service refuses withdrawals that would leave equity below IM)."""
+        i = self._account_index(account_id)
+        if not self._market.is_priced(currency):
+            raise InputError("currency", f"no index or fx price for {currency!r}")
+        if not isinstance(amount, int | float) or not math.isfinite(amount) or amount == 0:
+            raise InputError("amount", f"must be a finite non-zero number, got {amount!r}")
+        coll = self._collateral[i]
+        coll[currency] = coll.get(currency, 0.0) + float(amount)
+        self._acct_by_ccy.setdefault(currency, set()).add(i)
+        self._stale.add(i)
+        return self._account_changed(i, "deposit")
+
+    # -- questions ------------------------------------------------------------------------------
+    def what_if(self, account_id: str, orders: Sequence[tuple[str, float, float | None]]
+                | Sequence[Mapping[str, Any]]) -> WhatIf:
+        """Margin before and after ``orders`` fill, and whether they would be accepted.
+
+        Parameters
+        ----------
+        account_id : str
+        orders : sequence
+            ``(symbol, size, price or None)`` tuples or ``{symbol, size, price?}`` mappings.
+
+        Returns
+        -------
+        WhatIf
+            Nothing in the book changes.
+        """
+        i = self._account_index(account_id)
+        parsed = [self._check_order(*_order(o, n), f"orders[{n}]")
+                  for n, o in enumerate(orders)]
+        before = self._state(i)
+        after = self._fast_what_if(i, parsed) or self._rebuilt_what_if(i, parsed)
+        change = after.initial_margin - before.initial_margin
+        if after.available_balance >= 0.0:
+            accept, reason = True, (f"equity {after.equity:.6g} covers initial margin "
+                                    f"{after.initial_margin:.6g} {after.currency}")
+        elif change <= 0.0:
+            accept, reason = True, (f"reduces initial margin by {-change:.6g} "
+                                    f"{after.currency} (risk-reducing orders are accepted)")
+        else:
+            accept, reason = False, (f"initial margin {after.initial_margin:.6g} would exceed "
+                                     f"what equity covers (available balance "
+                                     f"{after.available_balance:.6g} {after.currency})")
+        return WhatIf(account_id, before, after, change, accept, reason)
+
+    def snapshot(self, *, liquidation_prices: bool = False) -> list[AccountReport]:
+        """Every account's full report, as ``assess_book`` gives on :meth:`book` and
+        :attr:`market` (reports of accounts unchanged since the last call are reused)."""
+        out = []
+        for i in range(len(self._accounts)):
+            rep = self._reports.get(i) if not liquidation_prices else None
+            if rep is None:
+                rep = assess_account(self.model, self.account_object(i), self._market,
+                                     policy=self.policy, liquidation_prices=liquidation_prices)
+                if not liquidation_prices:
+                    self._reports[i] = rep
+            out.append(rep)
+        return out
+
+    # -- internals ------------------------------------------------------------------------------
+    def _account_index(self, account_id: str) -> int:
+        try:
+            return self._by_id[account_id]
+        except KeyError:
+            raise InputError("account", f"unknown account {account_id!r}") from None
+
+    def _check_order(self, symbol: str, size: float, price: float | None,
+                     at: str) -> tuple[int, float, float]:
+        k = self.instruments.index.get(symbol)
+        if k is None:
+            raise InputError(f"{at}.symbol", f"unknown symbol {symbol!r}")
+        why = self.model.check_instrument(self.instruments.instruments[k])
+        if why:
+            raise InputError(f"{at}.symbol", f"{symbol!r}: {why}")
+        if not isinstance(size, int | float) or not math.isfinite(size) or size == 0:
+            raise InputError(f"{at}.size", f"must be a finite non-zero number, got {size!r}")
+        if price is None:
+            px = float(self.instruments.mark[k])
+        elif not isinstance(price, int | float) or not math.isfinite(price) or price <= 0:
+            raise InputError(f"{at}.price", f"must be a finite number > 0, got {price!r}")
+        else:
+            px = float(price)
+        return k, float(size), px
+
+    def _add_position(self, account: Account, symbol: str, size: float,
+                      entry: float | None, isolated: float | None = None) -> int:
+        k = self.instruments.index[symbol]
+        self._pos_ins.append(k)
+        self._pos_size.append(size)
+        self._pos_entry.append(math.nan if entry is None else entry)
+        self._pos_lev.append(account.leverage.get(symbol, math.nan))
+        self._pos_iso.append(math.nan if isolated is None else isolated)
+        return self._pos_eq.append(0.0)
+
+    def _build_units(self, i: int) -> list[int]:
+        """(Re)group account ``i`` into units; returns the new slots."""
+        for s in self._acct_units[i]:
+            for c in self._unit_ccys[s]:
+                self._by_ccy.get(c, set()).discard(s)
+                self._coll_by_ccy.get(c, set()).discard(s)
+        account = self.account_object(i)
+        arr = self.instruments
+        ids = self._acct_pos[i]
+        slots = []
+        for unit in self.model.units(account, self._market):
+            s = len(self._units)
+            self._units.append(unit)
+            self._unit_acct.append(i)
+            pos = np.array([ids[j] for j in unit.position_indices], dtype=np.int64)
+            self._unit_pos.append(pos)
+            ins = arr.instruments
+            ccys = {unit.currency, *unit.collateral}
+            for g in pos.tolist():
+                x = ins[int(self._pos_ins.a[g])]
+                ccys |= {x.underlying, x.settle}
+            self._unit_ccys.append(frozenset(ccys))
+            for c in ccys:
+                self._by_ccy.setdefault(c, set()).add(s)
+            for c in {unit.currency, *unit.collateral}:
+                self._coll_by_ccy.setdefault(c, set()).add(s)
+            self._unit_ccy.append(arr.ccy[unit.currency])
+            for col in (self._im, self._mm, self._eq, self._coll):
+                col.append(0.0)
+            slots.append(s)
+        self._acct_units[i] = slots
+        return slots
+
+    def _account_changed(self, i: int, cause: str) -> list[Event]:
+        self._version += 1
+        self._concat_cache.clear()
+        self._acct_concat.clear()
+        old = self._acct_units[i]
+        try:
+            slots = self._build_units(i)
+        except InputError:
+            self._acct_units[i] = old
+            raise
+        self.engine.on_units(slots)
+        self._refresh_equity_inputs(None, accounts=[i])
+        self._reports.pop(i, None)
+        return self._remargin(slots, cause=cause, accounts={i})
+
+    def _refresh_equity_inputs(self, touched: frozenset[str] | None,
+                               accounts: Iterable[int] | None = None,
+                               moved: np.ndarray | None = None) -> None:
+        """Position equity values (of positions in ``moved`` instruments; all when None) and
+        collateral values of the units and accounts whose collateral may have moved."""
+        n = self._pos_ins.n
+        if n:
+            if moved is None or accounts is not None:
+                self._pos_eq.a[:] = position_equity(self.instruments, self._pos_ins.a,
+                                                    self._pos_size.a, self._pos_entry.a)
+            elif moved.size:
+                flag = np.zeros(len(self.instruments.instruments), dtype=bool)
+                flag[moved] = True
+                hit = np.flatnonzero(flag[self._pos_ins.a])
+                self._pos_eq.a[hit] = position_equity(
+                    self.instruments, self._pos_ins.a[hit], self._pos_size.a[hit],
+                    self._pos_entry.a[hit])
+        if accounts is not None:
+            slots = [s for i in accounts for s in self._acct_units[i]]
+            accts = list(accounts)
+        elif touched is None:
+            slots = self.live_slots()
+            accts = list(range(len(self._accounts)))
+        else:
+            got: set[int] = set()
+            for c in touched:
+                got |= self._coll_by_ccy.get(c, set())
+            slots = sorted(got)
+            accts = sorted({self._unit_acct[s] for s in slots}.union(
+                *(self._acct_by_ccy.get(c, set()) for c in touched)))
+        for s in slots:
+            u = self._units[s]
+            self._coll.a[s] = health.collateral_value(
+                u.collateral, u.currency, self.account_object(self._unit_acct[s]),
+                self._market, self.policy)
+        for i in accts:
+            ccy = self._account_currency(i)
+            self._whole_coll[i] = health.collateral_value(
+                self._collateral[i], ccy, self.account_object(i), self._market, self.policy)
+
+    def _account_currency(self, i: int) -> str:
+        ccys = {self._units[s].currency for s in self._acct_units[i]}
+        return ccys.pop() if len(ccys) == 1 else "USD"
+
+    def _converted_sums(self, idx: np.ndarray, lens: np.ndarray, to: np.ndarray) -> np.ndarray:
+        """Per group of positions: Σ equity value converted to currency code ``to[group]``."""
+        arr = self.instruments
+        if not lens.sum():
+            return np.zeros(lens.size)
+        settle = arr.settle[self._pos_ins.a[idx]]
+        dest = np.repeat(to, lens)
+        v = self._pos_eq.a[idx]
+        conv = np.where(settle == dest, v, v * arr.usd[settle] / arr.usd[dest])
+        return _segment_sums(conv, lens)
+
+    def _remargin(self, slots: Sequence[int], *, cause: str, emit: bool = True,
+                  accounts: set[int] | None = None) -> list[Event]:
+        sl = np.asarray(slots, dtype=np.int64)
+        if sl.size:
+            im, mm = self.engine.margins(slots)
+            self._im.a[sl] = im
+            self._mm.a[sl] = mm
+            self._eq.a[sl] = self._coll.a[sl] + self._converted_sums(
+                *self.concat_positions(slots), self._unit_ccy.a[sl])
+        acct = np.unique(np.fromiter((self._unit_acct[s] for s in slots), dtype=np.int64,
+                                     count=len(slots)))
+        if accounts:
+            acct = np.union1d(acct, np.fromiter(accounts, dtype=np.int64))
+        for i in acct.tolist():
+            self._reports.pop(i, None)
+        old = self._a_status[acct].copy()
+        self._aggregate_many(acct)
+        changed = acct[(old != self._a_status[acct]) & (old >= 0)] if emit else acct[:0]
+        events = []
+        for i in changed.tolist():
+            new = self._state(i)
+            prev = _STATUS[int(old[np.searchsorted(acct, i)])]
+            self._seq += 1
+            events.append(Event(self._seq, _event_type(prev, new.status), new.id, new.status,
+                                prev, new.initial_margin, new.maintenance_margin, new.equity,
+                                new.margin_ratio, new.currency, cause,
+                                self.model.stamp(self._market)))
+        return events
+
+    def _account_positions(self, acct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of accounts ``acct`` one after the other, and how many each has (kept
+        for repeated account sets until an account changes)."""
+        key = (acct.size, hash(acct.tobytes()))
+        hit = self._acct_concat.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1], hit[2]
+        groups = [self._acct_pos[i] for i in acct.tolist()]
+        lens = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+        idx = np.fromiter((g for grp in groups for g in grp), dtype=np.int64,
+                          count=int(lens.sum()))
+        if acct.size > 1000:
+            if len(self._acct_concat) >= 8:
+                self._acct_concat.clear()
+            self._acct_concat[key] = (self._version, idx, lens)
+        return idx, lens
+
+    def _aggregate_many(self, acct: np.ndarray) -> None:
+        """``assess_account``'s account-level arithmetic, vectorised over accounts."""
+        if not acct.size:
+            return
+        arr = self.instruments
+        usd = arr.usd
+        groups = [self._acct_units[i] for i in acct.tolist()]
+        nu = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+        su = np.fromiter((s for g in groups for s in g), dtype=np.int64, count=int(nu.sum()))
+        uccy = self._unit_ccy.a[su]
+        # account currency: the units' one currency, else USD
+        usd_code = arr.ccy["USD"]
+        has = nu > 0
+        lo = np.full(acct.size, usd_code)
+        hi = np.full(acct.size, usd_code)
+        starts = (np.cumsum(nu) - nu)[has]
+        lo[has] = np.minimum.reduceat(uccy, starts) if su.size else lo[has]
+        hi[has] = np.maximum.reduceat(uccy, starts) if su.size else hi[has]
+        accy = np.where(has & (lo == hi), lo, usd_code)
+        dest = np.repeat(accy, nu)
+
+        def conv(x: np.ndarray) -> np.ndarray:
+            return np.where(uccy == dest, x, x * usd[uccy] / usd[dest])
+
+        im_u, mm_u, eq_u = self._im.a[su], self._mm.a[su], self._eq.a[su]
+        im_t = _segment_sums(conv(im_u), nu)
+        mm_t = _segment_sums(conv(mm_u), nu)
+        eq = self._whole_coll[acct] + self._converted_sums(*self._account_positions(acct), accy)
+        spare = conv(eq_u - im_u)
+        available = eq - im_t
+        if su.size:
+            mins = np.full(acct.size, np.inf)
+            mins[has] = np.minimum.reduceat(spare, starts)
+            available = np.minimum(available, mins)
+        # unit ratio and status (health.margin_ratio / health.status)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio_u = np.where(eq_u > 0, mm_u / eq_u,
+                               np.where((mm_u == 0) & (eq_u == 0), 0.0, np.nan))
+        sev_u = np.where((eq_u < 0) | ((mm_u > 0) & (eq_u <= mm_u)), 2,
+                         np.where(eq_u < im_u, 1, 0))
+        status = np.zeros(acct.size, dtype=np.int64)
+        ratio = np.zeros(acct.size)
+        if su.size:
+            status[has] = np.maximum.reduceat(sev_u, starts)
+            none = np.isnan(ratio_u).astype(np.int64)
+            any_none = np.zeros(acct.size, dtype=bool)
+            any_none[has] = np.maximum.reduceat(none, starts) > 0
+            ratio[has] = np.maximum.reduceat(np.nan_to_num(ratio_u, nan=-np.inf), starts)
+            ratio[any_none] = np.nan
+        empty = ~has
+        if empty.any():
+            e_eq, e_im, e_mm = eq[empty], im_t[empty], mm_t[empty]
+            status[empty] = np.where((e_eq < 0) | ((e_mm > 0) & (e_eq <= e_mm)), 2,
+                                     np.where(e_eq < e_im, 1, 0))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio[empty] = np.where(e_eq > 0, e_mm / e_eq,
+                                        np.where((e_mm == 0) & (e_eq == 0), 0.0, np.nan))
+        a = self._a
+        a["im"][acct], a["mm"][acct], a["eq"][acct] = im_t, mm_t, eq
+        a["avail"][acct], a["ratio"][acct] = available, ratio
+        self._a_status[acct] = status
+        self._a_ccy[acct] = accy
+
+    def _aggregate(self, i: int, *, im_mm: Mapping[int, tuple[float, float]] | None = None,
+                   eq_delta: Mapping[int, float] | None = None, whole_delta: float = 0.0
+                   ) -> AccountState:
+        """``assess_account``'s account-level arithmetic over the cached unit numbers."""
+        mk = self._market
+        slots = self._acct_units[i]
+        ccy = self._account_currency(i)
+        units = []
+        for s in slots:
+            im, mm = (im_mm or {}).get(s, (float(self._im.a[s]), float(self._mm.a[s])))
+            eq = float(self._eq.a[s]) + (eq_delta or {}).get(s, 0.0)
+            units.append((self._units[s].currency, im, mm, eq,
+                          health.margin_ratio(mm, eq), health.status(im, mm, eq)))
+        im_t = sum(mk.convert(u[1], u[0], ccy) for u in units)
+        mm_t = sum(mk.convert(u[2], u[0], ccy) for u in units)
+        eq = float(self._a["eq"][i]) + whole_delta  # the account's equity now, plus the change
+        spare = [mk.convert(u[3] - u[1], u[0], ccy) for u in units]
+        available = min([eq - im_t, *spare])
+        worst = max(units, key=lambda u: (_SEVERITY[u[5]], u[4] or 0.0), default=None)
+        ratios = [u[4] for u in units]
+        ratio = None if any(r is None for r in ratios) else max(
+            (r for r in ratios if r is not None), default=health.margin_ratio(mm_t, eq))
+        status = worst[5] if worst else health.status(im_t, mm_t, eq)
+        return AccountState(self._accounts[i].id, ccy, im_t, mm_t, eq, available, ratio, status)
+
+    def _fast_what_if(self, i: int, orders: list[tuple[int, float, float]]
+                      ) -> AccountState | None:
+        """Answer from the cache when every order adds to a position the account holds."""
+        arr = self.instruments
+        mk = self._market
+        slots = self._acct_units[i]
+        by_slot: dict[int, list[tuple[int, float]]] = {}
+        coll = dict(self._collateral[i])
+        changed: dict[int, tuple[float, float | None]] = {}  # position -> (size, entry)
+        for k, q, px in orders:
+            slot = next((s for s in slots if (self._pos_ins.a[self._unit_pos[s]] == k).any()),
+                        None)
+            if slot is None or (self._units[slot].scope == "position" and len(slots) > 1):
+                return None  # a new unit, or isolated: the rebuild decides
+            by_slot.setdefault(slot, []).append((k, q))
+            g = next(g for g in self._acct_pos[i] if int(self._pos_ins.a[g]) == k)
+            e0 = float(self._pos_entry.a[g])
+            size0, entry0 = changed.get(g, (float(self._pos_size.a[g]),
+                                            None if math.isnan(e0) else e0))
+            ins = arr.instruments[k]
+            new, entry, cash = trade(size0, entry0, q, px, ins, float(arr.mark[k]))
+            changed[g] = (new, entry)
+            if cash != 0.0:
+                coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
+        ids = np.fromiter(changed, dtype=np.int64, count=len(changed))
+        new_eq = position_equity(
+            arr, self._pos_ins.a[ids], np.array([changed[g][0] for g in changed]),
+            np.array([math.nan if changed[g][1] is None else changed[g][1] for g in changed]))
+        pos_delta = dict(zip(ids.tolist(), (new_eq - self._pos_eq.a[ids]).tolist(),
+                             strict=True))
+        account = self.account_object(i)
+        eq_delta: dict[int, float] = {}
+        for s in slots:
+            u = self._units[s]
+            d = sum(self._convert(pos_delta[g], g, u.currency)
+                    for g in self._unit_pos[s].tolist() if g in pos_delta)
+            if u.scope == "currency":
+                ucoll: Mapping[str, float] = {u.currency: coll.get(u.currency, 0.0)}
+            elif u.scope == "position" and not math.isnan(
+                    self._pos_iso.a[self._unit_pos[s][0]]):
+                ucoll = u.collateral
+            else:
+                ucoll = coll
+            d += health.collateral_value(ucoll, u.currency, account, mk, self.policy) - float(
+                self._coll.a[s])
+            eq_delta[s] = d
+        ccy = self._account_currency(i)
+        whole = sum(self._convert(v, g, ccy) for g, v in pos_delta.items())
+        whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
+            self._whole_coll[i])
+        im_mm = {}
+        for slot, ods in by_slot.items():
+            got = self.engine.what_if(slot, ods)
+            if got is None:
+                return None
+            im_mm[slot] = got
+        return self._aggregate(i, im_mm=im_mm, eq_delta=eq_delta, whole_delta=whole)
+
+    def _convert(self, value: float, g: int, currency: str) -> float:
+        arr = self.instruments
+        settle = int(arr.settle[int(self._pos_ins.a[g])])
+        if arr.currencies[settle] == currency:
+            return value
+        return value * float(arr.usd[settle]) / float(arr.usd[arr.ccy[currency]])
+
+    def _rebuilt_what_if(self, i: int, orders: list[tuple[int, float, float]]) -> AccountState:
+        account = self.account_object(i)
+        for k, q, px in orders:
+            account = fill_account(account, self._market,
+                                   self.instruments.instruments[k].symbol, q, px)
+        rep = assess_account(self.model, account, self._market, policy=self.policy,
+                             liquidation_prices=False)
+        return AccountState(rep.id, rep.currency, rep.initial_margin, rep.maintenance_margin,
+                            rep.equity, rep.available_balance, rep.margin_ratio, rep.status)
+
+
+def _order(o: Any, n: int) -> tuple[str, float, float | None]:
+    if isinstance(o, Mapping):
+        unknown = sorted(set(o) - {"symbol", "size", "price"})
+        if unknown:
+            raise InputError(f"orders[{n}].{unknown[0]}", "unknown field (symbol, size, price)")
+        if "symbol" not in o or "size" not in o:
+            raise InputError(f"orders[{n}]", "needs symbol and size")
+        return str(o["symbol"]), o["size"], o.get("price")
+    sym, size, *rest = o
+    return str(sym), size, rest[0] if rest else None

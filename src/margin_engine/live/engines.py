@@ -1,0 +1,142 @@
+"""How the live book gets a unit's requirement: an engine per model family.
+
+- :class:`ReferenceEngine` (every model): ``model.margin_unit`` on the unit, the readable
+  per-unit path; what the fast engines are checked against.
+- :class:`BracketEngine` (``binance-usdm``): per-position brackets over arrays.
+- the risk-based family has its own engine (:mod:`margin_engine.live.risk_engine`): cached
+  instrument scenario P&L and each unit's cached scenario vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.venues.binance_usdm import BinanceUsdm
+
+if TYPE_CHECKING:
+    from margin_engine.live.book import LiveBook
+
+FloatArray = np.ndarray
+
+
+class ReferenceEngine:
+    """Requirements from ``model.margin_unit`` (one unit at a time)."""
+
+    def __init__(self, live: LiveBook) -> None:
+        self.live = live
+
+    def on_market(self, moved: np.ndarray) -> None:
+        """Instruments ``moved`` were revalued (the reference path reads the market itself)."""
+
+    def on_units(self, slots: Sequence[int]) -> None:
+        """Unit slots whose positions changed (new slots included)."""
+
+    def margins(self, slots: Sequence[int]) -> tuple[FloatArray, FloatArray]:
+        lv = self.live
+        im = np.empty(len(slots))
+        mm = np.empty(len(slots))
+        if len(slots) > 1:  # the whole-book path: revalue each instrument once
+            lv.model.prepare([(lv.unit(s), lv.account_object(lv.unit_account(s)))
+                              for s in slots], lv.market)
+        for k, s in enumerate(slots):
+            req = lv.model.margin_unit(lv.unit(s), lv.account_object(lv.unit_account(s)),
+                                       lv.market)
+            im[k], mm[k] = req.initial_margin, req.maintenance_margin
+        return im, mm
+
+    def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
+                ) -> tuple[float, float] | None:
+        """(IM, MM) of ``slot`` with ``orders`` (instrument row, size) added to positions it
+        already holds; ``None``: not answerable from the cache (the caller rebuilds)."""
+        return None
+
+
+class BracketEngine(ReferenceEngine):
+    """Binance USDⓈ-M brackets over arrays: every position's notional, bracket, IM and MM at
+    once (``binance_usdm._position_margin`` vectorised)."""
+
+    def __init__(self, live: LiveBook) -> None:
+        super().__init__(live)
+        model = live.model
+        assert isinstance(model, BinanceUsdm)
+        self.model = model
+        arr = live.instruments
+        n = len(arr.instruments)
+        width = max(len(t.brackets) for t in model.params.brackets.values())
+        self.cap = np.full((n, width), np.inf)
+        self.mmr = np.zeros((n, width))
+        self.cum = np.zeros((n, width))
+        self.lev = np.full((n, width), np.inf)
+        self.rows = np.zeros(n, dtype=np.int64)
+        for k, ins in enumerate(arr.instruments):
+            table = model.params.brackets.get(ins.symbol)
+            if table is None:
+                continue
+            b = table.brackets
+            self.rows[k] = len(b)
+            self.cap[k, : len(b) - 1] = [r.notionalCap for r in b[:-1]]
+            self.mmr[k, : len(b)] = [r.maintMarginRatio for r in b]
+            self.cum[k, : len(b)] = [r.cum for r in b]
+            self.lev[k, : len(b)] = [r.initialLeverage for r in b]
+
+    def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray
+                         ) -> tuple[FloatArray, FloatArray]:
+        arr = self.live.instruments
+        n = np.abs(size) * arr.contract_size[ins] * arr.mark[ins]
+        row = (n[:, None] >= self.cap[ins]).sum(axis=1)  # first bracket with N < cap
+        row = np.minimum(row, self.rows[ins] - 1)
+        mmr = self.mmr[ins, row]
+        cum = self.cum[ins, row]
+        lev = np.minimum(leverage, self.lev[ins, row])
+        mm = np.maximum(n * mmr - cum, 0.0)
+        im = np.maximum(n / lev, mm)
+        return im, mm
+
+    def margins(self, slots: Sequence[int]) -> tuple[FloatArray, FloatArray]:
+        lv = self.live
+        if not len(slots):
+            return np.empty(0), np.empty(0)
+        idx, lens = lv.concat_positions(slots)
+        im_p, mm_p = self.position_margins(lv.pos_ins[idx], lv.pos_size[idx],
+                                           lv.pos_leverage(idx))
+        return _segment_sums(im_p, lens), _segment_sums(mm_p, lens)
+
+    def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
+                ) -> tuple[float, float] | None:
+        lv = self.live
+        idx = lv.unit_positions(slot)
+        ins = lv.pos_ins[idx]
+        size = lv.pos_size[idx].copy()
+        for row, q in orders:
+            hit = np.flatnonzero(ins == row)
+            if not hit.size:
+                return None
+            size[hit[0]] += q
+        im_p, mm_p = self.position_margins(ins, size, lv.pos_leverage(idx))
+        return float(sum(im_p.tolist())), float(sum(mm_p.tolist()))
+
+
+def _segment_sums(values: FloatArray, lens: np.ndarray) -> FloatArray:
+    """Left-to-right sums of consecutive segments (empty segments sum to 0)."""
+    out = np.zeros(lens.size)
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    nonempty = lens > 0
+    if nonempty.any():
+        out[nonempty] = np.add.reduceat(values, starts[nonempty])
+    return out
+
+
+def make_engine(model: MarginModel, live: LiveBook) -> ReferenceEngine:
+    """The fastest engine that reproduces ``model`` (the reference engine otherwise)."""
+    from margin_engine.live.risk_engine import RiskEngine, supports
+
+    if isinstance(model, BinanceUsdm):
+        return BracketEngine(live)
+    if supports(model):
+        return RiskEngine(live)
+    return ReferenceEngine(live)

@@ -1,0 +1,79 @@
+"""What the live book hands back: account states, status-change events, what-if answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from margin_engine.models.core.results import AuditStamp
+from margin_engine.policy.health import Status
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """An account's headline numbers (as ``compute`` prints them), in ``currency``."""
+
+    id: str
+    currency: str
+    initial_margin: float
+    maintenance_margin: float
+    equity: float
+    available_balance: float
+    margin_ratio: float | None
+    status: Status
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        return d
+
+
+@dataclass(frozen=True)
+class Event:
+    """A status change of one account.
+
+    ``type`` is ``margin_call`` (equity fell below IM, or rose from liquidation to between MM
+    and IM), ``liquidation`` (equity at or below MM) or ``recovery`` (back to healthy).
+    """
+
+    seq: int
+    type: str
+    account: str
+    status: Status
+    previous_status: Status
+    initial_margin: float
+    maintenance_margin: float
+    equity: float
+    margin_ratio: float | None
+    currency: str
+    cause: str
+    audit: AuditStamp
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"], d["previous_status"] = self.status.value, self.previous_status.value
+        return d
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """The answer to "what if these orders filled": nothing in the book changes.
+
+    ``accept`` is Deribit's and OKX's pre-trade rule: the orders are accepted when the account
+    still covers its initial margin afterwards (equity ≥ IM in every unit, i.e. available
+    balance ≥ 0), or when they do not raise the initial margin (risk-reducing orders are always
+    allowed).
+    """
+
+    account: str
+    before: AccountState
+    after: AccountState
+    initial_margin_change: float
+    accept: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account": self.account, "before": self.before.as_dict(),
+                "after": self.after.as_dict(),
+                "initial_margin_change": self.initial_margin_change,
+                "accept": self.accept, "reason": self.reason}
