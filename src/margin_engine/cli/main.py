@@ -12,16 +12,17 @@ import sys
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic_core import to_jsonable_python
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from margin_engine.analysis.stress_test import resolve, stress_book
 from margin_engine.domain.book import check_against_market
-from margin_engine.errors import InputError
+from margin_engine.errors import InputError, error_line, first_non_finite
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
 from margin_engine.io.report_json import compute_json
@@ -31,13 +32,31 @@ from margin_engine.policy.assess import assess_book
 from .params import parse_params
 from .render import print_compute
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Margin requirements for crypto derivatives.")
+
+class _Typer(typer.Typer):
+    """The app, with a last-resort handler: an exception no command turned into an
+    :class:`InputError` (a bug) prints ``error: internal: <type>: <message>`` and exits 2
+    instead of a traceback. Commands name the bad field themselves; this is only a safety net."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            sys.stderr.write(error_line(InputError(
+                "internal", f"{type(exc).__name__}: {exc}")) + "\n")
+            sys.exit(2)
+
+
+app = _Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+             help="Margin requirements for crypto derivatives.")
+
+
 def _console(stderr: bool = False) -> Console:
-    """A console as wide as the terminal, or 160 columns when output is not a terminal."""
+    """A console as wide as the terminal, or 160 columns when output is not a terminal; no
+    emoji codes (``:x:`` stays text) and no automatic highlighting."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else int(os.environ.get("COLUMNS", "160"))
-    return Console(stderr=stderr, width=width)
+    return Console(stderr=stderr, width=width, emoji=False, highlight=False)
 
 
 console = _console()
@@ -49,10 +68,28 @@ class Format(StrEnum):
     json = "json"
 
 
-def fail(exc: InputError) -> None:
-    for path, reason in exc.problems:
-        err_console.print(f"error: {path}: {reason}", markup=False, highlight=False)
+def fail(exc: InputError) -> NoReturn:
+    """Print the one line ``error: <path>: <reason>`` (several problems joined by ``; ``) on
+    stderr, unwrapped and without markup, and exit 2."""
+    sys.stderr.write(error_line(exc) + "\n")
+    sys.stderr.flush()
     raise typer.Exit(2)
+
+
+def note(text: str) -> None:
+    """A ``note: ...`` line on stderr (dim on a terminal), printed only once a command has
+    succeeded so that a failing command prints exactly one line."""
+    err_console.print(f"note: {escape(text)}", style="dim", soft_wrap=True)
+
+
+def emit_json(doc: Any, indent: int = 2) -> None:
+    """Write ``doc`` as JSON on stdout; a non-finite number anywhere is refused (exit 2 with the
+    path of the first one) rather than written as ``NaN``/``Infinity``."""
+    bad = first_non_finite(doc)
+    if bad is not None:
+        fail(InputError(f"output.{bad}" if not bad.startswith("[") else f"output{bad}",
+                        "the result is not a finite number (input outside the model's range)"))
+    sys.stdout.write(json.dumps(doc, indent=indent, allow_nan=False) + "\n")
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
@@ -72,20 +109,20 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
     """Initial and maintenance margin, equity, status and liquidation prices per account."""
     try:
         snap = load_market(market)
-        mdl, note = build_model(model, parse_params(param), history, snap)
-        if note:
-            err_console.print(f"note: {note}", style="dim")
+        mdl, fallback = build_model(model, parse_params(param), history, snap)
         bk = load_book(book)
         check_against_market(bk, snap)
         reports = assess_book(mdl, bk, snap)
     except InputError as exc:
         fail(exc)
-        return
+    doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp)
     if format is Format.json:
-        doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp)
-        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        emit_json(doc)
     else:
+        check_finite(doc)
         print_compute(console, mdl, reports)
+    if fallback:
+        note(fallback)
 
 
 def model_catalogue() -> list[dict[str, Any]]:
@@ -146,17 +183,17 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
         snap = load_market(market)
         bk = load_book(book)
         check_against_market(bk, snap)
-        mdl, note = build_model(model, parse_params(param), history, snap)
-        if note:
-            err_console.print(f"note: {note}", style="dim")
+        mdl, fallback = build_model(model, parse_params(param), history, snap)
         rows = stress_book(bk, snap, mdl, resolve(scenario))
     except InputError as exc:
         fail(exc)
-        return
+    doc = {"model": mdl.name, "audit": asdict(mdl.stamp(snap)), "rows": [asdict(r) for r in rows]}
+    if fallback:
+        note(fallback)
     if format is Format.json:
-        sys.stdout.write(json.dumps({"model": mdl.name, "audit": asdict(mdl.stamp(snap)),
-                                     "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+        emit_json(doc)
         return
+    check_finite(doc)
     t = Table(title=f"stress P&L (USD) and coverage by {mdl.name} initial margin",
               title_justify="left")
     for col in ("account", "scenario", "P&L", "positions", "collateral", "initial margin",
@@ -165,7 +202,7 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
     for r in rows:
         cov = "n/a" if r.coverage is None else f"{r.coverage:.0%}"
         style = "" if r.coverage is None or r.coverage >= 1 else "[red]"
-        t.add_row(r.account, r.scenario, f"{r.pnl_usd:,.0f}", f"{r.positions_pnl_usd:,.0f}",
+        t.add_row(escape(r.account), r.scenario, f"{r.pnl_usd:,.0f}", f"{r.positions_pnl_usd:,.0f}",
                   f"{r.collateral_pnl_usd:,.0f}", f"{r.initial_margin_usd:,.0f}",
                   f"{style}{cov}")
     console.print(t)
@@ -212,6 +249,7 @@ def backtest(
     )
 
     pairs: list[tuple[Any, Any, dict[str, Any]]] = []
+    notes: list[str] = []
     try:
         cfg = _bt_dynamic_config(dynamic_config) if (dynamic or dynamic_config) else None
         runs = _bt_model_options(model, parse_params(param))
@@ -223,7 +261,7 @@ def backtest(
         if cfg is not None:
             regimes, signals = _bt_regimes(prices, vols, funding)
         elif funding is not None:
-            err_console.print("note: funding files are used only with --dynamic", style="dim")
+            notes.append("funding files are used only with --dynamic")
         results: list[Any] = []
         names = [n for n, _, _ in factories]
         for k, (name, opts, factory) in enumerate(factories):
@@ -246,7 +284,6 @@ def backtest(
             pairs.append((base, dyn, _bt_pair_info(inputs, floor, cfg, signals)))
     except InputError as exc:
         fail(exc)
-        return
     path = None
     if report is not None:
         from margin_engine.analysis.report import write_report
@@ -255,20 +292,22 @@ def backtest(
             path = write_report(results, report, pairs=[(a, b) for a, b, _ in pairs])
         except (RuntimeError, OSError) as exc:
             fail(InputError("--report", str(exc)))
-            return
     if format is Format.json:
         doc: dict[str, Any] = {"backtests": [backtest_json(r) for r in results]}
         if cfg is not None:
             doc["dynamic"] = {"config": cfg.model_dump(mode="json"),
                               "pairs": [_bt_pair_json(a, b, info) for a, b, info in pairs]}
-        sys.stdout.write(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        emit_json(doc, indent=1)
         sys.stdout.flush()
     else:
+        check_finite({"backtests": [backtest_json(r) for r in results]})
         _bt_print(results)
         if pairs:
             _bt_print_dynamic(pairs)
+    for line in notes:
+        note(line)
     if path is not None:
-        err_console.print(f"report: {path}", highlight=False)
+        err_console.print(f"report: {escape(str(path))}", soft_wrap=True)
 
 
 def _bt_model_options(models: list[str], params: dict[str, Any]
@@ -544,9 +583,9 @@ def _bt_print(results: list[Any]) -> None:
         y.add_row(str(year), *cells)
     console.print(y)
     for r in results:
-        console.print(f"[dim]{r.label}: {r.n_days} days {r.dates[0]} … {r.dates[-1]}, "
-                      f"{len(r.skipped)} skipped; margin in {r.currency}; params "
-                      f"{r.params_hash}; history {r.history_source}[/]", highlight=False)
+        console.print(escape(f"{r.label}: {r.n_days} days {r.dates[0]} … {r.dates[-1]}, "
+                             f"{len(r.skipped)} skipped; margin in {r.currency}; params "
+                             f"{r.params_hash}; history {r.history_source}"), style="dim")
 
 
 def _bt_print_dynamic(pairs: list[tuple[Any, Any, dict[str, Any]]]) -> None:
@@ -603,6 +642,14 @@ def demo(out: Annotated[Path, typer.Option(help="where to write the sample files
         fail(exc)
     except OSError as exc:
         fail(InputError("--out", f"cannot write the sample files: {exc.strerror or exc}"))
+
+
+def check_finite(doc: Any) -> None:
+    """Refuse (exit 2) a result holding a non-finite number before it is shown as a table."""
+    bad = first_non_finite(doc)
+    if bad is not None:
+        fail(InputError(f"output.{bad}" if not bad.startswith("[") else f"output{bad}",
+                        "the result is not a finite number (input outside the model's range)"))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from margin_engine.models.core.base import MarginModel
@@ -28,7 +29,7 @@ def print_compute(console: Console, model: MarginModel, reports: Sequence[Accoun
                                                     "ratio") else "left")
     for r in reports:
         st = r.status.value
-        t.add_row(r.id, r.margin_mode.value, r.currency, money(r.initial_margin),
+        t.add_row(escape(r.id), r.margin_mode.value, r.currency, money(r.initial_margin),
                   money(r.maintenance_margin), money(r.equity), ratio(r.margin_ratio),
                   f"[{_STYLE[st]}]{st}[/]")
     console.print(t)
@@ -39,12 +40,13 @@ def print_compute(console: Console, model: MarginModel, reports: Sequence[Accoun
     for r in reports:
         for pos in r.positions:
             m = pos.margin
-            p.add_row(r.id, m.symbol, f"{m.size:g}", pos.unit, money(m.initial_margin, 6),
+            p.add_row(escape(r.id), escape(m.symbol), f"{m.size:g}", pos.unit,
+                      money(m.initial_margin, 6),
                       money(m.maintenance_margin, 6), money(m.contribution, 6),
                       money(pos.liquidation_price))
     console.print(p)
     if reports:
         a = reports[0].audit
-        console.print(f"[dim]audit: model={a.model} version={a.model_version} "
+        console.print(f"audit: model={a.model} version={a.model_version} "
                       f"params={a.params_hash} market={a.market_timestamp} "
-                      f"engine={a.engine_version}[/]")
+                      f"engine={a.engine_version}", style="dim", markup=False)

@@ -20,19 +20,70 @@ from margin_engine.errors import InputError, format_path
 M = TypeVar("M", bound=BaseModel)
 
 
+#: The largest JSON input file read (book, market, configuration), in bytes.
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 def read_json(path: str | Path) -> Any:
-    """Parse a JSON file; a missing or malformed file is an :class:`InputError`."""
+    """Parse a JSON input file strictly.
+
+    Refused, as an :class:`InputError` naming the file: a missing or unreadable file, one over
+    :data:`MAX_JSON_BYTES`, text that is not UTF-8 (a UTF-16/32 byte-order mark included),
+    malformed JSON, an object with the same key twice, and nesting deeper than Python's parser
+    goes (about 1,000 levels). ``NaN``/``Infinity`` literals parse to floats so that validation
+    names their field path.
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        size = p.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise InputError(str(p), f"file is {size / 2**20:.1f} MiB, over the "
+                             f"{MAX_JSON_BYTES // 2**20} MiB limit for JSON input")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
     except OSError as exc:
         raise InputError(str(p), f"cannot read file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise InputError(str(p), f"file is over the {MAX_JSON_BYTES // 2**20} MiB limit for "
+                         f"JSON input")
+    if raw.startswith(_UTF16_32_BOMS):
+        raise InputError(str(p), "not UTF-8 (it starts with a UTF-16/32 byte-order mark); "
+                         "save the file as UTF-8")
     try:
-        # NaN/Infinity literals parse to floats so that validation names their field path.
-        return json.loads(text)
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise InputError(str(p), f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+                         f"{exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(str(p), f"malformed JSON: {exc.msg} at line {exc.lineno} column "
                          f"{exc.colno}") from None
+    except _DuplicateKeyError as exc:
+        raise InputError(str(p), f"duplicate key {exc.key!r} in a JSON object (each key may "
+                         f"appear once)") from None
+    except RecursionError:
+        raise InputError(str(p), "JSON nested too deeply (arrays/objects about 1,000 levels "
+                         "deep)") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python converts
+        raise InputError(str(p), f"malformed JSON: {exc}") from None
 
 
 def validation_problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
