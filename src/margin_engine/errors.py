@@ -38,8 +38,10 @@ class InputError(ValueError):
         return self.problems[0][1]
 
     def within(self, prefix: str) -> InputError:
-        """The same problems with every path placed under ``prefix``."""
-        moved = [(f"{prefix}.{p}" if not p.startswith("[") else f"{prefix}{p}", r)
+        """The same problems with every field path placed under ``prefix`` (a command-line
+        option such as ``--history`` stays as it is)."""
+        moved = [(p if p.startswith("--") else  # a command-line option is not in the account
+                  f"{prefix}{p}" if p.startswith("[") else f"{prefix}.{p}", r)
                  for p, r in self.problems]
         return InputError(moved[0][0], moved[0][1], more=moved[1:])
 
@@ -99,3 +101,18 @@ def first_non_finite(doc: object) -> str | None:
         elif isinstance(v, list | tuple):
             stack.extend(((*loc, i), x) for i, x in reversed(list(enumerate(v))))
     return None
+
+
+#: pydantic error types meaning "this is not a number".
+NUMBER_ERROR_TYPES = frozenset({"float_type", "float_parsing", "int_type", "int_parsing"})
+
+
+def json_kind(value: object) -> str:
+    """How a JSON value is described in an error: ``true``, ``a string``, ``an object``..."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    names: dict[type, str] = {str: "a string", dict: "an object", list: "an array",
+                              int: "an integer", float: "a number"}
+    return names.get(type(value), type(value).__name__)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from margin_engine.domain.book import Book
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.errors import InputError, format_path
+from margin_engine.errors import NUMBER_ERROR_TYPES, InputError, format_path, json_kind
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -96,6 +96,12 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> list[tuple[st
         if err["type"] == "finite_number" or (
                 isinstance(err.get("input"), float) and not math.isfinite(err["input"])):
             msg = "not a finite number"
+        elif err["type"] in NUMBER_ERROR_TYPES:
+            msg = f"expected a number, got {json_kind(err.get('input'))}"
+        elif err["type"] == "bool_type":
+            msg = f"expected true or false, got {json_kind(err.get('input'))}"
+        elif err["type"] == "string_type":
+            msg = f"expected a string, got {json_kind(err.get('input'))}"
         base = f"{prefix}.{path}" if prefix and path != "<root>" else (prefix or path)
         # A model-level validator reports 'sub.path: reason; other: reason'.
         for part in msg.split("; "):
