@@ -48,7 +48,8 @@ def test_symbol_fills_missing_option_fields():
       "mark_price": float("inf")}, "finite"),
     ({"symbol": "X", "kind": "swap", "underlying": "BTC", "settle": "USDT", "mark_price": 1},
      "Input should be"),
-    ({"symbol": "BTC-27MAR26-80000-C", "settle": "BTC", "mark_iv": 0.0}, r"must be in \[0.0001, 20\]"),
+    ({"symbol": "BTC-27MAR26-80000-C", "settle": "BTC", "mark_iv": 0.0},
+     r"must be in \[0.0001, 20\]"),
 ])
 def test_invalid_instruments_are_rejected(fields, message):
     with pytest.raises(ValidationError, match=message):

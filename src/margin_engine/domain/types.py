@@ -40,6 +40,12 @@ TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 ABSURD = AMOUNT_MAX
 
 
+def _show(x: float) -> str:
+    """A number as typed where short (``5e-324``, ``0.5``), else 6 significant digits."""
+    r = repr(x)
+    return r if len(r) <= 12 else f"{x:.6g}"
+
+
 def _finite(x: float) -> float:
     if not math.isfinite(x):
         raise ValueError("not a finite number")
@@ -54,7 +60,7 @@ def _within(lo: float, hi: float, *, lo_open: bool = False, what: str = "must be
     def check(x: float) -> float:
         _finite(x)
         if x > hi or x < lo or (lo_open and x == lo):
-            raise ValueError(f"{what} in {shown}, got {x!r}")
+            raise ValueError(f"{what} in {shown}, got {_show(x)}")
         return x
     return check
 
@@ -63,7 +69,7 @@ def _abs_within(hi: float) -> Callable[[float], float]:
     def check(x: float) -> float:
         _finite(x)
         if abs(x) > hi:
-            raise ValueError(f"magnitude must be at most {hi:g}, got {x!r}")
+            raise ValueError(f"magnitude must be at most {hi:g}, got {_show(x)}")
         return x
     return check
 
@@ -94,7 +100,7 @@ Rate = Annotated[float, Strict(), AfterValidator(_CHECK_RATE)]
 def _fraction(x: float) -> float:
     _finite(x)
     if not 0.0 <= x < 1.0:
-        raise ValueError(f"must be in [0, 1), got {x!r}")
+        raise ValueError(f"must be in [0, 1), got {_show(x)}")
     return x
 
 

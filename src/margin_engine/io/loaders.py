@@ -100,6 +100,10 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> list[tuple[st
             msg = f"expected a number, got {json_kind(err.get('input'))}"
         elif err["type"] == "bool_type":
             msg = f"expected true or false, got {json_kind(err.get('input'))}"
+        elif err["type"] in ("tuple_type", "list_type"):
+            msg = f"expected an array, got {json_kind(err.get('input'))}"
+        elif err["type"] in ("dict_type", "model_type", "model_attributes_type"):
+            msg = f"expected an object, got {json_kind(err.get('input'))}"
         elif err["type"] == "string_type":
             msg = f"expected a string, got {json_kind(err.get('input'))}"
         base = f"{prefix}.{path}" if prefix and path != "<root>" else (prefix or path)
