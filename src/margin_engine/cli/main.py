@@ -25,7 +25,7 @@ from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError, error_line, first_non_finite
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
-from margin_engine.io.report_json import compute_json
+from margin_engine.io.report_json import compute_json, compute_json_text
 from margin_engine.models.core.registry import model_class, model_names
 from margin_engine.policy.assess import assess_book
 
@@ -112,14 +112,19 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
         mdl, fallback = build_model(model, parse_params(param), history, snap)
         bk = load_book(book)
         check_against_market(bk, snap)
-        reports = assess_book(mdl, bk, snap)
+        if format is Format.json:  # account by account: a large book holds only its text
+            text = compute_json_text(mdl, bk, snap)
+        else:
+            reports = assess_book(mdl, bk, snap)
+            try:
+                check_finite(compute_json(mdl, reports, mdl.stamp(snap).market_timestamp))
+            except ArithmeticError as exc:
+                raise InputError("output", f"{exc} (input outside the model's range)") from None
     except InputError as exc:
         fail(exc)
-    doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp)
     if format is Format.json:
-        emit_json(doc)
+        sys.stdout.write(text + "\n")
     else:
-        check_finite(doc)
         print_compute(console, mdl, reports)
     if fallback:
         note(fallback)

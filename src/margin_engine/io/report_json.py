@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from margin_engine.domain.book import Book
+from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import InputError, first_non_finite
 from margin_engine.models.core.base import MarginModel
-from margin_engine.policy.assess import AccountReport
+from margin_engine.policy.assess import AccountReport, assess_account
 
 
 def _num(x: float | None) -> float | None:
@@ -70,3 +74,37 @@ def compute_json(model: MarginModel, reports: Sequence[AccountReport],
         "params": model.params.model_dump(mode="json"),
         "accounts": [account_json(r) for r in reports],
     }
+
+
+def compute_json_text(model: MarginModel, book: Book, market: MarketSnapshot,
+                      indent: int = 2) -> str:
+    """``json.dumps(compute_json(...), indent=indent)`` without holding every report: each
+    account is assessed, written as JSON text and dropped, so a large book needs memory for its
+    text only. An error names its account; a non-finite number is an :class:`InputError` at
+    ``output.accounts[i]...`` (nothing is written)."""
+    stamp = model.stamp(market)
+    head = {"model": model.name, "model_version": model.version,
+            "params_hash": stamp.params_hash, "market_timestamp": stamp.market_timestamp,
+            "engine_version": stamp.engine_version if book.accounts else None,
+            "params": model.params.model_dump(mode="json")}
+    pad = " " * (2 * indent)
+    parts: list[str] = []
+    for i, account in enumerate(book.accounts):
+        try:
+            doc = account_json(assess_account(model, account, market))
+        except InputError as exc:
+            raise exc.within(f"accounts[{i}]") from None
+        except ArithmeticError as exc:
+            raise InputError(f"output.accounts[{i}]", f"{exc} (input outside the model's "
+                             f"range)") from None
+        bad = first_non_finite(doc)
+        if bad is not None:
+            raise InputError(f"output.accounts[{i}].{bad}", "the result is not a finite number "
+                             "(input outside the model's range)")
+        parts.append(pad + json.dumps(doc, indent=indent, allow_nan=False).replace(
+            "\n", "\n" + pad))
+    text = json.dumps(head, indent=indent, allow_nan=False)
+    inner = " " * indent
+    if not parts:
+        return text[:-2] + f',\n{inner}"accounts": []\n}}'
+    return text[:-2] + f',\n{inner}"accounts": [\n' + ",\n".join(parts) + f"\n{inner}]\n}}"
