@@ -26,16 +26,19 @@ MAX_JSON_BYTES = 16 * 1024 * 1024
 _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for :func:`json.loads` that refuses a key given twice."""
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKeyError(key)
+            raise DuplicateKeyError(key)
         out[key] = value
     return out
 
 
-class _DuplicateKeyError(ValueError):
+class DuplicateKeyError(ValueError):
+    """A JSON object holds the same key twice (``key``)."""
+
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
@@ -72,11 +75,11 @@ def read_json(path: str | Path) -> Any:
         raise InputError(str(p), f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
                          f"{exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(str(p), f"malformed JSON: {exc.msg} at line {exc.lineno} column "
                          f"{exc.colno}") from None
-    except _DuplicateKeyError as exc:
+    except DuplicateKeyError as exc:
         raise InputError(str(p), f"duplicate key {exc.key!r} in a JSON object (each key may "
                          f"appear once)") from None
     except RecursionError:
