@@ -25,7 +25,7 @@ from margin_engine.demo.synthetic import generate_history, history_csv
 from margin_engine.models.core.registry import model_class, model_names
 
 ERROR_LINE = re.compile(r"^error: \S.*: .+$")
-NON_FINITE_TEXT = re.compile(r"(?<![A-Za-z])(inf|nan|NaN|Infinity)(?![A-Za-z])")
+NON_FINITE_TEXT = re.compile(r"(?<![A-Za-z])(inf|nan|NaN|Infinity)(?![A-Za-z])|∞")
 runner = CliRunner()
 
 MARKET: dict[str, Any] = copy.deepcopy(DESIGN_MARKET)

@@ -19,7 +19,8 @@ def money(x: float | None, digits: int = 2) -> str:
 
 
 def ratio(x: float | None) -> str:
-    return "∞" if x is None else f"{x:.2%}"
+    """Maintenance ÷ equity; ``n/a`` when there is none (equity ≤ 0), never an infinity."""
+    return "n/a" if x is None else f"{x:.2%}"
 
 
 def print_compute(console: Console, model: MarginModel, reports: Sequence[AccountReport]) -> None:
