@@ -106,7 +106,7 @@ _KNOWN_BASES = frozenset(
 _FREQ_ALIASES = {"d": "1d", "daily": "1d", "day": "1d", "h": "1h", "hourly": "1h", "hour": "1h"}
 _LEGACY_CDD_HOUR = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{1,2})-(AM|PM)$")
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$", re.ASCII)
-_NOT_FINITE = frozenset(("nan", "inf", "infinity", "null", "none", "na", "n/a"))
+_NOT_FINITE = frozenset(("nan", "inf", "infinity"))
 #: Timestamps are accepted in [_TIME_MIN, _TIME_MAX) (2009-01-01 to 2100-01-01 UTC).
 _TIME_MIN = 1_230_768_000
 _TIME_MAX = 4_102_444_800
