@@ -97,6 +97,8 @@ def test_tiny_leverage_is_refused_not_inf_in_the_table(tmp_path: Path) -> None:
      "timestamp: expected an ISO-8601 date-time"),
     (_book(lambda d: d["accounts"][0]["positions"][0].update(size=1e13)), None,
      "size: magnitude must be at most 1e+12, got 1e+13"),
+    (_book(lambda d: d["accounts"][0]["positions"][0].update(size=5e-324)), None,
+     "size: a nonzero size must have magnitude at least 1e-12, got 5e-324"),
     (_book(lambda d: d["accounts"][0].update(id="a\nb")), None,
      "accounts[0].id: contains a control character"),
 ])

@@ -91,7 +91,7 @@ def _get(doc: Any, path: tuple[Any, ...]) -> Any:
     return doc
 
 
-SCALES = [0.0, -1.0, 1e-12, 1e-6, 0.01, 0.5, 2.0, 100.0, 1e6, 1e11, 3e11]
+SCALES = [0.0, -1.0, 1e-300, 1e-20, 1e-12, 1e-6, 0.01, 0.5, 2.0, 100.0, 1e6, 1e11, 3e11]
 
 
 @st.composite

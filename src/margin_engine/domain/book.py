@@ -21,6 +21,7 @@ from margin_engine.domain.types import (
     Name,
     NonNegative,
     Price,
+    Size,
 )
 from margin_engine.errors import InputError
 
@@ -37,7 +38,7 @@ class Position(BaseModel):
     model_config = FROZEN
 
     symbol: Name
-    size: Amount
+    size: Size
     entry_price: Price | None = None
     isolated_margin: NonNegative | None = None
 
