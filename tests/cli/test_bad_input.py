@@ -150,3 +150,16 @@ def test_valid_input_still_computes(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"constant {c}"))
     assert doc["rows"] and all(r["initial_margin_usd"] > 0 for r in doc["rows"])
+
+
+def test_a_compact_backtest_date_is_not_a_year(tmp_path: Path) -> None:
+    from margin_engine.demo.synthetic import generate_history, history_csv
+
+    h = tmp_path / "h.csv"
+    h.write_text(history_csv(generate_history(seed=2, start="2025-01-01", days=60)))
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps({"accounts": [{"id": "a", "collateral": {"USDT": 1e5},
+                                           "positions": [{"symbol": "BTCUSDT", "size": 1}]}]}))
+    res = runner.invoke(app, ["backtest", "--history", str(h), "--book", str(b), "-m",
+                              "binance-usdm", "--start", "20250907"])
+    _one_error(res, "--start: not a date (YYYY-MM-DD): '20250907'")
