@@ -21,7 +21,6 @@ from margin_engine.domain.types import (
     Name,
     NonNegative,
     Price,
-    Size,
 )
 from margin_engine.errors import InputError
 
@@ -38,7 +37,7 @@ class Position(BaseModel):
     model_config = FROZEN
 
     symbol: Name
-    size: Size
+    size: Amount
     entry_price: Price | None = None
     isolated_margin: NonNegative | None = None
 

@@ -23,8 +23,8 @@ PRICE_MIN = 1e-8
 PRICE_MAX = 1e12
 #: Sizes, collateral amounts and order-book quantities: |x| <= AMOUNT_MAX.
 AMOUNT_MAX = 1e12
-#: The smallest nonzero position size (|size| below it is a unit or typing error, and its
-#: margin would be lost in subnormal floating point).
+#: The smallest nonzero position size in a book file (|size| below it is a unit or typing
+#: error, and its margin would be lost in subnormal floating point); checked by the loader.
 SIZE_MIN = 1e-12
 #: Chosen leverage: [LEVERAGE_MIN, LEVERAGE_MAX].
 LEVERAGE_MIN = 1.0
@@ -78,27 +78,16 @@ def _abs_within(hi: float) -> Callable[[float], float]:
 
 
 _CHECK_AMOUNT = _abs_within(AMOUNT_MAX)
-
-
-def _size(x: float) -> float:
-    _CHECK_AMOUNT(x)
-    if x != 0.0 and abs(x) < SIZE_MIN:
-        raise ValueError(f"a nonzero size must have magnitude at least {SIZE_MIN:g}, got "
-                         f"{_show(x)}")
-    return x
-
-
 _CHECK_NONNEG = _within(0.0, AMOUNT_MAX)
 _CHECK_PRICE = _within(PRICE_MIN, PRICE_MAX, lo_open=True)
 _CHECK_LEVERAGE = _within(LEVERAGE_MIN, LEVERAGE_MAX)
 _CHECK_VOL = _within(VOL_MIN, VOL_MAX)
 _CHECK_RATE = _within(RATE_MIN, RATE_MAX)
 
+
 #: A signed size or amount, |x| <= AMOUNT_MAX.
 Finite = Annotated[float, Strict(), AfterValidator(_CHECK_AMOUNT)]
 Amount = Finite
-#: A signed position size: 0, or SIZE_MIN <= |x| <= AMOUNT_MAX.
-Size = Annotated[float, Strict(), AfterValidator(_size)]
 #: A quantity >= 0 (isolated margin, order-book size), at most AMOUNT_MAX.
 NonNegative = Annotated[float, Strict(), AfterValidator(_CHECK_NONNEG)]
 #: A price or contract size in (PRICE_MIN, PRICE_MAX].

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from margin_engine.domain.book import Book
 from margin_engine.domain.market import MarketSnapshot
+from margin_engine.domain.types import SIZE_MIN
 from margin_engine.errors import NUMBER_ERROR_TYPES, InputError, format_path, json_kind
 
 M = TypeVar("M", bound=BaseModel)
@@ -140,5 +141,12 @@ def load_market(path: str | Path) -> MarketSnapshot:
 
 
 def load_book(path: str | Path) -> Book:
-    """Read a book JSON file (DESIGN §4)."""
-    return parse_model(Book, read_json(path), "book")
+    """Read a book JSON file (DESIGN §4); a nonzero size below ``SIZE_MIN`` is refused."""
+    book = parse_model(Book, read_json(path), "book")
+    for i, acct in enumerate(book.accounts):
+        for j, pos in enumerate(acct.positions):
+            if pos.size != 0.0 and abs(pos.size) < SIZE_MIN:
+                raise InputError(f"accounts[{i}].positions[{j}].size",
+                                 f"a nonzero size must have magnitude at least {SIZE_MIN:g}, "
+                                 f"got {pos.size!r}")
+    return book
