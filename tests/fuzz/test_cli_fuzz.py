@@ -43,7 +43,7 @@ VALID_BOOK = json.dumps(BOOKS[0]).encode()
 VALID_MARKET = json.dumps(MARKET).encode()
 
 
-@fuzz_settings(100)
+@fuzz_settings(300)
 @given(book=st.one_of(mutated_json(BOOKS), st.just(VALID_BOOK)),
        market=st.one_of(st.just(VALID_MARKET), mutated_json([MARKET])),
        model=st.sampled_from(MODELS), data=st.data(),
@@ -59,7 +59,7 @@ def test_compute(book: bytes, market: bytes, model: str, data: st.DataObject, fm
         check_contract(args, json_output=fmt == "json")
 
 
-@fuzz_settings(40)
+@fuzz_settings(120)
 @given(book=mutated_json(BOOKS), market=st.one_of(st.just(VALID_MARKET), mutated_json([MARKET])),
        model=st.sampled_from(MODELS), data=st.data(), fmt=st.sampled_from(["json", "table"]),
        scenario=st.sampled_from([[], ["-s", "covid-2020-03-12"], ["-s", "nope:x:"]]))
@@ -83,7 +83,7 @@ BACKTEST_BOOKS = [
                                  {"symbol": "ETH-PERPETUAL", "size": -500}]}]}]
 
 
-@fuzz_settings(20)
+@fuzz_settings(60)
 @given(book=st.one_of(st.just(json.dumps(BACKTEST_BOOKS[0]).encode()),
                       mutated_json(BACKTEST_BOOKS)),
        history=st.one_of(st.just(HISTORY.encode()), mutated_history()),
