@@ -43,12 +43,13 @@ def test_symbol_fills_missing_option_fields():
     ({"symbol": "X", "kind": "perpetual", "underlying": "BTC", "settle": "USDT", "mark_price": 1,
       "strike": 5}, "only apply to options"),
     ({"symbol": "X", "kind": "perpetual", "underlying": "BTC", "settle": "USDT",
-      "mark_price": 0.0}, "greater than 0"),
+      "mark_price": 0.0}, r"must be in \(1e-08, 1e\+12\], got 0.0"),
     ({"symbol": "X", "kind": "perpetual", "underlying": "BTC", "settle": "USDT",
       "mark_price": float("inf")}, "finite"),
     ({"symbol": "X", "kind": "swap", "underlying": "BTC", "settle": "USDT", "mark_price": 1},
      "Input should be"),
-    ({"symbol": "BTC-27MAR26-80000-C", "settle": "BTC", "mark_iv": 0.0}, "greater than 0"),
+    ({"symbol": "BTC-27MAR26-80000-C", "settle": "BTC", "mark_iv": 0.0},
+     r"must be in \[0.0001, 20\]"),
 ])
 def test_invalid_instruments_are_rejected(fields, message):
     with pytest.raises(ValidationError, match=message):

@@ -330,8 +330,9 @@ def test_merge_property(
     ("text", "pattern"),
     [
         ("date,BTC\n2024-01-01,abc\n", r"bad\.csv: line 2, column 'BTC': not a number: 'abc'"),
-        ("date,BTC\n2024-01-01,-5\n", r"line 2, column 'BTC': price must be > 0, got -5"),
-        ("date,BTC\n2024-01-01,0\n", r"line 2, column 'BTC': price must be > 0"),
+        ("date,BTC\n2024-01-01,-5\n",
+         r"line 2, column 'BTC': price must be in \(1e-08, 1e\+12\], got -5"),
+        ("date,BTC\n2024-01-01,0\n", r"line 2, column 'BTC': price must be in \(1e-08"),
         ("date,BTC\n2024-01-01,1\n2024-01-02,NaN\n", r"line 3, column 'BTC': not a finite number"),
         ("date,BTC\n2024-01-01,inf\n", r"line 2, column 'BTC': not a finite number: 'inf'"),
         ("date,BTC\n2024-01-01,NULL\n", r"line 2, column 'BTC': not a number: 'NULL'"),

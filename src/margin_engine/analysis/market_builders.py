@@ -76,14 +76,20 @@ _LINEAR = re.compile(r"^(?P<und>[A-Z0-9]+?)(?P<quote>USDT|USDC)$")
 _DAY = np.timedelta64(1, "D")
 
 
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$", re.ASCII)
+
+
 def day_of(value: object, what: str = "date") -> np.datetime64:
     """A day (``datetime64[D]``) from an ISO string, ``date``/``datetime`` or ``datetime64``.
 
     Raises ValueError naming ``what`` when the value is not a date.
     """
+    if isinstance(value, str) and not _ISO_DAY.match(value.strip()):
+        # numpy reads '20250907' as the year 20250907
+        raise ValueError(f"{what}: not a date (YYYY-MM-DD): {value!r}")
     try:
         d = np.datetime64(value, "D")  # type: ignore[call-overload]
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise ValueError(f"{what}: not a date (YYYY-MM-DD): {value!r}") from None
     if np.isnat(d):
         raise ValueError(f"{what}: not a date (YYYY-MM-DD): {value!r}")

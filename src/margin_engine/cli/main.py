@@ -15,18 +15,19 @@ from dataclasses import asdict
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic_core import to_jsonable_python
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from margin_engine import __version__
 from margin_engine.analysis.stress_test import resolve, stress_book
 from margin_engine.distributed.assess import assess_book_on
 from margin_engine.domain.book import check_against_market
-from margin_engine.errors import InputError
+from margin_engine.errors import InputError, error_line, first_non_finite
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model, expand_file_parameters
 from margin_engine.io.report_json import compute_json
@@ -36,9 +37,24 @@ from margin_engine.policy.assess import assess_margined, select_accounts
 from .params import parse_params
 from .render import print_compute
 
-app = typer.Typer(add_completion=True, no_args_is_help=True,
-                  context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Margin requirements for crypto derivatives.")
+
+class _Typer(typer.Typer):
+    """The app, with a last-resort handler: an exception no command turned into an
+    :class:`InputError` (a bug) prints ``error: internal: <type>: <message>`` and exits 2
+    instead of a traceback. Commands name the bad field themselves; this is only a safety net."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            sys.stderr.write(error_line(InputError(
+                "internal", f"{type(exc).__name__}: {exc}")) + "\n")
+            sys.exit(2)
+
+
+app = _Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+             context_settings={"help_option_names": ["-h", "--help"]},
+             help="Margin requirements for crypto derivatives.")
 
 
 def _version(value: bool) -> None:
@@ -54,10 +70,11 @@ def _main(version: Annotated[bool, typer.Option(
     """Margin requirements for crypto derivatives."""
 
 def _console(stderr: bool = False) -> Console:
-    """A console as wide as the terminal, or 160 columns when output is not a terminal."""
+    """A console as wide as the terminal, or 160 columns when output is not a terminal; no
+    emoji codes (``:x:`` stays text) and no automatic highlighting."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else int(os.environ.get("COLUMNS", "160"))
-    return Console(stderr=stderr, width=width)
+    return Console(stderr=stderr, width=width, emoji=False, highlight=False)
 
 
 console = _console()
@@ -69,11 +86,27 @@ class Format(StrEnum):
     json = "json"
 
 
-def fail(exc: InputError) -> None:
-    for path, reason in exc.problems:
-        err_console.print(f"error: {path}: {reason}", markup=False, highlight=False,
-                          soft_wrap=True)
+def fail(exc: InputError) -> NoReturn:
+    """Print the one line ``error: <path>: <reason>`` (several problems joined by ``; ``) on
+    stderr, unwrapped and without markup, and exit 2."""
+    sys.stderr.write(error_line(exc) + "\n")
+    sys.stderr.flush()
     raise typer.Exit(2)
+
+
+def warn(lines: list[str]) -> None:
+    """``warning: ...`` lines on stderr, printed only once a command has succeeded so that a
+    failing command prints exactly one line."""
+    for line in lines:
+        sys.stderr.write(f"warning: {line}\n")
+
+
+def check_finite(doc: Any) -> None:
+    """Refuse (exit 2) a result holding a non-finite number before it is shown or written."""
+    bad = first_non_finite(doc)
+    if bad is not None:
+        fail(InputError(f"output.{bad}" if not bad.startswith("[") else f"output{bad}",
+                        "the result is not a finite number (input outside the model's range)"))
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
@@ -138,8 +171,6 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
         snap = load_market(market)
         mdl, note = build_model(model, parse_params(param), history, snap)
         warnings = [note] if note else []
-        for w in warnings:
-            sys.stderr.write(f"warning: {w}\n")
         bk = select_accounts(load_book(book), account, what="--account")
         check_against_market(bk, snap)
         reports, refused = assess_margined(mdl, bk, snap, strict=strict,
@@ -147,11 +178,13 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
                                            assess=partial(assess_book_on, scheduler))
     except InputError as exc:
         fail(exc)
-        return
+    except ArithmeticError as exc:  # a model's IM >= MM >= 0 check on input out of its range
+        fail(InputError("output", f"{exc} (input outside the model's range)"))
+    doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp, refused, warnings)
+    check_finite(doc)
+    warn(warnings)
     with _output_to(output):
         if format is Format.json:
-            doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp, refused,
-                               warnings)
             _write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         else:
             print_compute(console, mdl, reports, refused)
@@ -241,23 +274,23 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
         check_against_market(bk, snap)
         mdl, note = build_model(model, parse_params(param), history, snap)
         warnings = [note] if note else []
-        for w in warnings:
-            sys.stderr.write(f"warning: {w}\n")
         rows = stress_book(bk, snap, mdl, resolve(scenario))
     except InputError as exc:
         fail(exc)
-        return
+    doc = {"model": mdl.name, "audit": asdict(mdl.stamp(snap)), "rows": [asdict(r) for r in rows],
+           "warnings": warnings}
+    check_finite(doc)
+    warn(warnings)
     with _output_to(output):
-        _print_stress(mdl, snap, rows, format, warnings)
+        _print_stress(doc, rows, format)
 
 
-def _print_stress(mdl: Any, snap: Any, rows: Any, format: Format, warnings: list[str]) -> None:
+def _print_stress(doc: dict[str, Any], rows: Any, format: Format) -> None:
     if format is Format.json:
-        _write(json.dumps({"model": mdl.name, "audit": asdict(mdl.stamp(snap)),
-                           "rows": [asdict(r) for r in rows], "warnings": warnings},
-                          indent=2) + "\n")
+        _write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         return
-    t = Table(title=f"stress P&L (USD) and coverage by {mdl.name} initial margin",
+    mdl = doc["model"]
+    t = Table(title=f"stress P&L (USD) and coverage by {mdl} initial margin",
               title_justify="left")
     for col in ("account", "scenario", "P&L USD", "positions USD", "collateral USD",
                 "initial margin USD", "coverage"):
@@ -265,9 +298,9 @@ def _print_stress(mdl: Any, snap: Any, rows: Any, format: Format, warnings: list
     for r in rows:
         cov = "n/a" if r.coverage is None else f"{r.coverage:.0%}"
         style = "" if r.coverage is None or r.coverage >= 1 else "[red]"
-        t.add_row(r.account, r.scenario, f"{r.pnl_usd:,.0f}", f"{r.positions_pnl_usd:,.0f}",
-                  f"{r.collateral_pnl_usd:,.0f}", f"{r.initial_margin_usd:,.0f}",
-                  f"{style}{cov}")
+        t.add_row(escape(r.account), r.scenario, f"{r.pnl_usd:,.0f}",
+                  f"{r.positions_pnl_usd:,.0f}", f"{r.collateral_pnl_usd:,.0f}",
+                  f"{r.initial_margin_usd:,.0f}", f"{style}{cov}")
     console.print(t)
 
 
@@ -313,6 +346,7 @@ def backtest(
     )
 
     pairs: list[tuple[Any, Any, dict[str, Any]]] = []
+    notes: list[str] = []
     try:
         cfg = _bt_dynamic_config(dynamic_config) if (dynamic or dynamic_config) else None
         runs = _bt_model_options(model, parse_params(param))
@@ -324,7 +358,7 @@ def backtest(
         if cfg is not None:
             regimes, signals = _bt_regimes(prices, vols, funding)
         elif funding is not None:
-            err_console.print("note: funding files are used only with --dynamic", style="dim")
+            notes.append("funding files are used only with --dynamic")
         results: list[Any] = []
         names = [n for n, _, _ in factories]
         for k, (name, opts, factory) in enumerate(factories):
@@ -347,7 +381,11 @@ def backtest(
             pairs.append((base, dyn, _bt_pair_info(inputs, floor, cfg, signals)))
     except InputError as exc:
         fail(exc)
-        return
+    doc: dict[str, Any] = {"backtests": [backtest_json(r) for r in results]}
+    if cfg is not None:
+        doc["dynamic"] = {"config": cfg.model_dump(mode="json"),
+                          "pairs": [_bt_pair_json(a, b, info) for a, b, info in pairs]}
+    check_finite(doc)
     path = None
     if report is not None:
         from margin_engine.analysis.report import write_report
@@ -356,20 +394,17 @@ def backtest(
             path = write_report(results, report, pairs=[(a, b) for a, b, _ in pairs])
         except (RuntimeError, OSError) as exc:
             fail(InputError("--report", str(exc)))
-            return
+    for line in notes:
+        err_console.print(f"note: {escape(line)}", style="dim", soft_wrap=True)
     with _output_to(output):
         if format is Format.json:
-            doc: dict[str, Any] = {"backtests": [backtest_json(r) for r in results]}
-            if cfg is not None:
-                doc["dynamic"] = {"config": cfg.model_dump(mode="json"),
-                                  "pairs": [_bt_pair_json(a, b, info) for a, b, info in pairs]}
             _write(json.dumps(doc, indent=1, allow_nan=False) + "\n")
         else:
             _bt_print(results)
             if pairs:
                 _bt_print_dynamic(pairs)
     if path is not None:
-        err_console.print(f"report: {path}", highlight=False)
+        err_console.print(f"report: {escape(str(path))}", soft_wrap=True)
 
 
 def _bt_model_options(models: list[str], params: dict[str, Any]
@@ -645,9 +680,9 @@ def _bt_print(results: list[Any]) -> None:
         y.add_row(str(year), *cells)
     console.print(y)
     for r in results:
-        console.print(f"[dim]{r.label}: {r.n_days} days {r.dates[0]} … {r.dates[-1]}, "
-                      f"{len(r.skipped)} skipped; margin in {r.currency}; params "
-                      f"{r.params_hash}; history {r.history_source}[/]", highlight=False)
+        console.print(escape(f"{r.label}: {r.n_days} days {r.dates[0]} … {r.dates[-1]}, "
+                             f"{len(r.skipped)} skipped; margin in {r.currency}; params "
+                             f"{r.params_hash}; history {r.history_source}"), style="dim")
 
 
 def _bt_print_dynamic(pairs: list[tuple[Any, Any, dict[str, Any]]]) -> None:

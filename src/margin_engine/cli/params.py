@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from margin_engine.errors import InputError
+from margin_engine.io.loaders import DuplicateKeyError, no_duplicate_keys
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, Any]:
@@ -18,7 +19,12 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
         if key in out:
             raise InputError(f"--param {key}", "given twice")
         try:
-            out[key] = json.loads(value)
+            out[key] = json.loads(value, object_pairs_hook=no_duplicate_keys)
+        except DuplicateKeyError as exc:
+            raise InputError(f"--param {key}", f"duplicate key {exc.key!r} in the JSON "
+                             f"value") from None
+        except RecursionError:
+            raise InputError(f"--param {key}", "JSON value nested too deeply") from None
         except ValueError:
             out[key] = value
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -31,7 +32,8 @@ def price(x: float | None) -> str:
 
 
 def ratio(x: float | None) -> str:
-    return "∞" if x is None else f"{x:.2%}"
+    """Maintenance ÷ equity; ``n/a`` when there is none (equity ≤ 0), never an infinity."""
+    return "n/a" if x is None else f"{x:.2%}"
 
 
 def print_compute(console: Console, model: MarginModel, reports: Sequence[AccountReport],
@@ -43,8 +45,9 @@ def print_compute(console: Console, model: MarginModel, reports: Sequence[Accoun
                                                     "ratio") else "left")
     for r in reports:
         st = r.status.value
-        t.add_row(r.id, r.margin_mode.value, r.currency, money(r.initial_margin, r.currency),
-                  money(r.maintenance_margin, r.currency), money(r.equity, r.currency),
+        t.add_row(escape(r.id), r.margin_mode.value, r.currency,
+                  money(r.initial_margin, r.currency), money(r.maintenance_margin, r.currency),
+                  money(r.equity, r.currency),
                   ratio(r.margin_ratio), f"[{_STYLE[st]}]{st}[/]")
     console.print(t)
     p = Table(title="positions (margin in ccy; liquidation price in the instrument's quote)",
@@ -56,7 +59,7 @@ def print_compute(console: Console, model: MarginModel, reports: Sequence[Accoun
     for r in reports:
         for pos in r.positions:
             m, ccy = pos.margin, pos.currency
-            p.add_row(r.id, m.symbol, f"{m.size:g}", pos.unit, ccy,
+            p.add_row(escape(r.id), escape(m.symbol), f"{m.size:g}", pos.unit, ccy,
                       money(m.initial_margin, ccy), money(m.maintenance_margin, ccy),
                       money(m.contribution, ccy), price(pos.liquidation_price))
     console.print(p)
@@ -70,6 +73,6 @@ def print_compute(console: Console, model: MarginModel, reports: Sequence[Accoun
         console.print(n)
     if reports:
         a = reports[0].audit
-        console.print(f"[dim]audit: model={a.model} version={a.model_version} "
+        console.print(f"audit: model={a.model} version={a.model_version} "
                       f"params={a.params_hash} market={a.market_timestamp} "
-                      f"engine={a.engine_version}[/]")
+                      f"engine={a.engine_version}", style="dim", markup=False)

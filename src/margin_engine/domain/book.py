@@ -15,7 +15,15 @@ from pydantic import BaseModel, Field, model_validator
 
 from margin_engine.domain.instruments import Instrument, Kind
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.domain.types import FROZEN, Finite, Fraction, Name, NonNegative, Positive
+from margin_engine.domain.types import (
+    FROZEN,
+    Amount,
+    Fraction,
+    Leverage,
+    Name,
+    NonNegative,
+    Price,
+)
 from margin_engine.errors import InputError
 
 
@@ -31,8 +39,8 @@ class Position(BaseModel):
     model_config = FROZEN
 
     symbol: Name
-    size: Finite
-    entry_price: Positive | None = None
+    size: Amount
+    entry_price: Price | None = None
     isolated_margin: NonNegative | None = None
 
 
@@ -43,11 +51,11 @@ class Account(BaseModel):
 
     id: Name
     margin_mode: MarginMode = MarginMode.CROSS
-    collateral: dict[str, Finite] = Field(default_factory=dict)
+    collateral: dict[Name, Amount] = Field(default_factory=dict)
     positions: tuple[Position, ...] = ()
-    leverage: dict[str, Positive] = Field(default_factory=dict)
+    leverage: dict[Name, Leverage] = Field(default_factory=dict)
     credit_rating: Name | None = None
-    haircuts: dict[str, Fraction] = Field(default_factory=dict)
+    haircuts: dict[Name, Fraction] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _isolated_margin_only_when_isolated(self) -> Account:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Strict, model_validator
 
-from margin_engine.domain.types import FROZEN, Name, Positive
+from margin_engine.domain.types import FROZEN, Name, Price, Timestamp, Vol
 
 
 class Kind(StrEnum):
@@ -33,7 +33,7 @@ _MONTHS = {m: i + 1 for i, m in enumerate(
     ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])}
 _DERIBIT = re.compile(
     r"^(?P<und>[A-Z0-9]+?)(?:_(?P<quote>[A-Z]+))?-(?P<day>\d{1,2})(?P<mon>[A-Z]{3})(?P<yy>\d{2})"
-    r"(?:-(?P<strike>\d+(?:d\d+)?)-(?P<cp>[CP]))?$")
+    r"(?:-(?P<strike>\d+(?:d\d+)?)-(?P<cp>[CP]))?$", re.ASCII)
 
 
 def parse_deribit_symbol(symbol: str) -> dict[str, Any] | None:
@@ -72,14 +72,14 @@ class Instrument(BaseModel):
     kind: Kind
     underlying: Name
     settle: Name
-    inverse: bool = False
-    contract_size: Positive = 1.0
-    mark_price: Positive | None = None
-    expiry: datetime | None = None
-    strike: Positive | None = None
+    inverse: Annotated[bool, Strict()] = False
+    contract_size: Price = 1.0
+    mark_price: Price | None = None
+    expiry: Timestamp | None = None
+    strike: Price | None = None
     option_type: OptionType | None = None
-    mark_iv: Positive | None = None
-    underlying_price: Positive | None = None
+    mark_iv: Vol | None = None
+    underlying_price: Price | None = None
 
     @model_validator(mode="before")
     @classmethod

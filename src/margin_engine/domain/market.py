@@ -15,7 +15,7 @@ from itertools import pairwise
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from margin_engine.domain.instruments import Instrument, Kind
-from margin_engine.domain.types import FROZEN, Finite, NonNegative, Positive
+from margin_engine.domain.types import FROZEN, Name, NonNegative, Price, Rate, Timestamp, Vol
 from margin_engine.errors import InputError
 
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
@@ -27,8 +27,8 @@ class OrderBook(BaseModel):
 
     model_config = FROZEN
 
-    bids: tuple[tuple[Positive, NonNegative], ...] = ()
-    asks: tuple[tuple[Positive, NonNegative], ...] = ()
+    bids: tuple[tuple[Price, NonNegative], ...] = ()
+    asks: tuple[tuple[Price, NonNegative], ...] = ()
 
     @model_validator(mode="after")
     def _sorted(self) -> OrderBook:
@@ -49,10 +49,10 @@ class VolSlice(BaseModel):
 
     model_config = FROZEN
 
-    expiry: datetime
-    forward: Positive | None = None
-    strikes: tuple[Positive, ...] = Field(min_length=1)
-    vols: tuple[Positive, ...] = Field(min_length=1)
+    expiry: Timestamp
+    forward: Price | None = None
+    strikes: tuple[Price, ...] = Field(min_length=1)
+    vols: tuple[Vol, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _shape(self) -> VolSlice:
@@ -79,13 +79,13 @@ class MarketSnapshot(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    timestamp: datetime
-    index: dict[str, Positive]
-    fx: dict[str, Positive] = Field(default_factory=dict)
+    timestamp: Timestamp
+    index: dict[Name, Price]
+    fx: dict[Name, Price] = Field(default_factory=dict)
     instruments: tuple[Instrument, ...] = ()
-    order_books: dict[str, OrderBook] = Field(default_factory=dict)
-    vol_surface: dict[str, tuple[VolSlice, ...]] = Field(default_factory=dict)
-    rates: dict[str, Finite] = Field(default_factory=dict)
+    order_books: dict[Name, OrderBook] = Field(default_factory=dict)
+    vol_surface: dict[Name, tuple[VolSlice, ...]] = Field(default_factory=dict)
+    rates: dict[Name, Rate] = Field(default_factory=dict)
 
     @field_validator("timestamp")
     @classmethod

@@ -51,8 +51,12 @@ error naming both lines. Exception (documented CDD quirk): in a CDD file where a
 both as a legacy row (``unix`` in seconds) and as a new row (``unix`` in ms), the ms row is kept.
 
 Bad input raises ``ValueError`` naming the file, the line and the column: a missing column, a
-non-numeric value, a value that is ``NaN``/``inf``/``NULL`` text (leave the cell empty instead, in
-the wide format), a price <= 0, a duplicate timestamp with different values, an unknown format.
+non-numeric value (numbers are plain ASCII decimals: ``1_000``, full-width digits and ``1,000``
+are refused), a value that is ``NaN``/``inf``/``NULL`` text (leave the cell empty instead, in the
+wide format), a price outside (1e-8, 1e12], a timestamp outside 2009-01-01..2100-01-01 (so a
+compact date ``20250907`` is not read as unix seconds), a column without any value, a duplicate
+timestamp with different values, text that is not UTF-8, a corrupt archive, a file over
+``MAX_HISTORY_BYTES`` (512 MiB), an unknown format.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ import io
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,7 +105,16 @@ _KNOWN_BASES = frozenset(
 )
 _FREQ_ALIASES = {"d": "1d", "daily": "1d", "day": "1d", "h": "1h", "hourly": "1h", "hour": "1h"}
 _LEGACY_CDD_HOUR = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{1,2})-(AM|PM)$")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$", re.ASCII)
+_NOT_FINITE = frozenset(("nan", "inf", "infinity"))
+#: Timestamps are accepted in [_TIME_MIN, _TIME_MAX) (2009-01-01 to 2100-01-01 UTC).
+_TIME_MIN = 1_230_768_000
+_TIME_MAX = 4_102_444_800
+#: Prices (and DVOL percent values) are accepted in (_PRICE_MIN, _PRICE_MAX].
+_PRICE_MIN = 1e-8
+_PRICE_MAX = 1e12
+#: The largest history file read, in bytes (uncompressed size for ``.gz``/``.zip``).
+MAX_HISTORY_BYTES = 512 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,8 +293,12 @@ class _Series:
 @contextmanager
 def _open_text(path: Path) -> Iterator[IO[str]]:
     """Open a CSV as text, decompressing ``.gz`` and single-member ``.zip`` files."""
-    if not path.exists():
+    if not path.is_file():
         raise ValueError(f"{path}: file not found")
+    size = path.stat().st_size
+    if size > MAX_HISTORY_BYTES:
+        raise ValueError(f"{path}: file is {size / 2**20:.0f} MiB, over the "
+                         f"{MAX_HISTORY_BYTES // 2**20} MiB limit for a history file")
     name = path.name.lower()
     if name.endswith(".gz"):
         with gzip.open(path, "rt", encoding="utf-8-sig", newline="") as fh:
@@ -295,6 +313,14 @@ def _open_text(path: Path) -> Iterator[IO[str]]:
     else:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             yield fh
+
+
+def _iso(t: int) -> str:
+    """Unix seconds as an ISO date, or a plain description when out of datetime's range."""
+    try:
+        return datetime.fromtimestamp(t, UTC).date().isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{t} s after 1970"
 
 
 def _where(path: Path, line: int, column: str | None = None) -> str:
@@ -320,13 +346,22 @@ def _parse_time(text: str, where: str) -> tuple[int, bool]:
             raise ValueError(f"{where}: bad unix timestamp '{text}'")
         iv = int(s) if s.isdigit() else int(v)
         if v < 1e11:
-            return iv, True
-        if v < 1e14:
-            return iv // 1000, False
-        return iv // 1_000_000, False
+            out, was_s = iv, True
+        elif v < 1e14:
+            out, was_s = iv // 1000, False
+        else:
+            out, was_s = iv // 1_000_000, False
+        if not _TIME_MIN <= out < _TIME_MAX:
+            hint = (" (a compact date? write it as YYYY-MM-DD)" if len(s) == 8 and s.isdigit()
+                    else "")
+            raise ValueError(f"{where}: unix time '{s}' is {_iso(out)}, outside "
+                             f"2009-01-01..2100-01-01{hint}")
+        return out, was_s
     cached = _TIME_CACHE.get(s)
     if cached is not None:
         return cached, False
+    if not s.isascii():
+        raise ValueError(f"{where}: cannot read '{text}' as a date or timestamp")
     try:
         dt = datetime.fromisoformat(s)
     except ValueError:
@@ -335,8 +370,12 @@ def _parse_time(text: str, where: str) -> tuple[int, bool]:
             raise ValueError(f"{where}: cannot read '{text}' as a date or timestamp") from None
         hour = int(m.group(2)) % 12 + (12 if m.group(3) == "PM" else 0)
         dt = datetime.fromisoformat(f"{m.group(1)}T{hour:02d}:00:00")
+    if not 2009 <= dt.year <= 2100:
+        raise ValueError(f"{where}: date '{s}' is outside 2009-01-01..2100-01-01")
     dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     out = math.floor(dt.timestamp())
+    if not _TIME_MIN <= out < _TIME_MAX:
+        raise ValueError(f"{where}: date '{s}' is outside 2009-01-01..2100-01-01")
     if len(_TIME_CACHE) < 200_000:
         _TIME_CACHE[s] = out
     return out, False
@@ -348,15 +387,16 @@ def _parse_value(text: str, where: str, *, allow_empty: bool, positive: bool = T
         if allow_empty:
             return math.nan
         raise ValueError(f"{where}: empty value")
-    try:
-        v = float(s)
-    except ValueError:
-        raise ValueError(f"{where}: not a number: '{text}'") from None
+    if not _NUMBER.match(s):  # float() would also take '1_000' and full-width digits
+        if s.lower().lstrip("+-") in _NOT_FINITE:
+            hint = " (leave the cell empty for missing data)" if allow_empty else ""
+            raise ValueError(f"{where}: not a finite number: '{text}'{hint}")
+        raise ValueError(f"{where}: not a number: '{text}'")
+    v = float(s)
     if not math.isfinite(v):
-        hint = " (leave the cell empty for missing data)" if allow_empty else ""
-        raise ValueError(f"{where}: not a finite number: '{text}'{hint}")
-    if positive and v <= 0:
-        raise ValueError(f"{where}: price must be > 0, got {text.strip()}")
+        raise ValueError(f"{where}: not a finite number: '{text}'")
+    if positive and not _PRICE_MIN < v <= _PRICE_MAX:
+        raise ValueError(f"{where}: price must be in ({_PRICE_MIN:g}, {_PRICE_MAX:g}], got {s}")
     return v
 
 
@@ -446,6 +486,8 @@ def _series_from_rows(
     ln = np.asarray(lines, dtype=np.int64)
     pr = None if priority is None else np.asarray(priority, dtype=np.int64)
     keep = ~np.isnan(v)
+    if not keep.any():
+        raise ValueError(f"{path}: column '{column}' has no values")
     if pr is not None:
         pr = pr[keep]
     t2, v2 = _dedupe(path, column, t[keep], v[keep], ln[keep], pr)
@@ -460,6 +502,19 @@ Purpose = Literal["price", "dvol", "funding"]
 
 
 def _read_file(path: Path, purpose: Purpose) -> list[_Series]:
+    """One file's series; undecodable or corrupt files are a ValueError naming the file."""
+    try:
+        return _read_file_text(path, purpose)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not valid UTF-8 text ({exc.reason} at byte {exc.start} of "
+                         f"a chunk)") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a readable CSV ({exc})") from None
+    except (EOFError, zipfile.BadZipFile, zlib.error, gzip.BadGzipFile) as exc:
+        raise ValueError(f"{path}: corrupt compressed file ({exc})") from None
+
+
+def _read_file_text(path: Path, purpose: Purpose) -> list[_Series]:
     with _open_text(path) as fh:
         reader = csv.reader(fh)
         first = next(reader, None)
@@ -776,6 +831,8 @@ def _step_of(times: npt.NDArray[np.int64]) -> int | None:
 
 
 def _resample(s: _Series, step: int) -> _Series:
+    if s.times.size == 0:
+        return s
     bucket = s.times - s.times % step
     last = np.r_[bucket[1:] != bucket[:-1], True]
     return _Series(s.symbol, bucket[last], s.values[last], s.source)

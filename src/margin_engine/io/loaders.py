@@ -15,24 +15,79 @@ from pydantic import BaseModel, ValidationError
 
 from margin_engine.domain.book import Book
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.errors import InputError, format_path
+from margin_engine.domain.types import SIZE_MIN
+from margin_engine.errors import NUMBER_ERROR_TYPES, InputError, format_path, json_kind
 
 M = TypeVar("M", bound=BaseModel)
 
 
+#: The largest JSON input file read (book, market, configuration), in bytes.
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for :func:`json.loads` that refuses a key given twice."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object holds the same key twice (``key``)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 def read_json(path: str | Path) -> Any:
-    """Parse a JSON file; a missing or malformed file is an :class:`InputError`."""
+    """Parse a JSON input file strictly.
+
+    Refused, as an :class:`InputError` naming the file: a missing or unreadable file, one over
+    :data:`MAX_JSON_BYTES`, text that is not UTF-8 (a UTF-16/32 byte-order mark included),
+    malformed JSON, an object with the same key twice, and nesting deeper than Python's parser
+    goes (about 1,000 levels). ``NaN``/``Infinity`` literals parse to floats so that validation
+    names their field path.
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        size = p.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise InputError(str(p), f"file is {size / 2**20:.1f} MiB, over the "
+                             f"{MAX_JSON_BYTES // 2**20} MiB limit for JSON input")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
     except OSError as exc:
         raise InputError(str(p), f"cannot read file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise InputError(str(p), f"file is over the {MAX_JSON_BYTES // 2**20} MiB limit for "
+                         f"JSON input")
+    if raw.startswith(_UTF16_32_BOMS):
+        raise InputError(str(p), "not UTF-8 (it starts with a UTF-16/32 byte-order mark); "
+                         "save the file as UTF-8")
     try:
-        # NaN/Infinity literals parse to floats so that validation names their field path.
-        return json.loads(text)
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise InputError(str(p), f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+                         f"{exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(str(p), f"malformed JSON: {exc.msg} at line {exc.lineno} column "
                          f"{exc.colno}") from None
+    except DuplicateKeyError as exc:
+        raise InputError(str(p), f"duplicate key {exc.key!r} in a JSON object (each key may "
+                         f"appear once)") from None
+    except RecursionError:
+        raise InputError(str(p), "JSON nested too deeply (arrays/objects about 1,000 levels "
+                         "deep)") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python converts
+        raise InputError(str(p), f"malformed JSON: {exc}") from None
 
 
 def validation_problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
@@ -45,6 +100,16 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> list[tuple[st
         if err["type"] == "finite_number" or (
                 isinstance(err.get("input"), float) and not math.isfinite(err["input"])):
             msg = "not a finite number"
+        elif err["type"] in NUMBER_ERROR_TYPES:
+            msg = f"expected a number, got {json_kind(err.get('input'))}"
+        elif err["type"] == "bool_type":
+            msg = f"expected true or false, got {json_kind(err.get('input'))}"
+        elif err["type"] in ("tuple_type", "list_type"):
+            msg = f"expected an array, got {json_kind(err.get('input'))}"
+        elif err["type"] in ("dict_type", "model_type", "model_attributes_type"):
+            msg = f"expected an object, got {json_kind(err.get('input'))}"
+        elif err["type"] == "string_type":
+            msg = f"expected a string, got {json_kind(err.get('input'))}"
         base = f"{prefix}.{path}" if prefix and path != "<root>" else (prefix or path)
         # A model-level validator reports 'sub.path: reason; other: reason'.
         for part in msg.split("; "):
@@ -110,7 +175,15 @@ def load_book(path: str | Path) -> Book:
     Raises
     ------
     InputError
-        A missing or malformed file, or a field that fails validation, with its path
-        (``accounts[0].positions[2].size: not a finite number``).
+        A missing, oversized or malformed file, or a field that fails validation, with its
+        path (``accounts[0].positions[2].size: not a finite number``); a nonzero size below
+        ``SIZE_MIN`` is refused too.
     """
-    return parse_model(Book, read_json(path), "book")
+    book = parse_model(Book, read_json(path), "book")
+    for i, acct in enumerate(book.accounts):
+        for j, pos in enumerate(acct.positions):
+            if pos.size != 0.0 and abs(pos.size) < SIZE_MIN:
+                raise InputError(f"accounts[{i}].positions[{j}].size",
+                                 f"a nonzero size must have magnitude at least {SIZE_MIN:g}, "
+                                 f"got {pos.size!r}")
+    return book

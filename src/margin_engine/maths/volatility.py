@@ -131,7 +131,8 @@ def ewma_variance(
             )
         seed = np.var(r[:seed_window], axis=0)
         if np.any(seed <= 0.0):
-            raise ValueError("seed_window: the leading returns have zero variance; give a seed")
+            raise ValueError(f"seed_window: the first {seed_window} returns have zero variance "
+                             "(a constant price); give a seed")
         seed = np.asarray(seed, dtype=np.float64)
     else:
         seed = _positive_per_column(initial_variance, ncols, "initial_variance")

@@ -6,17 +6,26 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from margin_engine import __version__
 from margin_engine.domain.book import Account, MarginMode
 from margin_engine.domain.instruments import Instrument
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.errors import InputError, format_path
+from margin_engine.errors import NUMBER_ERROR_TYPES, InputError, format_path, json_kind
 from margin_engine.models.core.results import AuditStamp, UnitMargin
 from margin_engine.models.core.units import MarginUnit, Scope, build_units
+
+
+def _is_numeric(annotation: Any) -> bool:
+    """Whether a field is a plain number (``float``, ``int``, optionally ``| None``)."""
+    if annotation in (float, int):
+        return True
+    args = get_args(annotation)
+    return bool(args) and all(a in (float, int, type(None)) for a in args) and any(
+        a in (float, int) for a in args)
 
 
 class ModelParams(BaseModel):
@@ -27,6 +36,20 @@ class ModelParams(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, data: Any) -> Any:
+        """A numeric parameter takes a number only: ``true`` and ``"0.1"`` are refused (pydantic
+        would read them as 1.0 and 0.1)."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                f = cls.model_fields.get(key) if isinstance(key, str) else None
+                if f is None or not isinstance(value, bool | str):
+                    continue
+                if _is_numeric(f.annotation):
+                    raise ValueError(f"{key}: expected a number, got {json_kind(value)}")
+        return data
 
     def params_hash(self) -> str:
         """SHA-256 (first 16 hex digits) of the canonical JSON of the parameters."""
@@ -80,6 +103,11 @@ class MarginModel(ABC):
             err = exc.errors()[0]
             key = format_path(err["loc"]) if err["loc"] else "params"
             msg = str(err["msg"]).removeprefix("Value error, ")
+            head, sep, tail = msg.partition(": ")
+            if not err["loc"] and sep and head.split(".")[0] in cls.Params.model_fields:
+                key, msg = head, tail  # a cross-field check names its field
+            if err["type"] in NUMBER_ERROR_TYPES:
+                msg = f"expected a number, got {json_kind(err.get('input'))}"
             if err["type"] == "extra_forbidden":
                 known = ", ".join(cls.Params.model_fields) or "none"
                 msg = f"unknown parameter of {cls.name} (known: {known})"

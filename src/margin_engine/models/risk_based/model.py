@@ -252,7 +252,11 @@ class RiskBasedModel(MarginModel):
         key = (market.timestamp, underlyings)
         if key not in self._scenario_cache:
             r, labels = self._returns(market, underlyings, self.params.lookback_days)
-            scen = self.generate(r, labels, underlyings)
+            try:
+                scen = self.generate(r, labels, underlyings)
+            except ValueError as exc:  # e.g. a constant price: zero variance to filter by
+                raise InputError("--history", f"{self.name} cannot build scenarios from the "
+                                 f"returns of {', '.join(underlyings)}: {exc}") from None
             if self.params.apc == "stressed_weight":
                 stress = scenarios.from_stresses(
                     underlyings, [get_stress(n) for n in CORE_STRESSES],

@@ -138,6 +138,14 @@ class DeribitStandardParams(ModelParams):
                 raise ValueError(f"collateral_haircuts.{ccy}: must be in [0, 1), got {h!r}")
         return v
 
+    @model_validator(mode="after")
+    def _im_floor_covers_mm(self) -> DeribitStandardParams:
+        # IM = max(a - OTM/S, b) + mark and MM = c + mark: IM >= MM at every strike needs b >= c.
+        if self.option_im_floor < self.option_mm:
+            raise ValueError(f"option_im_floor: must be at least option_mm ({self.option_mm:g}) "
+                             f"so that IM >= MM for every strike, got {self.option_im_floor:g}")
+        return self
+
 
 def futures_margin(size_base: float, rates: FuturesRates) -> tuple[float, float, float, float]:
     """Deribit futures margin in base currency for ``|size_base|``.
