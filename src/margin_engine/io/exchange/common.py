@@ -115,7 +115,7 @@ def number(rec: Mapping[str, Any], key: str, where: str, *, required: bool = Tru
         x = float(v)
     if not math.isfinite(x):
         raise InputError(at, "not a finite number")
-    if abs(x) > ABSURD:
+    if within is None and abs(x) > ABSURD:  # a stated range replaces the general bound
         raise InputError(at, f"absurd magnitude {x!r} (limit {ABSURD:g})")
     if positive and not x > 0:
         raise InputError(at, f"must be > 0, got {x!r}")
@@ -146,12 +146,12 @@ def text(rec: Mapping[str, Any], key: str, where: str, *, required: bool = True,
 def millis(rec: Mapping[str, Any], key: str, where: str, *,
            required: bool = True) -> datetime | None:
     """A Unix time in milliseconds (2009-01-03 … 2100-01-01) as an aware UTC datetime."""
-    x = number(rec, key, where, required=required)
+    x = number(rec, key, where, required=required, within=(0.0, 4_102_444_800_000))
     if x is None:
         return None
     if x == 0 and not required:
         return None
-    if not 1_230_940_800_000 <= x <= 4_102_444_800_000:
+    if not 1_230_940_800_000 <= x:
         raise InputError(f"{where}.{key}", f"{x:.0f} is not a Unix time in milliseconds "
                          "between 2009-01-03 and 2100-01-01")
     return datetime.fromtimestamp(x / 1000.0, tz=UTC)
