@@ -5,6 +5,7 @@ entry point ``margin_engine.compute``."""
 from __future__ import annotations
 
 import json
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -110,7 +111,8 @@ def test_license_matches_pyproject():
     text = (root / "LICENSE").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     assert "END OF TERMS AND CONDITIONS" in text
-    assert 'license = { text = "Apache-2.0" }' in (root / "pyproject.toml").read_text()
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
 
 
 def test_models_table_shows_descriptions_and_unconfirmed_marks():
