@@ -151,7 +151,7 @@ def millis(rec: Mapping[str, Any], key: str, where: str, *,
         return None
     if x == 0 and not required:
         return None
-    if not 1_230_940_800_000 <= x:
+    if not x >= 1_230_940_800_000:
         raise InputError(f"{where}.{key}", f"{x:.0f} is not a Unix time in milliseconds "
                          "between 2009-01-03 and 2100-01-01")
     return datetime.fromtimestamp(x / 1000.0, tz=UTC)
