@@ -7,6 +7,7 @@ bearer-key access rules (:mod:`.access`) and the one-line error shape (:mod:`.ht
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,7 +32,8 @@ instruments is well under it)."""
 
 class BodyLimit:
     """ASGI middleware: read an HTTP request body up to ``limit`` bytes, answer 413 beyond it
-    (whether or not ``Content-Length`` announced it), else hand the buffered body on."""
+    (whether or not ``Content-Length`` announced it), else hand the buffered body on, labelled
+    ``application/json`` (the only body type the service reads)."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app, self.limit = app, limit
@@ -58,6 +60,9 @@ class BodyLimit:
             chunks.append(body)
             if not msg.get("more_body", False):
                 break
+        # Every body is JSON, whatever the client labelled it (curl -d sends a form type).
+        headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
+        scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         done = False
 
         async def replay() -> Message:
@@ -70,7 +75,6 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        import json
         body = json.dumps(error_body("body", f"larger than {self.limit} bytes")).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
