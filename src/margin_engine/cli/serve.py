@@ -42,6 +42,7 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
 
     from margin_engine.service.app import create_app
     from margin_engine.service.auth import operator_key
+    from margin_engine.service.repository import Repository
 
     try:
         snap = load_market(market) if market is not None else parse_model(
@@ -51,6 +52,12 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
             key = operator_key()
         except ValueError as exc:
             raise InputError("MARGIN_ENGINE_OPERATOR_KEY", str(exc).split(": ", 1)[-1]) from None
+        try:  # migrate now, so a bad URL is one line here rather than a startup traceback
+            Repository.open(db).close()
+        except InputError:
+            raise
+        except Exception as exc:  # the driver's own error (unreachable server, bad file)
+            raise InputError("--db", f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
     except InputError as exc:
         fail(exc)
         return
