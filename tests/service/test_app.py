@@ -15,6 +15,7 @@ import json
 import re
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from margin_engine.io.model_options import build_model
 from margin_engine.policy.assess import assess_book
 from margin_engine.service.app import create_app
 from margin_engine.service.merkle import InclusionProof
+from margin_engine.service.ratelimit import RateLimiter
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKET = load_market(ROOT / "docs" / "examples" / "market-2026-02-04.json")
@@ -304,3 +306,52 @@ def test_openapi_lists_the_contract(client: TestClient) -> None:
               "/v1/accounts/{account_id}/what-if", "/v1/market", "/v1/events", "/v1/audit",
               "/v1/commitments/latest", "/v1/accounts/{account_id}/proof"):
         assert p in paths, p
+
+
+def test_concurrent_fills_and_what_ifs_lose_no_update(client: TestClient) -> None:
+    key = _create(client, "a1", collateral={"USDT": "100000000"})
+
+    def work(n: int) -> list[int]:
+        codes = []
+        for j in range(6):
+            codes.append(client.post("/v1/accounts/a1/fills", headers=op(), json={
+                "fill_id": f"t{n}-{j}", "symbol": "BTCUSDT", "size": 1,
+                "price": 73000 + n}).status_code)
+            codes.append(client.post("/v1/accounts/a1/what-if", headers=bearer(key), json={
+                "orders": [{"symbol": "BTCUSDT", "size": 1}]}).status_code)
+        return codes
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = [c for chunk in pool.map(work, range(8)) for c in chunk]
+    assert codes == [200] * 96
+    doc = client.get("/v1/accounts/a1", headers=op()).json()
+    assert [p["size"] for p in doc["positions"]] == [48.0]
+    fills = [e for e in client.get("/v1/audit", headers=op()).json()["entries"]
+             if e["action"] == "fill.apply"]
+    assert sorted(int(e["changes"]["position_after"]) for e in fills) == list(range(1, 49))
+    # the entry price is the size-weighted mean of the 48 fills: 73000 + mean(n) = 73003.5
+    model, _ = build_model("binance-usdm", {}, None, MARKET)
+    ref = assess_book(model, Book(accounts=(Account(
+        id="a1", collateral={"USDT": 1e8},
+        positions=(Position(symbol="BTCUSDT", size=48.0, entry_price=73003.5),)),)), MARKET)[0]
+    assert doc["equity"] == pytest.approx(ref.equity, rel=1e-12)
+    assert doc["initial_margin"] == pytest.approx(ref.initial_margin, rel=1e-12)
+
+
+def test_rate_limit_per_key(db_url: str) -> None:
+    now = [0.0]
+    model, _ = build_model("binance-usdm", {}, None, MARKET)
+    app = create_app(model, MARKET, db_url, operator_key=OP,
+                     rate_limit=RateLimiter(rate=2.0, burst=3, clock=lambda: now[0]))
+    with TestClient(app) as c:
+        key = _create(c, "a1")  # the operator's first request
+        codes = [c.get("/v1/accounts/a1", headers=bearer(key)).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        r = c.get("/v1/accounts/a1", headers=bearer(key))
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert r.json()["error"].startswith("Authorization: rate limit")
+        assert c.get("/v1/accounts/a1", headers=op()).status_code == 200  # its own bucket
+        assert c.get("/v1/accounts/a1", headers=bearer("me_wrong")).status_code == 401
+        now[0] += 0.5  # one token back at 2/s
+        assert c.get("/v1/accounts/a1", headers=bearer(key)).status_code == 200
+        assert c.get("/v1/accounts/a1", headers=bearer(key)).status_code == 429

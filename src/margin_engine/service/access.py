@@ -1,6 +1,6 @@
 """Who is asking: ``Authorization: Bearer KEY`` → the operator or one account (DESIGN §8).
 
-A missing or unknown key is 401; an account key on an operator-only route is 403; an account
+A missing or unknown key is 401; a caller over its rate limit is 429 (:mod:`.ratelimit`); an account key on an operator-only route is 403; an account
 key asking about another account gets 404 (the other account's existence is not disclosed).
 """
 
@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .core import ServiceCore
 from .http_errors import ApiError
+from .ratelimit import RateLimiter
 
 bearer = HTTPBearer(auto_error=False, description="the operator key or an account's key")
 
@@ -57,6 +58,12 @@ def caller(request: Request,
     who = principal_for(core_of(request), request.app.state.operator_key, cred.credentials)
     if who is None:
         raise ApiError(401, "Authorization", "unknown key")
+    limiter: RateLimiter | None = request.app.state.rate_limit
+    if limiter is not None:
+        wait = limiter.take(who.actor)
+        if wait is not None:
+            raise ApiError(429, "Authorization", f"rate limit of {limiter.rate:g} requests/s "
+                           f"exceeded; retry in {wait:.3g} s", retry_after=wait)
     return who
 
 

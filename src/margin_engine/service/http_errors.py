@@ -3,7 +3,7 @@
 - :class:`~margin_engine.errors.InputError` → 400, its subclasses
   :class:`~margin_engine.service.errors.NotFoundError` → 404 and
   :class:`~margin_engine.service.errors.ConflictError` → 409;
-- :class:`ApiError` carries its own status (401, 403, 413, ...);
+- :class:`ApiError` carries its own status (401, 403, 413, 429 with ``Retry-After``, ...);
 - FastAPI's request validation (normally 422 with a list) → 422 with the one line;
 - Starlette's own 404/405 → the one line naming the path;
 - anything else → 500 ``internal: <type>`` (a bug; never a traceback to the client).
@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,9 +31,11 @@ log = logging.getLogger("margin_engine.service")
 class ApiError(Exception):
     """A refusal with an HTTP status, a field path and a reason."""
 
-    def __init__(self, status: int, path: str, reason: str) -> None:
+    def __init__(self, status: int, path: str, reason: str, *,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{path}: {reason}")
         self.status, self.path, self.reason = status, path, reason
+        self.retry_after = retry_after
 
 
 def error_body(path: str, reason: str) -> dict[str, str]:
@@ -73,7 +76,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(_req: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return JSONResponse(error_body(exc.path, exc.reason), status_code=exc.status,
                             headers=headers)
 
