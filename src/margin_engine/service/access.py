@@ -1,7 +1,8 @@
 """Who is asking: ``Authorization: Bearer KEY`` → the operator or one account (DESIGN §8).
 
-A missing or unknown key is 401; a caller over its rate limit is 429 (:mod:`.ratelimit`); an account key on an operator-only route is 403; an account
-key asking about another account gets 404 (the other account's existence is not disclosed).
+A missing or unknown key is 401; a caller over its rate limit is 429 (:mod:`.ratelimit`); an
+account key on an operator-only route is 403; an account key asking about another account gets
+404 (the other account's existence is not disclosed).
 """
 
 from __future__ import annotations
