@@ -7,6 +7,7 @@ account key on an operator-only route is 403; an account key asking about anothe
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -47,8 +48,14 @@ def principal_for(core: ServiceCore, operator_key: str, key: str | None) -> Prin
         return None
     if hmac.compare_digest(key.encode("utf-8"), operator_key.encode("utf-8")):
         return Principal(None)
-    owner = core.repo.account_for_key(key)
-    return None if owner is None else Principal(owner)
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    owner = core.known_keys.get(digest)
+    if owner is None:
+        owner = core.repo.account_for_key(key)
+        if owner is None:
+            return None
+        core.known_keys[digest] = owner  # keys never change: checked once per process
+    return Principal(owner)
 
 
 def caller(request: Request,

@@ -84,6 +84,8 @@ class ServiceCore:
     repo: Repository
     live: LiveBook
     lock: threading.RLock = field(default_factory=threading.RLock)
+    known_keys: dict[bytes, str] = field(default_factory=dict)
+    """SHA-256 of an account key already checked against its stored hash → the account."""
     _subs: list[_Subscriber] = field(default_factory=list)
 
     @classmethod
@@ -123,8 +125,9 @@ class ServiceCore:
 
     def what_if(self, account: str, orders: list[tuple[str, float, float | None]]) -> WhatIf:
         """The live book's pre-trade answer; nothing changes."""
-        self.repo.get_account(account)  # 404 before anything else
         with self.lock:
+            if not self.live.has_account(account):
+                raise NotFoundError("id", f"no account {account!r}")
             return self.live.what_if(account, orders)
 
     # -- changes ------------------------------------------------------------------------------
@@ -133,7 +136,7 @@ class ServiceCore:
                        actor: str) -> CreatedAccount:
         """Store the account, then open it in the live book."""
         with self.lock:
-            if account_id in self.live.account_ids():
+            if self.live.has_account(account_id):
                 raise ConflictError("id", f"account {account_id!r} already exists")
             acct = _account(account_id, margin_mode, credit_rating,
                             {c: float(v) for c, v in collateral.items()})
