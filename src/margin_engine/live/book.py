@@ -214,6 +214,10 @@ class LiveBook:
         return Book.model_construct(accounts=tuple(self.account_object(i)
                                                    for i in range(len(self._accounts))))
 
+    def has_account(self, account_id: str) -> bool:
+        """Whether the book holds ``account_id``."""
+        return account_id in self._by_id
+
     def state(self, account_id: str) -> AccountState:
         """An account's headline numbers (IM, MM, equity, available, ratio, status)."""
         return self._state(self._account_index(account_id))

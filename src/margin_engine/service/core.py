@@ -1,0 +1,298 @@
+"""The service's state: the repository (what is durable) and the live book (what is current),
+kept in step.
+
+Every change goes to storage first (one audited transaction) and then to the live book; the
+status changes the live book reports are appended to the stored event sequence and pushed to
+WebSocket subscribers, and a Merkle commitment over every account's figures is published. One
+lock serialises changes and live-book reads (the live book is not thread-safe; the storage layer
+serialises its own writers as well).
+
+At start the live book is rebuilt by replaying the audit log's account, collateral and fill
+entries in order (the same fill rule, at the stored prices), so a restart reproduces the state
+the live book had, realised P&L and option premiums included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from decimal import Decimal
+from typing import Any
+
+from margin_engine.domain.book import Account, Book
+from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import InputError
+from margin_engine.io.loaders import parse_model
+from margin_engine.live import LiveBook
+from margin_engine.live.events import AccountState, Event, WhatIf
+from margin_engine.models.core.base import MarginModel
+from margin_engine.policy.assess import AccountReport, assess_account
+
+from .errors import ConflictError, NotFoundError
+from .repository import (
+    AccountFigures,
+    CollateralResult,
+    CreatedAccount,
+    EventRecord,
+    FillResult,
+    MarginStamp,
+    Repository,
+)
+
+
+def dec(x: float | None) -> Decimal | None:
+    """A float figure as the exact decimal of its shortest repr (None for None/NaN/inf)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return Decimal(repr(float(x)))
+
+
+def _plain(value: Any) -> Any:
+    """Floats → decimals, recursively (canonical JSON refuses floats)."""
+    if isinstance(value, float):
+        return dec(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class _Subscriber:
+    queue: asyncio.Queue[dict[str, Any]]
+    loop: asyncio.AbstractEventLoop
+    account: str | None  # None: the operator (every event)
+
+
+@dataclass
+class ServiceCore:
+    """The repository and the live book of one service instance.
+
+    Parameters
+    ----------
+    repo : Repository
+        Open, migrated storage.
+    live : LiveBook
+        The live book, already holding the stored accounts.
+    """
+
+    repo: Repository
+    live: LiveBook
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    known_keys: dict[bytes, str] = field(default_factory=dict)
+    """SHA-256 of an account key already checked against its stored hash → the account."""
+    _subs: list[_Subscriber] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, model: MarginModel, market: MarketSnapshot, repo: Repository) -> ServiceCore:
+        """Rebuild the live book from ``repo``'s audit log on ``market`` and publish a first
+        commitment when there are accounts and none yet."""
+        live = LiveBook(model, Book(accounts=()), market)
+        after = 0
+        while True:
+            page = repo.audit_after(after, limit=1000)
+            if not page:
+                break
+            for e in page:
+                _replay(live, e.action, e.account, e.changes)
+            after = page[-1].seq
+        core = cls(repo, live)
+        if live.account_ids() and repo.latest_commitment() is None:
+            core.publish_commitment()
+        return core
+
+    # -- reads --------------------------------------------------------------------------------
+    def stamp(self, account: str | None = None) -> MarginStamp:
+        """The audit stamp of the live book now (with ``account``'s figures when given)."""
+        st = self.live.model.stamp(self.live.market)
+        margin: dict[str, Decimal] = {}
+        if account is not None:
+            margin = _figures(self.live.state(account))
+        return MarginStamp(st.model, st.model_version, st.params_hash, st.market_timestamp,
+                           margin)
+
+    def report(self, account: str) -> AccountReport:
+        """The account's full report (as ``compute`` prints it) on the live market."""
+        with self.lock:
+            i = self.live.account_ids().index(account)
+            return assess_account(self.live.model, self.live.account_object(i),
+                                  self.live.market, policy=self.live.policy)
+
+    def what_if(self, account: str, orders: list[tuple[str, float, float | None]]) -> WhatIf:
+        """The live book's pre-trade answer; nothing changes."""
+        with self.lock:
+            if not self.live.has_account(account):
+                raise NotFoundError("id", f"no account {account!r}")
+            return self.live.what_if(account, orders)
+
+    # -- changes ------------------------------------------------------------------------------
+    def create_account(self, account_id: str, margin_mode: str,
+                       collateral: Mapping[str, Decimal], credit_rating: str | None,
+                       actor: str) -> CreatedAccount:
+        """Store the account, then open it in the live book."""
+        with self.lock:
+            if self.live.has_account(account_id):
+                raise ConflictError("id", f"account {account_id!r} already exists")
+            acct = _account(account_id, margin_mode, credit_rating,
+                            {c: float(v) for c, v in collateral.items()})
+            self.live.model.units(acct, self.live.market)  # refuse what cannot be margined
+            for c in collateral:
+                if not self.live.market.is_priced(c):
+                    raise InputError(f"collateral.{c}", f"no index or fx price for {c!r}")
+            created = self.repo.create_account(account_id, margin_mode,
+                                               credit_rating=credit_rating,
+                                               collateral=dict(collateral), actor=actor)
+            self._changed(self.live.add_account(acct))
+            return created
+
+    def change_collateral(self, account: str, currency: str, amount: Decimal,
+                          actor: str) -> CollateralResult:
+        """Deposit (> 0) or withdraw (< 0); a withdrawal leaving equity below IM is a 409 and
+        changes nothing."""
+        with self.lock:
+            self.repo.get_account(account)
+            amt = float(amount)
+            if amt == 0.0 or not math.isfinite(amt):
+                raise InputError("amount", "must be a finite non-zero number")
+            # Try it on the live book, read the after-state, undo: the verdict for the check.
+            self.live.deposit(account, currency, amt)
+            after = self.live.state(account)
+            self.live.deposit(account, currency, -amt)
+            reason = None
+            if amount < 0 and after.available_balance < 0.0:
+                reason = (f"withdrawal would leave equity {after.equity:.10g} below initial "
+                          f"margin {after.initial_margin:.10g} {after.currency}")
+            stamp = self.stamp()
+            stamp = MarginStamp(stamp.model, stamp.model_version, stamp.params_hash,
+                                stamp.market_timestamp, _figures(after))
+            result = self.repo.change_collateral(account, currency, amount, actor=actor,
+                                                 check=lambda _acc: reason, stamp=stamp)
+            self._changed(self.live.deposit(account, currency, amt))
+            return result
+
+    def apply_fill(self, account: str, fill_id: str, symbol: str, size: Decimal,
+                   price: Decimal, actor: str) -> FillResult:
+        """Store the fill (idempotent on ``fill_id``), then apply it to the live book."""
+        with self.lock:
+            self.repo.get_account(account)
+            # validates symbol/size/price against the live market and gives the after-state
+            try:
+                w = self.live.what_if(account, [(symbol, float(size), float(price))])
+            except InputError as exc:
+                raise InputError(exc.path.removeprefix("orders[0]."), exc.reason) from None
+            stamp = self.stamp()
+            stamp = MarginStamp(stamp.model, stamp.model_version, stamp.params_hash,
+                                stamp.market_timestamp, _figures(w.after))
+            result = self.repo.apply_fill(account, fill_id, symbol, size, price, actor=actor,
+                                          stamp=stamp)
+            if not result.replayed:
+                self._changed(self.live.apply_fill(account, symbol, float(size), float(price)))
+            return result
+
+    def update_market(self, body: Mapping[str, Any]) -> list[EventRecord]:
+        """A partial update (``{timestamp, index?, fx?, instruments?}``) or, when the
+        instruments carry their definitions (``kind``), a whole snapshot."""
+        with self.lock:
+            ins = body.get("instruments")
+            full = isinstance(ins, list) and any(isinstance(x, dict) and "kind" in x
+                                                 for x in ins)
+            if full:
+                events = self.live.set_market(parse_model(MarketSnapshot, dict(body), "market"))
+            else:
+                events = self.live.update_market(body)
+            return self._changed(events)
+
+    def publish_commitment(self) -> None:
+        """Commit to every account's IM, MM and equity at the live market's timestamp."""
+        figs = {}
+        for s in self.live.states():
+            f = _figures(s)
+            figs[s.id] = AccountFigures(f["initial_margin"], f["maintenance_margin"],
+                                        f["equity"])
+        self.repo.publish_commitment(figs, self.live.model.stamp(self.live.market)
+                                     .market_timestamp)
+
+    def _changed(self, events: list[Event]) -> list[EventRecord]:
+        stored = []
+        for e in events:
+            payload = _plain(e.as_dict())
+            payload.pop("seq", None)
+            payload.pop("account", None)
+            payload.pop("type", None)
+            stored.append(self.repo.append_event(e.type, payload, account_id=e.account))
+        if self.live.account_ids():
+            self.publish_commitment()
+        for rec in stored:
+            self._push(rec)
+        return stored
+
+    # -- WebSocket subscribers ------------------------------------------------------------------
+    def subscribe(self, account: str | None) -> tuple[asyncio.Queue[dict[str, Any]],
+                                                      Callable[[], None]]:
+        """A queue receiving every new event (``account``'s only when given) and the function
+        that unsubscribes it. Call from the event loop that will read the queue."""
+        sub = _Subscriber(asyncio.Queue(), asyncio.get_running_loop(), account)
+        with self.lock:
+            self._subs.append(sub)
+
+        def leave() -> None:
+            with self.lock:
+                if sub in self._subs:
+                    self._subs.remove(sub)
+        return sub.queue, leave
+
+    def _push(self, rec: EventRecord) -> None:
+        doc = event_json(rec)
+        for sub in list(self._subs):
+            if sub.account is None or sub.account == rec.account:
+                try:
+                    sub.loop.call_soon_threadsafe(sub.queue.put_nowait, doc)
+                except RuntimeError:  # its loop has closed
+                    self._subs.remove(sub)
+
+
+def event_json(rec: EventRecord) -> dict[str, Any]:
+    """A stored event as ``/v1/events`` and the WebSocket send it (``type`` = its kind)."""
+    at = rec.created_at if rec.created_at.tzinfo else rec.created_at.replace(tzinfo=UTC)
+    body = {k: v for k, v in rec.payload.items() if k != "kind"}
+    return {**body, "seq": rec.seq, "type": rec.kind, "account": rec.account,
+            "created_at": at.isoformat().replace("+00:00", "Z")}
+
+
+def _figures(s: AccountState) -> dict[str, Decimal]:
+    out = {"initial_margin": dec(s.initial_margin), "maintenance_margin":
+           dec(s.maintenance_margin), "equity": dec(s.equity)}
+    return {k: (v if v is not None else Decimal(0)) for k, v in out.items()}
+
+
+def _account(account_id: str, margin_mode: str, credit_rating: str | None,
+             collateral: dict[str, float]) -> Account:
+    doc: dict[str, Any] = {"id": account_id, "margin_mode": margin_mode,
+                           "collateral": collateral}
+    if credit_rating is not None:
+        doc["credit_rating"] = credit_rating
+    return parse_model(Account, doc, "account")
+
+
+def _replay(live: LiveBook, action: str, account: str | None, changes: Mapping[str, Any]) -> None:
+    """Apply one stored audit entry to the live book (entries that change no account state,
+    such as commitments, are skipped)."""
+    if account is None:
+        return
+    if action == "account.create":
+        coll = {c: float(Decimal(v)) for c, v in (changes.get("collateral") or {}).items()}
+        live.add_account(_account(account, changes["margin_mode"],
+                                  changes.get("credit_rating"), coll))
+    elif action in ("collateral.deposit", "collateral.withdraw"):
+        live.deposit(account, changes["currency"], float(Decimal(changes["amount"])))
+    elif action == "fill.apply":
+        live.apply_fill(account, changes["symbol"], float(Decimal(changes["size"])),
+                        float(Decimal(changes["price"])))
+
+
+__all__ = ["NotFoundError", "ServiceCore", "event_json"]

@@ -1,0 +1,179 @@
+"""The REST routes of DESIGN §8 (the WebSocket is in :mod:`.stream`).
+
+Money amounts in request bodies are JSON numbers or decimal strings and are stored as exact
+decimals; a route that refuses stores nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
+
+from margin_engine.io.report_json import account_json
+
+from .access import Principal, caller, core_of, may_see, operator
+from .core import ServiceCore, event_json
+from .http_errors import ApiError
+from .repository import money
+
+router = APIRouter()
+Core = Annotated[ServiceCore, Depends(core_of)]
+Caller = Annotated[Principal, Depends(caller)]
+Operator = Annotated[Principal, Depends(operator)]
+Money = Decimal | int | str
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewAccount(_Body):
+    """``POST /v1/accounts``."""
+
+    id: str = Field(min_length=1, max_length=64)
+    margin_mode: Literal["cross", "isolated", "portfolio"] = "cross"
+    collateral: dict[str, Decimal] = Field(default_factory=dict)
+    credit_rating: str | None = Field(default=None, max_length=16)
+
+
+class CollateralChange(_Body):
+    """``POST /v1/accounts/{id}/collateral``: deposit (> 0) or withdraw (< 0)."""
+
+    currency: str = Field(min_length=1, max_length=16)
+    amount: Decimal
+
+
+class NewFill(_Body):
+    """``POST /v1/accounts/{id}/fills``."""
+
+    fill_id: str = Field(min_length=1, max_length=128)
+    symbol: str = Field(min_length=1, max_length=64)
+    size: Decimal
+    price: Decimal
+
+
+class Order(_Body):
+    symbol: str = Field(min_length=1, max_length=64)
+    size: FiniteFloat
+    price: FiniteFloat | None = None
+
+
+class WhatIfRequest(_Body):
+    """``POST /v1/accounts/{id}/what-if``."""
+
+    orders: list[Order] = Field(min_length=1, max_length=100)
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness."""
+    return {"status": "ok"}
+
+
+@router.get("/v1/models")
+def models(core: Core) -> dict[str, Any]:
+    """The active model, its version, parameters hash and the live market's time."""
+    st = core.live.model.stamp(core.live.market)
+    params = core.live.model.params.model_dump(mode="json", exclude={"history"})
+    return {"model": st.model, "model_version": st.model_version,
+            "params_hash": st.params_hash, "params": params,
+            "market_timestamp": st.market_timestamp, "engine_version": st.engine_version}
+
+
+@router.post("/v1/accounts", status_code=201)
+def create_account(body: NewAccount, core: Core, who: Operator) -> dict[str, str]:
+    """Create an account; its API key is in this answer only."""
+    coll = {c: money(v, f"collateral.{c}", positive=True) for c, v in body.collateral.items()}
+    made = core.create_account(body.id, body.margin_mode, coll, body.credit_rating, who.actor)
+    return {"id": made.id, "api_key": made.api_key}
+
+
+@router.get("/v1/accounts/{account_id}")
+def get_account(account_id: str, core: Core, who: Caller) -> dict[str, Any]:
+    """The account report (``compute``'s per-account JSON) and its stored collateral."""
+    may_see(who, account_id)
+    stored = core.repo.get_account(account_id)
+    doc = account_json(core.report(account_id))
+    doc["collateral"] = {c: str(v) for c, v in sorted(stored.balances.items())}
+    return doc
+
+
+@router.post("/v1/accounts/{account_id}/collateral")
+def collateral(account_id: str, body: CollateralChange, core: Core,
+               who: Caller) -> dict[str, Any]:
+    """Deposit (operator) or withdraw (owner or operator); 409 when a withdrawal would leave
+    equity below initial margin."""
+    may_see(who, account_id)
+    amt = money(body.amount, "amount", nonzero=True)
+    if amt > 0 and not who.operator:
+        raise ApiError(403, "amount", "only the operator deposits; an account may withdraw")
+    r = core.change_collateral(account_id, body.currency, amt, who.actor)
+    return {"account": r.account, "currency": r.currency, "amount": str(r.amount),
+            "balance": str(r.balance), "audit_seq": r.audit_seq,
+            "state": core.live.state(account_id).as_dict()}
+
+
+@router.post("/v1/accounts/{account_id}/fills")
+def fill(account_id: str, body: NewFill, core: Core, who: Operator) -> dict[str, Any]:
+    """Apply a fill atomically; the same ``fill_id`` again applies once (``replayed``)."""
+    size = money(body.size, "size", nonzero=True)
+    price = money(body.price, "price", positive=True)
+    r = core.apply_fill(account_id, body.fill_id, body.symbol, size, price, who.actor)
+    return {"fill_id": r.fill_id, "account": r.account, "symbol": r.symbol,
+            "size": str(r.size), "price": str(r.price), "position_after": str(r.position_after),
+            "audit_seq": r.audit_seq, "replayed": r.replayed,
+            "state": core.live.state(account_id).as_dict()}
+
+
+@router.post("/v1/accounts/{account_id}/what-if")
+def what_if(account_id: str, body: WhatIfRequest, core: Core, who: Caller) -> dict[str, Any]:
+    """Margin before and after the orders, and the pre-trade verdict; stores nothing."""
+    may_see(who, account_id)
+    w = core.what_if(account_id, [(o.symbol, o.size, o.price) for o in body.orders])
+    return w.as_dict()
+
+
+@router.post("/v1/market")
+def market(core: Core, who: Operator,
+           body: Annotated[dict[str, Any], Body(
+               description="a partial update {timestamp, index?, fx?, instruments?: "
+                           "[{symbol, mark_price?, mark_iv?, underlying_price?}]} or a whole "
+                           "snapshot (DESIGN §4)")]) -> dict[str, Any]:
+    """Update the market, re-margin what it touches; answers the events it caused."""
+    events = core.update_market(body)
+    return {"market_timestamp": core.live.model.stamp(core.live.market).market_timestamp,
+            "events": [event_json(e) for e in events]}
+
+
+@router.get("/v1/events")
+def events(core: Core, who: Caller, after: Annotated[int, Query(ge=0)] = 0,
+           limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> dict[str, Any]:
+    """Stored events after ``seq`` (an account key sees its own)."""
+    recs = core.repo.events_after(after, account_id=who.account, limit=limit)
+    return {"events": [event_json(r) for r in recs]}
+
+
+@router.get("/v1/audit")
+def audit(core: Core, who: Operator, after: Annotated[int, Query(ge=0)] = 0,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> dict[str, Any]:
+    """The hash-chained audit log after ``seq``."""
+    return {"entries": [e.to_json() for e in core.repo.audit_after(after, limit=limit)]}
+
+
+@router.get("/v1/commitments/latest")
+def latest_commitment(core: Core) -> dict[str, Any]:
+    """The newest Merkle commitment over every account's figures."""
+    c = core.repo.latest_commitment()
+    if c is None:
+        raise ApiError(404, "commitment", "no commitment has been published yet")
+    return c.to_json()
+
+
+@router.get("/v1/accounts/{account_id}/proof")
+def proof(account_id: str, core: Core, who: Caller) -> dict[str, Any]:
+    """The account's leaf and inclusion proof in the newest commitment, with its salt."""
+    may_see(who, account_id)
+    return core.repo.proof_for(account_id).to_json()
