@@ -34,6 +34,14 @@ def run(*args: str | Path):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def test_the_demo_history_is_current_for_the_demo_market(tmp_path):
+    market, book, history = write_sample(tmp_path, seed=7)
+    res = run("compute", book, market, "--model", "filtered-es", "--history", history,
+              "--no-liquidation", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["warnings"] == []  # the file was used, not the fallback
+
+
 def test_the_command_make_demo_suggests_margins_what_it_can(demo):
     book, market = demo
     res = run("compute", book, market, "--model", "binance-usdm", "--format", "json")

@@ -6,6 +6,7 @@ import json
 import shutil
 import sys
 from dataclasses import asdict
+from datetime import date, timedelta
 from pathlib import Path
 
 from rich import box
@@ -47,7 +48,11 @@ def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
     paths = (out / "market.json", out / "book.json", out / "history.csv")
     paths[0].write_text(json.dumps(market, indent=1))
     paths[1].write_text(json.dumps(generate_book(market, seed=seed), indent=1))
-    paths[2].write_text(history_csv(generate_history(seed=seed)))
+    # the history ends on the market's date, so `compute --history` finds it current
+    days = 1000
+    last = date.fromisoformat(market["timestamp"][:10])
+    start = (last - timedelta(days=days - 1)).isoformat()
+    paths[2].write_text(history_csv(generate_history(seed=seed, start=start, days=days)))
     return paths
 
 
