@@ -137,13 +137,13 @@ def test_every_selection_method_matches_reference(
 def test_automatic_method_choice_and_weighted_sort_path() -> None:
     """Small tails use the insertion buffer; large ones np.partition (equal weights) or a sort
     (weights). 700 scenarios at 50 % with weights need m > 256: the sort path, checked here."""
-    assert ag._choose_method(11, weighted=False) == ag.SELECT_INSERTION
-    assert ag._choose_method(500, weighted=False) == ag.SELECT_PARTITION
-    assert ag._choose_method(11, weighted=True) == ag.SELECT_INSERTION
-    assert ag._choose_method(500, weighted=True) == ag.SELECT_SORT
+    assert ag.choose_method(11, weighted=False) == ag.SELECT_INSERTION
+    assert ag.choose_method(500, weighted=False) == ag.SELECT_PARTITION
+    assert ag.choose_method(11, weighted=True) == ag.SELECT_INSERTION
+    assert ag.choose_method(500, weighted=True) == ag.SELECT_SORT
     pnl, ptr, inst, size = _book(12, n_scen=700, n_units=60)
     w = np.random.default_rng(12).random(700) + 0.5
-    assert ag._tail_plan(700, 0.5, w / w.sum())[2] > 256
+    assert ag.tail_plan(700, 0.5, w / w.sum())[2] > 256
     kw = {"measure": "es", "confidence": 0.5, "weights": w}
     _assert_same(
         aggregate(pnl, ptr, inst, size, **kw),  # type: ignore[arg-type]

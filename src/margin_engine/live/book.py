@@ -23,7 +23,7 @@ from margin_engine.domain.book import Account, Book, Position, check_against_mar
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.live.arrays import Column, InstrumentArrays, position_equity
-from margin_engine.live.engines import ReferenceEngine, _segment_sums, make_engine
+from margin_engine.live.engines import ReferenceEngine, make_engine, segment_sums
 from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.live.fills import fill_account, trade
 from margin_engine.live.market_update import apply_update, parse_update
@@ -538,7 +538,7 @@ class LiveBook:
         dest = np.repeat(to, lens)
         v = self._pos_eq.a[idx]
         conv = np.where(settle == dest, v, v * arr.usd[settle] / arr.usd[dest])
-        return _segment_sums(conv, lens)
+        return segment_sums(conv, lens)
 
     def _remargin(self, slots: Sequence[int], *, cause: str, emit: bool = True,
                   accounts: set[int] | None = None) -> list[Event]:
@@ -611,8 +611,8 @@ class LiveBook:
             return np.where(uccy == dest, x, x * usd[uccy] / usd[dest])
 
         im_u, mm_u, eq_u = self._im.a[su], self._mm.a[su], self._eq.a[su]
-        im_t = _segment_sums(conv(im_u), nu)
-        mm_t = _segment_sums(conv(mm_u), nu)
+        im_t = segment_sums(conv(im_u), nu)
+        mm_t = segment_sums(conv(mm_u), nu)
         eq = self._whole_coll[acct] + self._converted_sums(*self._account_positions(acct), accy)
         spare = conv(eq_u - im_u)
         available = eq - im_t

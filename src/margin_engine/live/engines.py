@@ -103,7 +103,7 @@ class BracketEngine(ReferenceEngine):
         idx, lens = lv.concat_positions(slots)
         im_p, mm_p = self.position_margins(lv.pos_ins[idx], lv.pos_size[idx],
                                            lv.pos_leverage(idx))
-        return _segment_sums(im_p, lens), _segment_sums(mm_p, lens)
+        return segment_sums(im_p, lens), segment_sums(mm_p, lens)
 
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
@@ -120,7 +120,7 @@ class BracketEngine(ReferenceEngine):
         return float(sum(im_p.tolist())), float(sum(mm_p.tolist()))
 
 
-def _segment_sums(values: FloatArray, lens: np.ndarray) -> FloatArray:
+def segment_sums(values: FloatArray, lens: np.ndarray) -> FloatArray:
     """Left-to-right sums of consecutive segments (empty segments sum to 0)."""
     out = np.zeros(lens.size)
     ends = np.cumsum(lens)

@@ -33,9 +33,9 @@ from margin_engine.live.revalue import instrument_pnl_batch
 from margin_engine.maths import addons
 from margin_engine.maths.aggregation import (
     SELECT_SORT,
-    _choose_method,
-    _measure_row,
-    _tail_plan,
+    choose_method,
+    measure_row,
+    tail_plan,
 )
 from margin_engine.maths.risk_measures import TAIL_TOLERANCE, normalise_weights
 from margin_engine.maths.scenarios import ScenarioSet
@@ -63,7 +63,7 @@ def _measure_vec(pnl, code, p, tol, weights, k_eq, atom_eq, m, method):  # pragm
     buf_len = n if (method == SELECT_SORT or m > n) else max(m, 1)
     buf_v = np.empty(buf_len)
     buf_i = np.empty(buf_len, dtype=np.int64)
-    val, _ = _measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method, buf_v, buf_i)
+    val, _ = measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method, buf_v, buf_i)
     return val if val > 0.0 else 0.0
 
 
@@ -92,7 +92,7 @@ def _units_kernel(pnl, unit_ptr, pos_row, pos_size, slot_start, do_cap, code, p,
                 for s in range(n):
                     loss[s] = -acc[s]
                     acc[s] = 0.0
-                v, _ = _measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method,
+                v, _ = measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method,
                                     buf_v, buf_i)
                 standalone += v if v > 0.0 else 0.0
             row = pnl[pos_row[j]]
@@ -104,13 +104,13 @@ def _units_kernel(pnl, unit_ptr, pos_row, pos_size, slot_start, do_cap, code, p,
         if do_cap and b > a:
             for s in range(n):
                 loss[s] = -acc[s]
-            v, _ = _measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method,
+            v, _ = measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method,
                                 buf_v, buf_i)
             standalone += v if v > 0.0 else 0.0
         for s in range(n):
             loss[s] = -tot[s]
         if b > a:
-            v, _ = _measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method,
+            v, _ = measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method,
                                 buf_v, buf_i)
             out_value[u] = v if v > 0.0 else 0.0
         else:
@@ -166,8 +166,8 @@ class RiskEngine(ReferenceEngine):
                 w, plan = None, (0, 0.0, 1, 0)
             else:
                 w = normalise_weights(scen.weights, scen.n)
-                k_eq, atom, m = _tail_plan(scen.n, 1.0 - p.confidence, w)
-                plan = (k_eq, atom, m, _choose_method(m, w is not None))
+                k_eq, atom, m = tail_plan(scen.n, 1.0 - p.confidence, w)
+                plan = (k_eq, atom, m, choose_method(m, w is not None))
             fam = _Family(ccy, scen, w if w is not None else np.empty(0), plan)
             fam.pnl = np.empty((0, scen.n))
             fam.lookup = np.full(len(self.live.instruments.instruments), -1, dtype=np.int64)

@@ -65,7 +65,7 @@ _INSERTION_MAX_M_EQUAL = 128
 _INSERTION_MAX_M_WEIGHTED = 256
 
 
-def _choose_method(m: int, weighted: bool) -> int:
+def choose_method(m: int, weighted: bool) -> int:
     """Selection method for a tail buffer of ``m`` scenarios."""
     if weighted:
         return SELECT_INSERTION if m <= _INSERTION_MAX_M_WEIGHTED else SELECT_SORT
@@ -333,7 +333,7 @@ def _insert_top(
 
 
 @numba.njit(cache=True, nogil=True)
-def _measure_row(
+def measure_row(
     loss: FloatArray,
     code: int,
     p: float,
@@ -485,7 +485,7 @@ def _aggregate_kernel(
                 for s in range(n_scen):
                     loss[s] -= q * row[s]
                 j += 1
-            val, iw = _measure_row(
+            val, iw = measure_row(
                 loss, code, p, tol, weights, k_eq, atom_eq, m, method, buf_v, buf_i
             )
             out_worst[u] = iw
@@ -505,7 +505,7 @@ def _chunks(unit_ptr: IntArray, n_chunks: int) -> IntArray:
     return bounds
 
 
-def _tail_plan(n: int, p: float, w: FloatArray | None) -> tuple[int, float, int]:
+def tail_plan(n: int, p: float, w: FloatArray | None) -> tuple[int, float, int]:
     """(k_eq, atom_eq, m): equal-weight VaR position and atom, and the selection size m."""
     if w is None:
         k_eq = min(int(np.floor(p * n + TAIL_TOLERANCE * n)), n - 1)
@@ -527,9 +527,9 @@ def _run_kernel(a: _Inputs, method: int | None = None, n_chunks: int | None = No
     n_scen = a.pnl.shape[1]
     code = _MEASURE_CODE[a.measure]
     p = 1.0 - a.confidence if a.confidence is not None else 0.0
-    k_eq, atom_eq, m = _tail_plan(n_scen, p, a.weights) if code else (0, 0.0, 1)
+    k_eq, atom_eq, m = tail_plan(n_scen, p, a.weights) if code else (0, 0.0, 1)
     if method is None:
-        method = _choose_method(m, a.weights is not None)
+        method = choose_method(m, a.weights is not None)
     if method == SELECT_PARTITION and a.weights is not None:
         raise ValueError("selection: partition supports equal weights only")
     if n_chunks is None:
