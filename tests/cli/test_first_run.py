@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import margin_engine as me
 from margin_engine.cli.main import app
-from margin_engine.demo.run import write_sample
+from margin_engine.demo.run import next_commands, write_sample
 from margin_engine.models.core.registry import model_class, model_names
 
 runner = CliRunner()
@@ -40,6 +40,15 @@ def test_the_demo_history_is_current_for_the_demo_market(tmp_path):
               "--no-liquidation", "--format", "json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["warnings"] == []  # the file was used, not the fallback
+
+
+def test_the_demo_suggests_commands_that_run(demo):
+    book, market = demo
+    lines = next_commands(book, market, "binance-usdm")
+    for line in lines[:2]:  # "[next:] COMMAND compute|whatif ARGS..."
+        res = run(*line.removeprefix("next:").split()[1:])
+        assert res.exit_code == 0, res.output
+    assert "serve --model binance-usdm" in lines[2]
 
 
 def test_the_command_make_demo_suggests_margins_what_it_can(demo):

@@ -41,6 +41,15 @@ def command_name() -> str:
         return str(argv0)
 
 
+def next_commands(book: Path, market: Path, model: str) -> list[str]:
+    """What to try after the demo: margin the book, check an order, start the service."""
+    me = command_name()
+    return [f"next: {me} compute {book} {market} --model {model}",
+            f"      {me} whatif {book} {market} --model {model} --account btc-long-cross "
+            f"--order BTCUSDT:1",
+            f"      {me} serve --model {model}   # the REST/WebSocket service, docs/service.md"]
+
+
 def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
     """Write ``market.json``, ``book.json`` and ``history.csv`` under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -98,6 +107,6 @@ def run_demo(out: Path, *, seed: int, console: Console, as_json: bool) -> Compar
         console.print(table)
     console.print(f"files: {market_path}, {book_path}, {history_path}, "
                   f"{out / 'comparison.json'}")
-    console.print(f"next: {command_name()} compute {book_path} {market_path} --model "
-                  f"{models[0].name}", highlight=False)
+    for line in next_commands(book_path, market_path, models[0].name):
+        console.print(line, highlight=False)
     return cmp
