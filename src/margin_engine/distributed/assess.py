@@ -12,8 +12,7 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.models.core.base import MarginModel
-from margin_engine.models.core.units import MarginUnit
-from margin_engine.policy.assess import AccountReport, assess_book
+from margin_engine.policy.assess import AccountReport, assess_book, prepare_book
 from margin_engine.policy.health import HealthPolicy
 
 from .partition import balanced_bounds
@@ -70,13 +69,7 @@ def broadcast_model(model: MarginModel, book: Book, market: MarketSnapshot) -> M
     (:meth:`~margin_engine.models.core.base.MarginModel.prepare` — the risk-based family keeps
     every instrument's scenario P&L bound to ``market``), so that workers read rows instead of
     revaluing. Shipped together with ``market`` in one pickle, the binding survives."""
-    pairs: list[tuple[MarginUnit, Account]] = []
-    for account in book.accounts:
-        try:
-            pairs.extend((u, account) for u in model.units(account, market))
-        except InputError:
-            continue  # reported, in account order, by the assessment itself
-    model.prepare(pairs, market)
+    prepare_book(model, book, market, skip_refused=True)
     return model
 
 

@@ -147,6 +147,21 @@ def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,
     return out
 
 
+def prepare_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
+                 skip_refused: bool = False) -> None:
+    """The whole-book step: ``model.prepare`` sees every unit of ``book`` (scenario models
+    revalue each instrument once per scenario set). An account the model refuses raises its
+    error under ``accounts[i]``, or with ``skip_refused`` is left for the assessment to report."""
+    pairs: list[tuple[MarginUnit, Account]] = []
+    for i, account in enumerate(book.accounts):
+        try:
+            pairs.extend((u, account) for u in model.units(account, market))
+        except InputError as exc:
+            if not skip_refused:
+                raise exc.within(f"accounts[{i}]") from None
+    model.prepare(pairs, market)
+
+
 def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
                 policy: HealthPolicy | None = None,
                 liquidation_prices: bool = True) -> list[AccountReport]:
@@ -179,13 +194,7 @@ def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
     InputError
         The first problem, its path under ``accounts[i]``.
     """
-    pairs: list[tuple[MarginUnit, Account]] = []
-    for i, account in enumerate(book.accounts):
-        try:
-            pairs.extend((u, account) for u in model.units(account, market))
-        except InputError as exc:
-            raise exc.within(f"accounts[{i}]") from None
-    model.prepare(pairs, market)
+    prepare_book(model, book, market)
     reports = []
     for i, account in enumerate(book.accounts):
         try:
