@@ -19,7 +19,7 @@ from margin_engine import __version__
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.models.core.base import MarginModel
 
-from . import http_errors, routes, stream
+from . import dashboard, http_errors, routes, stream
 from .auth import operator_key as env_operator_key
 from .core import ServiceCore
 from .http_errors import error_body
@@ -139,6 +139,7 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
     http_errors.install(app)
     app.include_router(routes.router)
     app.include_router(stream.router)
+    dashboard.install(app)  # issue 13: /dashboard pages and their read-only endpoints
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app
 
