@@ -72,7 +72,8 @@ function onEvent(ev) {
   if (a && ev.status) {
     Object.assign(a, { status: ev.status, equity: Number(ev.equity),
                        initial_margin: Number(ev.initial_margin),
-                       maintenance_margin: Number(ev.maintenance_margin) });
+                       maintenance_margin: Number(ev.maintenance_margin),
+                       margin_ratio: ev.margin_ratio === null ? null : Number(ev.margin_ratio) });
   }
   if (currentRoute().name === "overview") { renderOverviewBody(); renderEvents(); }
   scheduleRefresh();
