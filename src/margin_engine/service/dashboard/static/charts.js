@@ -64,6 +64,8 @@ export function drawHeatmap(canvas, rm, width = 760) {
   g.font = "bold 12px system-ui, sans-serif";
   g.fillText(`worst: ${num(rm.worst.pnl, 0)} ${rm.currency}`,
              wp > nP / 2 ? wx + cw : wx, top - 12);
+  // where the cells are (CSS pixels), for tests and tools reading the picture
+  canvas.dataset.layout = JSON.stringify({ left, top, cw, ch, nP, nV });
   return { scale, liqLoss };
 }
 
