@@ -42,12 +42,15 @@ def command_name() -> str:
 
 
 def next_commands(book: Path, market: Path, model: str) -> list[str]:
-    """What to try after the demo: margin the book, check an order, start the service."""
+    """What to try after the demo: margin the book, check an order, start the service and
+    open its dashboard."""
     me = command_name()
     return [f"next: {me} compute {book} {market} --model {model}",
             f"      {me} whatif {book} {market} --model {model} --account btc-long-cross "
             f"--order BTCUSDT:1",
-            f"      {me} serve --model {model}   # the REST/WebSocket service, docs/service.md"]
+            f"      {me} serve --model {model}   # the REST/WebSocket service, docs/service.md",
+            "      then open http://127.0.0.1:8000/dashboard/ with the operator key it prints"
+            "   # the web dashboard, docs/dashboard.md"]
 
 
 def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
