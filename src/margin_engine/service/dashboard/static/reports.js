@@ -52,16 +52,39 @@ function backtest(run) {
        el("span", { class: "key loss" }, `realised loss over ${run.horizon_days} day(s)`), " · ",
        `${marks.length} exceedances in ${s.date.length} days (${run.currency})`),
     el("div", { class: "scroll" }, canvas),
-    el("div", { class: "scroll" }, kvTable("Statistics", run.statistics)));
+    el("details", {}, el("summary", {}, "Every statistic"),
+       el("div", { class: "scroll" }, kvTable("Statistics", run.statistics))));
   requestAnimationFrame(() => lineChart(canvas, [
     { values: s.margin, colour: "#1f5fbf" }, { values: s.realised_loss, colour: "#e08a00" }], { marks }));
   return out;
 }
 
+function pick(obj, path) {
+  return path.split(".").reduce((o, k) => (o && typeof o === "object" ? o[k] : undefined), obj);
+}
+
+function headline(runs) {
+  const cols = [["Days", "coverage.n_obs", 0], ["Exceedances", "coverage.n_exceptions", 0],
+                ["Coverage", "coverage.coverage", 4], ["Kupiec p", "kupiec.p_value", 4],
+                ["Christoffersen p (cc)", "christoffersen.p_value_cc", 4],
+                ["Traffic light", "traffic_light_last_250.zone", null],
+                ["Mean margin", "mean_margin", 0], ["Max loss", "max_loss", 0]];
+  return el("table", { id: "backtest-summary" }, el("caption", {}, "The runs side by side"),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Run"),
+       cols.map(([h, , d]) => el("th", { scope: "col", class: d === null ? null : "num" }, h)))),
+    el("tbody", {}, runs.map((r) => el("tr", {}, el("th", { scope: "row" }, r.label),
+       cols.map(([, path, d]) => {
+         const v = pick(r.statistics, path);
+         return el("td", { class: d === null ? null : "num" },
+                   typeof v === "number" ? num(v, d) : String(v ?? "—"));
+       })))));
+}
+
 export function renderReport(target, doc, name) {
   const runs = runsOf(doc);
   if (runs.length) {
-    target.replaceChildren(el("h4", {}, `${name}: backtest, ${runs.length} run(s)`), ...runs.map(backtest));
+    target.replaceChildren(el("h4", {}, `${name}: backtest, ${runs.length} run(s), confidence ${runs[0].confidence}`),
+                           el("div", { class: "scroll" }, headline(runs)), ...runs.map(backtest));
     return;
   }
   if (!doc || typeof doc !== "object") throw new Error("not a JSON object");
