@@ -9,6 +9,7 @@ const state = { operator: false, accounts: new Map(), events: [], ws: null, wsSt
                 sort: { key: "margin_ratio", dir: -1 }, filter: "", status: "all",
                 model: "", market: "", refreshTimer: null };
 const page = () => document.getElementById("page");
+const POLL_MS = 5000;
 
 function setTitle(text) { document.title = `${text} · margin-engine`; }
 function focusMain() { document.getElementById("main").focus({ preventScroll: true }); }
@@ -29,6 +30,8 @@ async function signIn(key) {
   document.getElementById("login").hidden = true;
   document.getElementById("nav").hidden = false;
   connect();
+  // status changes arrive over the WebSocket; figures that move without one are polled
+  setInterval(() => { if (currentRoute().name === "overview") refreshAccounts(); }, POLL_MS);
 }
 function signOut() {
   clearKey();
@@ -132,6 +135,10 @@ function renderOverviewBody() {
   const wrap = document.getElementById("accounts-wrap");
   if (!wrap) return;
   const rows = visibleAccounts();
+  const focused = wrap.contains(document.activeElement) ? document.activeElement : null;
+  const refocus = focused?.dataset.key ? `button[data-key="${focused.dataset.key}"]`
+    : focused?.closest("tr")?.dataset.account
+      ? `tr[data-account="${CSS.escape(focused.closest("tr").dataset.account)}"] a` : null;
   const head = el("tr", {}, COLUMNS.map(([key, label, numeric]) => {
     const sorted = state.sort.key === key;
     return el("th", { scope: "col", class: numeric ? "num" : null,
@@ -139,7 +146,6 @@ function renderOverviewBody() {
       el("button", { type: "button", class: "sort", onclick: () => {
         state.sort = { key, dir: sorted ? -state.sort.dir : (numeric ? -1 : 1) };
         renderOverviewBody();
-        document.querySelector(`th[aria-sort] button[data-key="${key}"]`)?.focus();
       }, "data-key": key }, label, sorted ? (state.sort.dir > 0 ? " ▲" : " ▼") : ""));
   }));
   const body = rows.map((a) => el("tr", { class: a.status, "data-account": a.id },
@@ -164,6 +170,7 @@ function renderOverviewBody() {
   wrap.replaceChildren(el("table", { id: "accounts" },
     el("caption", {}, "Accounts (select a column header to sort; margin ratio = MM / equity)"),
     el("thead", {}, head), el("tbody", {}, body), el("tfoot", {}, foot)));
+  if (refocus) wrap.querySelector(refocus)?.focus();
   const counts = document.getElementById("counts");
   const by = (s) => [...state.accounts.values()].filter((a) => a.status === s).length;
   counts.textContent = `${rows.length} of ${state.accounts.size} accounts shown · ` +
