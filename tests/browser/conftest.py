@@ -41,6 +41,7 @@ def chromium_path() -> str | None:
 class Server:
     url: str
     keys: dict[str, str]
+    banner: list[str]
     op: str = OP
 
     def client(self, key: str = OP) -> httpx.Client:
@@ -81,6 +82,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 time.sleep(0.1)
         else:
             pytest.fail("server did not start in 60 s")
+        assert proc.stdout is not None
+        banner = [proc.stdout.readline().strip() for _ in range(2)]  # printed before it listens
         keys: dict[str, str] = {}
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {OP}"},
                           timeout=30) as c:
@@ -92,7 +95,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                     "fill_id": f"f-{name}", "symbol": "BTCUSDT", "size": size,
                     "price": "72999.3"})
                 assert r.status_code == 200, r.text
-        yield Server(url, keys)
+        yield Server(url, keys, banner)
     finally:
         proc.terminate()
         try:

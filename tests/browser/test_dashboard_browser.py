@@ -37,6 +37,7 @@ def heatmap_pixels(page: Any) -> tuple[np.ndarray, dict[str, int]]:
 
 
 def test_operator_sees_a_margin_call_arrive_drills_in_and_tries_an_order(page, server):
+    assert server.banner[1] == f"dashboard: {server.url}/dashboard/ (docs/dashboard.md)"
     sign_in(page, server, server.op)
     rows = page.locator("#accounts tbody tr")
     assert rows.count() == 2

@@ -67,6 +67,7 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
     shown = f"[{host}]" if ":" in host else host
     print(f"margin-engine serving {mdl.name} on http://{shown}:{port} (database {db})",
           flush=True)
+    print(f"dashboard: http://{shown}:{port}/dashboard/ (docs/dashboard.md)", flush=True)
     if key.generated:
         print(f"operator key (shown once; set MARGIN_ENGINE_OPERATOR_KEY to keep it): {key.key}",
               flush=True)
