@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from PIL import Image
 
 from margin_engine.models.core.registry import model_names
 from margin_engine.service.merkle import build_proofs
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +109,13 @@ def test_operator_sees_a_margin_call_arrive_drills_in_and_tries_an_order(page, s
 
 
 def test_an_account_key_sees_only_its_own_and_checks_its_proof(page, server):
-    sign_in(page, server, server.keys["bob"])
+    page.goto(f"{server.url}/dashboard/")  # by keyboard: type the key, Enter
+    page.get_by_label("API key", exact=True).fill(server.keys["bob"])
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#accounts tbody tr")
+    page.get_by_role("button", name="Status").focus()
+    page.keyboard.press("Enter")
+    assert page.locator("th[aria-sort=ascending] button").inner_text().startswith("Status")
     assert page.locator("#accounts tbody tr").evaluate_all(
         "rs => rs.map(r => r.dataset.account)") == ["bob"]
     assert "account bob" in page.locator("#who").inner_text()
@@ -145,3 +154,35 @@ def test_the_browser_merkle_check_is_rfc6962_as_the_service_computes_it(page, se
     }""", [[p.to_json() for p in proofs]])
     assert got["out"] == [root] * 7
     assert all(b != root for b in got["bad"])
+
+
+def test_a_backtest_report_written_by_the_cli_opens_in_the_page(page, server, tmp_path):
+    from typer.testing import CliRunner
+
+    from margin_engine.cli.main import app
+
+    out = tmp_path / "run.json"
+    res = CliRunner().invoke(app, [
+        "backtest", "--history", str(ROOT / "docs/examples/prices.csv"), "--book",
+        str(ROOT / "docs/examples/long-btc.json"), "--model", "binance-usdm",
+        "--format", "json", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    run = json.loads(out.read_text())["backtests"][0]
+    sign_in(page, server, server.op)
+    page.goto(f"{server.url}/dashboard/#/reports")
+    page.set_input_files("#report-file", str(out))
+    row = page.locator("#backtest-summary tbody tr")
+    row.wait_for()
+    cells = row.locator("td").all_inner_texts()
+    assert row.locator("th").inner_text() == run["label"]
+    assert cells[:2] == [str(run["statistics"]["coverage"]["n_obs"]),
+                         str(run["statistics"]["coverage"]["n_exceptions"])]
+    assert page.locator("#report-view canvas").count() == 1
+    # any other JSON report: records as a table
+    other = tmp_path / "cascade.json"
+    other.write_text(json.dumps({"kind": "cascade", "rounds": [
+        {"round": 1, "liquidated": "alice", "price": 66000.0},
+        {"round": 2, "liquidated": "bob", "price": 64000.0}]}))
+    page.set_input_files("#report-file", str(other))
+    page.locator("#report-view table caption", has_text="rounds").wait_for()
+    assert page.locator("#report-view tbody tr", has_text="bob").count() == 1
