@@ -46,6 +46,8 @@ ACCOUNTS: tuple[tuple[str, str, tuple[tuple[str, float], ...]], ...] = (
     ("treasury", "500000", ()),
 )
 MARKS = {"BTCUSDT": 73005.0, "ETHUSDT": 2101.0}
+PAGES = ("overview", "account", "models", "reports")
+"""The PNGs written, ``<name>.png`` each, in this order."""
 
 
 def _free_port() -> int:
@@ -137,18 +139,18 @@ def shoot(out: Path, chromium: str) -> list[Path]:
                 _move(url, 0.08)
                 page.wait_for_selector("#events li.liquidation")
                 time.sleep(0.5)  # the debounced refresh of every row
-                shots.append(out / "overview.png")
+                shots.append(out / f"{PAGES[0]}.png")
                 page.screenshot(path=shots[-1])
                 page.goto(f"{url}/dashboard/#/account/fund-basis")
                 page.wait_for_selector("#heatmap[data-layout]")
                 page.get_by_label("Size (contracts, − sells)").fill("-1")
                 page.get_by_role("button", name="Try the order").click()
                 page.wait_for_selector("#whatif-result [role=status]")
-                shots.append(out / "account.png")
+                shots.append(out / f"{PAGES[1]}.png")
                 page.screenshot(path=shots[-1], full_page=True)
                 page.goto(f"{url}/dashboard/#/compare/fund-basis")
                 page.wait_for_selector("#page table caption:text('models')")
-                shots.append(out / "models.png")
+                shots.append(out / f"{PAGES[2]}.png")
                 page.screenshot(path=shots[-1], full_page=True)
                 page.goto(f"{url}/dashboard/#/reports/retail-7")
                 page.wait_for_selector("#proof-verdict")
@@ -156,7 +158,7 @@ def shoot(out: Path, chromium: str) -> list[Path]:
                     page.set_input_files("#report-file", str(report))
                     page.wait_for_selector("#report-view canvas")
                     time.sleep(0.3)
-                shots.append(out / "reports.png")
+                shots.append(out / f"{PAGES[3]}.png")
                 page.screenshot(path=shots[-1], full_page=True)
                 browser.close()
             return shots
