@@ -15,7 +15,7 @@ import math
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
@@ -23,10 +23,9 @@ from margin_engine.io.model_options import build_model
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.registry import model_names
 
-from ..access import may_see
+from ..access import Principal, caller, core_of, may_see
 from ..core import ServiceCore
 from ..errors import NotFoundError
-from ..routes import Caller, Core
 from .views import (
     DEFAULT_N_PRICE,
     DEFAULT_PRICE_RANGE,
@@ -36,6 +35,8 @@ from .views import (
 )
 
 router = APIRouter()
+Core = Annotated[ServiceCore, Depends(core_of)]
+Caller = Annotated[Principal, Depends(caller)]
 _models_lock = threading.Lock()
 
 
