@@ -245,7 +245,11 @@ async function renderAccount(id) {
     el("section", { "aria-labelledby": "liq-title" },
       el("h3", { id: "liq-title" }, "Liquidation prices"),
       axes.length ? axes : el("p", {}, "No liquidation price within reach (or the model gives none).")));
-  drawHeatmap(canvas, rm, Math.min(900, document.getElementById("main").clientWidth - 40));
+  if (rm.positions.length || rm.underlyings.length) {
+    drawHeatmap(canvas, rm, Math.min(900, document.getElementById("main").clientWidth - 40));
+  } else {
+    canvas.replaceWith(el("p", {}, "No positions and no coin collateral: every scenario's P&L is 0."));
+  }
 }
 
 function whatIfPanel(id, rep) {
