@@ -17,9 +17,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from margin_engine.domain.book import Account
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.model_options import build_model
+from margin_engine.live.events import AccountState
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.registry import model_names
 
@@ -63,13 +65,13 @@ def list_accounts(core: Core, who: Caller) -> dict[str, Any]:
     return {"accounts": rows, "market_timestamp": ts, "model": core.live.model.name}
 
 
-def _account(core: ServiceCore, account_id: str) -> tuple[Any, MarketSnapshot, str]:
+def _account(core: ServiceCore, account_id: str) -> tuple[Account, MarketSnapshot, AccountState]:
+    """The account, the market and its state, read together under the live book's lock."""
     with core.lock:
         if not core.live.has_account(account_id):
             raise NotFoundError("id", f"no account {account_id!r}")
         i = core.live.account_ids().index(account_id)
-        return (core.live.account_object(i), core.live.market,
-                core.live.state(account_id).currency)
+        return core.live.account_object(i), core.live.market, core.live.state(account_id)
 
 
 def _floats(text: str, path: str) -> list[float]:
@@ -92,10 +94,9 @@ def get_risk_matrix(account_id: str, core: Core, who: Caller,
     maintenance margin (a P&L below ``maintenance_margin − equity`` reaches liquidation) and
     the positions' marks and liquidation prices."""
     may_see(who, account_id)
-    account, market, currency = _account(core, account_id)
-    rm = risk_matrix(account, market, currency, price_range=price_range, n_price=n_price,
-                     vol_shifts=_floats(vol_shifts, "vol_shifts"))
-    state = core.live.state(account_id)
+    account, market, state = _account(core, account_id)
+    rm = risk_matrix(account, market, state.currency, price_range=price_range,
+                     n_price=n_price, vol_shifts=_floats(vol_shifts, "vol_shifts"))
     doc = rm.as_dict()
     doc.update({"account": account_id, "equity": state.equity,
                 "maintenance_margin": state.maintenance_margin,
