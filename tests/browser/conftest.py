@@ -125,13 +125,21 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh tab (own sessionStorage) at a laptop's 1366×768, failing on any page error."""
+def page(browser: Any, server: Server) -> Iterator[Any]:
+    """A fresh tab (own sessionStorage) at a laptop's 1366×768, failing on any page error and
+    on any request to another host than the service (no CDN, nothing fetched at run time)."""
     ctx = browser.new_context(viewport={"width": 1366, "height": 768})
     p = ctx.new_page()
     errors: list[str] = []
+    elsewhere: list[str] = []
+    host = server.url.split("://", 1)[1]
     p.on("pageerror", lambda e: errors.append(str(e)))
+    p.on("request", lambda r: None if r.url.split("://", 1)[-1].startswith(host + "/")
+         or r.url.startswith("data:") else elsewhere.append(r.url))
+    p.on("websocket", lambda ws: None if ws.url.startswith(f"ws://{host}/")
+         else elsewhere.append(ws.url))
     p.set_default_timeout(15_000)
     yield p
     ctx.close()
     assert errors == [], errors
+    assert elsewhere == [], elsewhere
