@@ -134,6 +134,9 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     elsewhere: list[str] = []
     host = server.url.split("://", 1)[1]
     p.on("pageerror", lambda e: errors.append(str(e)))
+    # console errors (a CSP refusal among them), less the 4xx answers the tests ask for
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error"
+         and not m.text.startswith("Failed to load resource") else None)
     p.on("request", lambda r: None if r.url.split("://", 1)[-1].startswith(host + "/")
          or r.url.startswith("data:") else elsewhere.append(r.url))
     p.on("websocket", lambda ws: None if ws.url.startswith(f"ws://{host}/")

@@ -174,6 +174,9 @@ def test_pages_are_served_and_reach_no_other_host(client):
     assert r.status_code in (302, 307) and r.headers["location"] == "/dashboard/"
     page = c.get("/dashboard/")
     assert page.status_code == 200 and 'type="module"' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp
+    assert "unsafe-inline" not in csp and page.headers["x-content-type-options"] == "nosniff"
     for f in sorted(STATIC.iterdir()):
         text = f.read_text()
         assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text), f.name  # no CDN
