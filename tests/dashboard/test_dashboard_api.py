@@ -172,6 +172,8 @@ def test_pages_are_served_and_reach_no_other_host(client):
     c, _ = client
     r = c.get("/", follow_redirects=False)
     assert r.status_code in (302, 307) and r.headers["location"] == "/dashboard/"
+    r = c.get("/dashboard", follow_redirects=False)  # relative module URLs need the slash
+    assert r.status_code in (302, 307) and r.headers["location"].endswith("/dashboard/")
     page = c.get("/dashboard/")
     assert page.status_code == 200 and 'type="module"' in page.text
     csp = page.headers["content-security-policy"]
