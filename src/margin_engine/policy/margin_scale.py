@@ -10,15 +10,17 @@ requirements in force::
 - ``m_mm = 1 + mm_share × (m − 1)`` (``mm_multiplier``) passes a share of the raise on to the
   maintenance margin (venues raise both together);
 - ``c`` (``mm_ceiling``) caps the raised MM at a fraction of the unit's IM: when a scale ``B``
-  replaces a scale ``A``, :func:`next_scale` sets ``c_B = mm_cap × min(m_A, m_B)`` with
-  ``mm_cap < 1``.
+  replaces a scale ``A``, :func:`next_scale` sets ``c_B = mm_cap × m_A`` on a raise
+  (``m_B > m_A``; ``mm_cap < 1``) and ``c_B = min(c_A, mm_cap × m_B)`` otherwise.
 
 **The raise alone never liquidates a healthy unit.** A unit healthy under ``A`` has
 ``equity ≥ m_A × IM`` and ``equity > MM'_A ≥ MM`` (``health.status``). Under ``B`` either
 ``MM'_B = MM < equity``, or ``MM'_B ≤ c_B × IM ≤ mm_cap × m_A × IM < m_A × IM ≤ equity``
 (when ``IM > 0``; with ``IM = 0`` the cap term is 0 and ``MM'_B = MM``). So ``equity > MM'_B``:
-the unit may get a margin call (``equity < m_B × IM``), never a liquidation. A lower multiplier
-lowers IM' and MM' (both are non-decreasing in ``m``), so a decrease only improves a status.
+the unit may get a margin call (``equity < m_B × IM``), never a liquidation. On a decrease
+``m_B``, ``m_mm`` and ``c`` all fall or stay, so IM' and MM' fall or stay and every status can
+only improve (a ceiling that followed ``m_B`` up again after a decrease could raise MM and
+liquidate an account already in margin call: hypothesis found that, hence the ``min``).
 With ``m ≥ 1``, ``0 ≤ mm_share ≤ 1`` and the model's ``MM ≤ IM``, ``MM' ≤ IM'`` holds too.
 
 ``tests/policy/test_margin_scale.py`` checks the property with hypothesis on unit figures and
@@ -118,8 +120,9 @@ def next_scale(current: MarginScale, multiplier: float, *, mm_share: float,
     mm_share : float
         Share of the raise passed on to MM, in [0, 1].
     mm_cap : float
-        The raised MM is capped at ``mm_cap × min(old, new multiplier) × IM``; in [0, 1)
-        (strictly below 1: the safety argument needs it).
+        On a raise the MM is capped at ``mm_cap × old multiplier × IM``; on a decrease (or
+        no change) the cap is the lower of ``current``'s and ``mm_cap × new multiplier × IM``;
+        in [0, 1) (strictly below 1: the safety argument needs it).
 
     Returns
     -------
@@ -132,8 +135,10 @@ def next_scale(current: MarginScale, multiplier: float, *, mm_share: float,
     m = float(multiplier)
     if not (math.isfinite(m) and m >= 1.0):
         raise ValueError(f"multiplier: must be a finite number >= 1, got {multiplier!r}")
+    old = current.im_multiplier
+    ceiling = mm_cap * old if m > old else min(current.mm_ceiling, mm_cap * m)
     return MarginScale(im_multiplier=m, mm_multiplier=1.0 + mm_share * (m - 1.0),
-                       mm_ceiling=mm_cap * min(current.im_multiplier, m))
+                       mm_ceiling=ceiling)
 
 
 def scaled_unit(req: UnitMargin, scale: MarginScale) -> UnitMargin:

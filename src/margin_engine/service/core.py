@@ -129,7 +129,8 @@ class ServiceCore:
         with self.lock:
             i = self.live.account_ids().index(account)
             return assess_account(self.live.model, self.live.account_object(i),
-                                  self.live.market, policy=self.live.policy)
+                                  self.live.market, policy=self.live.policy,
+                                  scale=self.live.scale)
 
     def what_if(self, account: str, orders: list[tuple[str, float, float | None]]) -> WhatIf:
         """The live book's pre-trade answer; nothing changes."""
