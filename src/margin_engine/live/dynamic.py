@@ -221,6 +221,7 @@ class ParameterChange:
         return {
             "parameter": "margin_multiplier", "change": self.change, "phase": self.phase,
             "old": self.old, "new": self.new,
+            "market_time": _iso(self.time),
             "effective_time": _iso(self.effective_time),
             "announced_time": _iso(self.announced_time),
             "reason": self.reason,
@@ -374,7 +375,8 @@ class LiveDynamic:
             out.append(ParameterChange(
                 now, "increase", "in_effect", before.multiplier, p.new_multiplier, now,
                 ann.announced_time if ann is not None else now,
-                ann.reason if ann is not None else "announced increase in effect",
+                f"in force as announced at {_iso(ann.announced_time)}: {ann.reason}"
+                if ann is not None else "announced increase in force",
                 self.scale, day, ratio, *regimes, inputs))
         for entry in ctl.log[n_log:]:
             if entry.kind == "decrease" or (entry.kind == "increase"
@@ -383,7 +385,8 @@ class LiveDynamic:
                 out.append(self._record(entry, now, now, "in_effect", self.scale, regimes))
             elif entry.kind == "increase":
                 eff = _midnight(entry.effective_date) + _dt.timedelta(days=1)
-                out.append(self._record(entry, now, eff, "announced", None, regimes))
+                out.append(self._record(entry, now, eff, "announced", None, regimes,
+                                        f"; on the feed: in force from {_iso(eff)}"))
             else:
                 out.append(self._record(entry, now, now, "cancelled", None, regimes))
         self.records.extend(out)
@@ -394,6 +397,7 @@ class LiveDynamic:
                                 mm_cap=self.config.mm_cap)
 
     def _record(self, e: LogEntry, now: _dt.datetime, eff: _dt.datetime, phase: Phase,
-                scale: MarginScale | None, regimes: tuple[str, str]) -> ParameterChange:
+                scale: MarginScale | None, regimes: tuple[str, str], note: str = ""
+                ) -> ParameterChange:
         return ParameterChange(now, e.kind, phase, e.old_multiplier, e.new_multiplier, eff, now,
-                               e.reason, scale, e.date, e.vol_ratio, *regimes, e.inputs)
+                               e.reason + note, scale, e.date, e.vol_ratio, *regimes, e.inputs)
