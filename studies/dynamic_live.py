@@ -4,13 +4,14 @@ core, and per status change whether the price move or the margin change caused i
 Run from the repository root (``../shared/data/real`` must be present)::
 
     python -m studies.dynamic_live [--data DIR] [--json docs/study/dynamic_live.json]
-                                   [--png docs/img/dynamic-live.png]
+                                   [--png docs/study/dynamic-live.png]
                                    [--page docs/dynamic-margin.md] [--seeds N] [--render-only]
 
 What it does, in process (no server, no feeds branch):
 
 - **Population**: the demo books (``demo.synthetic.generate_book``) of seeds ``1..N`` (12
-  accounts each, ids ``s<seed>-<id>``) on the demo market generated at 2026-02-04 00:00 UTC
+  accounts each, ids ``s<seed>-<id>``), each account also with its collateral × 0.75 and × 0.5
+  (``-x0.75``, ``-x0.5``: leaner accounts), on the demo market generated at 2026-02-04 00:00 UTC
   with the real BTC and ETH prices, opened in a :class:`service.core.ServiceCore` (SQLite in a
   temporary folder) through its own ``create_account`` and ``apply_fill`` at the books' entry
   prices; model ``deribit-pm``; accounts the model refuses are left out (listed).
@@ -66,6 +67,9 @@ VARIANTS: dict[str, dict[str, float]] = {
     "default": {},
     "raise-in-stress": {"buffer": 0.0, "stressed_buffer": 0.5},
 }
+LEAN = (0.75, 0.5)
+"""Collateral factors of the leaner copies of each demo account (accounts nearer their IM, as a
+crash finds them)."""
 SEVERITY = {"healthy": 0, "margin_call": 1, "liquidation": 2}
 
 
@@ -138,12 +142,17 @@ def _latest(series: list[tuple[datetime, float]], t: datetime) -> float:
 
 
 def _population(market_doc: dict[str, Any], seeds: int) -> list[dict[str, Any]]:
+    """The demo books of seeds 1..``seeds``, each account also with its collateral scaled by
+    each of :data:`LEAN` (ids ``s<seed>-<id>`` and ``s<seed>-<id>-x<factor>``)."""
     from margin_engine.demo.synthetic import generate_book
 
     out = []
     for s in range(1, seeds + 1):
         for a in generate_book(market_doc, seed=s)["accounts"]:
             out.append({**a, "id": f"s{s}-{a['id']}"})
+            for f in LEAN:
+                coll = {c: v * f for c, v in a["collateral"].items()}
+                out.append({**a, "id": f"s{s}-{a['id']}-x{f:g}", "collateral": coll})
     return out
 
 
@@ -234,6 +243,10 @@ def run_variant(name: str, inp: Inputs, seeds: int, workdir: Path) -> dict[str, 
     repo = Repository.open(f"sqlite:///{workdir / (name + '.db')}")
     try:
         core = ServiceCore.open(model, market_start, repo, dynamic=dyn)
+        # Loading: one Merkle commitment at the end instead of one per account and fill (the
+        # commitment is over every account, so per change it is quadratic in the population).
+        publish = core.publish_commitment
+        core.publish_commitment = lambda: None  # type: ignore[method-assign]
         left_out: list[dict[str, str]] = []
         for a in _population(doc, seeds):
             acct = parse_model(Account, a, "account")
@@ -251,22 +264,31 @@ def run_variant(name: str, inp: Inputs, seeds: int, workdir: Path) -> dict[str, 
                     core.live.instruments.mark[core.live.instruments.index[p.symbol]]))
                 core.apply_fill(acct.id, f"{acct.id}-{j}", p.symbol, Decimal(repr(p.size)),
                                 price, actor="study")
+        core.publish_commitment = publish  # type: ignore[method-assign]
+        core.publish_commitment()
         live = core.live
         ids = live.account_ids()
         hours: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         params: list[dict[str, Any]] = []
 
+        m0 = live.scale.im_multiplier
+        im0 = {s.id: s.initial_margin / m0 for s in live.states()}  # model IM at the start
+
         def row(t: datetime) -> dict[str, Any]:
             st = live.states()
             mk = live.market
+            m = live.scale.im_multiplier
             im = sum(_usd(mk, s.initial_margin, s.currency) for s in st)
+            rel = [s.initial_margin / im0[s.id] for s in st if im0[s.id] > 0]
             counts = {k: sum(1 for s in st if s.status.value == k) for k in SEVERITY}
             return {"time": _iso(t), "btc": mk.index["BTC"], "eth": mk.index["ETH"],
                     "btc_atm_iv": atm_implied_vol(mk, "BTC"),
                     "multiplier": live.scale.im_multiplier,
                     "mm_multiplier": live.scale.mm_multiplier,
-                    "im_usd": im, "model_im_usd": im / live.scale.im_multiplier, **counts}
+                    "im_usd": im, "model_im_usd": im / m,
+                    "im_rel_median": float(np.median(rel)),
+                    "model_im_rel_median": float(np.median(rel)) / m, **counts}
 
         hours.append(row(t0))
         t = t0 + timedelta(hours=1)
@@ -340,11 +362,15 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
                  if c["price_only"] == "healthy" and c["after"] == "liquidation")
     h = run["hours"]
     peak = max(h, key=lambda r: r["im_usd"])
+    rel = max(h, key=lambda r: r["im_rel_median"])
     return {"transitions": dict(sorted(by.items())), "healthy_to_liquidation_by_margin": unsafe,
             "im_start": h[0]["im_usd"], "im_peak": peak["im_usd"], "im_peak_time": peak["time"],
             "model_im_start": h[0]["model_im_usd"],
             "model_im_peak": max(r["model_im_usd"] for r in h), "im_end": h[-1]["im_usd"],
-            "model_im_end": h[-1]["model_im_usd"]}
+            "model_im_end": h[-1]["model_im_usd"],
+            "rel_start": h[0]["im_rel_median"], "rel_peak": rel["im_rel_median"],
+            "rel_peak_time": rel["time"], "rel_end": h[-1]["im_rel_median"],
+            "model_rel_peak": max(r["model_im_rel_median"] for r in h)}
 
 
 # -- the page ------------------------------------------------------------------------------------
@@ -401,6 +427,14 @@ def render(doc: dict[str, Any]) -> str:
             out.append(f"| {r['variant']} | {p['market_time']} | {p['change']} | "
                        f"{p['phase']} | {float(p['old']):.4g} → {float(p['new']):.4g} | "
                        f"{p['effective_time']} | {reason} |")
+    out += ["", "When margin rose: the median account's IM in force, relative to its model IM "
+            "at the start (own currency):", "",
+            "| setting | start | peak (time) | end | model alone: peak |", "|---|---|---|---|---|"]
+    for r in runs:
+        s = r["summary"]
+        out.append(f"| {r['variant']} | {s['rel_start']:.3f} | {s['rel_peak']:.3f} "
+                   f"({s['rel_peak_time'][5:16].replace('T', ' ')}) | {s['rel_end']:.3f} | "
+                   f"{s['model_rel_peak']:.3f} |")
     out += ["", "Total initial margin of the population (million USD) and status changes by "
             "cause (status recomputed with the old multipliers on the new prices):", "",
             "| setting | IM start | IM peak (time) | IM end | model IM start → end "
@@ -440,8 +474,9 @@ def replace_generated(page: str, body: str) -> str:
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:
-    """Three panels: BTC and its ATM IV; total IM with and without the controller and the
-    multiplier; accounts in margin call and liquidation."""
+    """Three panels: BTC and its ATM IV; the median account's IM (in force, and the model's)
+    relative to its model IM at the start, and the multiplier; accounts in margin call and
+    liquidation."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -458,13 +493,14 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     tw.set_ylabel("ATM IV (%)")
     ax[0].legend(loc="upper right")
     ax[0].set_title("2026-02-04..06 replayed hourly through the service core")
-    ax[1].plot(t, [r["model_im_usd"] / 1e6 for r in first], color="grey", ls="--",
+    ax[1].plot(t, [r["model_im_rel_median"] for r in first], color="grey", ls="--",
                label="model IM (multiplier 1)")
     m = ax[1].twinx()
     for run in doc["runs"]:
         h = run["hours"]
         c = colours.get(run["variant"])
-        ax[1].plot(t, [r["im_usd"] / 1e6 for r in h], color=c, label=f"IM, {run['variant']}")
+        ax[1].plot(t, [r["im_rel_median"] for r in h], color=c,
+                   label=f"IM in force, {run['variant']}")
         m.step(t, [r["multiplier"] for r in h], where="post", color=c, alpha=0.5, ls=":")
         for p in run["parameter_events"]:
             x = datetime.fromisoformat(str(p["market_time"]).replace("Z", "+00:00"))
@@ -475,7 +511,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         ax[2].plot(t, [r["liquidation"] for r in h], color=c, ls="--",
                    label=f"liquidation, {run['variant']}")
     m.set_ylabel("multiplier (dotted)")
-    ax[1].set_ylabel("total IM (million USD)")
+    ax[1].set_ylabel("median account IM / its model IM at start")
     ax[1].legend(loc="upper left", fontsize=8)
     ax[2].set_ylabel("accounts")
     ax[2].legend(loc="upper left", fontsize=8)
@@ -490,9 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m studies.dynamic_live")
     ap.add_argument("--data", type=Path, default=Path("../shared/data/real"))
     ap.add_argument("--json", type=Path, default=Path("docs/study/dynamic_live.json"))
-    ap.add_argument("--png", type=Path, default=Path("docs/img/dynamic-live.png"))
+    ap.add_argument("--png", type=Path, default=Path("docs/study/dynamic-live.png"))
     ap.add_argument("--page", type=Path, default=Path("docs/dynamic-margin.md"))
-    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--render-only", action="store_true")
     a = ap.parse_args(argv)
     if a.render_only:
