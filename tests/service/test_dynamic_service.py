@@ -89,3 +89,51 @@ def test_without_dynamic_a_regime_field_is_refused(db_url: str) -> None:
     with TestClient(app) as c:
         r = c.post("/v1/market", json={"regime": {"funding": 0.001}}, headers=OP)
         assert r.status_code == 400 and r.json()["error"].startswith("regime: ")
+
+
+def test_serve_dynamic_as_a_process_publishes_margin_parameters(tmp_path: Path) -> None:
+    """``margin-engine serve --model binance-usdm --dynamic`` (demo market, synthetic seed
+    history): a day of funding stress pushed over HTTP gives an ``announced`` increase 1.25 →
+    1.375 effective 24 h after the update that closed the day."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = "dynamic-operator-key-0123456789"
+    env = {**os.environ, "MARGIN_ENGINE_OPERATOR_KEY": key,
+           "PYTHONPATH": str(ROOT / "src")}
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from margin_engine.cli.main import app; app()", "serve",
+         "--model", "binance-usdm", "--db", f"sqlite:///{tmp_path / 'd.db'}", "--port",
+         str(port), "--dynamic"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):  # a start deadline, not a timing assertion
+            try:
+                with urllib.request.urlopen(f"{url}/healthz") as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                time.sleep(0.1)
+        h = {"Authorization": f"Bearer {key}"}
+        for ts in ("2026-02-04T12:00:00Z", "2026-02-05T00:00:00Z"):
+            r = httpx.post(f"{url}/v1/market", headers=h,
+                           json={"timestamp": ts, "regime": {"funding": 0.001}})
+            assert r.status_code == 200, r.text
+        (ev,) = httpx.get(f"{url}/v1/events", headers=h).json()["events"]
+        assert (ev["type"], ev["phase"], ev["old"]) == ("margin_parameters", "announced", "1.25")
+        assert float(ev["new"]) == pytest.approx(1.375)
+        assert ev["effective_time"] == "2026-02-06T00:00:00Z"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
