@@ -58,12 +58,18 @@ def test_raise_is_announced_applied_and_causes_a_margin_call(db_url: str) -> Non
         assert c.get("/v1/events", headers=OP).json()["events"] == []
 
         kinds = []
-        for ts in ("2026-02-04T12:00:00Z", "2026-02-05T00:00:00Z", "2026-02-05T12:00:00Z",
-                   "2026-02-06T00:00:00Z"):
-            r = c.post("/v1/market", json={"timestamp": ts, "regime": {"funding": 0.001}},
-                       headers=OP)
-            assert r.status_code == 200, r.text
-            kinds.append([(e["type"], e.get("phase")) for e in r.json()["events"]])
+        with c.websocket_connect(f"/v1/stream?token={key['Authorization'][7:]}") as ws:
+            for ts in ("2026-02-04T12:00:00Z", "2026-02-05T00:00:00Z",
+                       "2026-02-05T12:00:00Z", "2026-02-06T00:00:00Z"):
+                r = c.post("/v1/market", json={"timestamp": ts, "regime": {"funding": 0.001}},
+                           headers=OP)
+                assert r.status_code == 200, r.text
+                kinds.append([(e["type"], e.get("phase")) for e in r.json()["events"]])
+            # the owner's stream carries the market-wide announcements and its margin call
+            pushed = [ws.receive_json() for _ in range(3)]
+        assert [(e["type"], e.get("phase")) for e in pushed] == [
+            ("margin_parameters", "announced"), ("margin_parameters", "in_effect"),
+            ("margin_call", None)]
         assert kinds == [[], [("margin_parameters", "announced")], [],
                          [("margin_parameters", "in_effect"), ("margin_call", None)]]
         events = c.get("/v1/events", headers=OP).json()["events"]
