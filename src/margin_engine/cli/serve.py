@@ -1,5 +1,5 @@
 """``margin-engine serve [--db URL] [--host H] [--port P] --model NAME [--param k=v ...]
-[--history FILE ...] [--market FILE]``: the margin service (DESIGN §8) under uvicorn.
+[--history FILE ...] [--market FILE] [--dynamic]``: the margin service (DESIGN §8) under uvicorn.
 
 Without ``--market`` the service starts on the demo market (``margin_engine.demo.synthetic``,
 seed 7); without ``--db`` on ``sqlite:///margin-engine.db``. It prints its URL and, when it
@@ -21,8 +21,19 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_market, parse_model
 from margin_engine.io.model_options import build_model
+from margin_engine.io.series import load_price_series, synthetic_series
+from margin_engine.live.dynamic import LiveDynamic, LiveDynamicConfig
 
 DEFAULT_DB = "sqlite:///margin-engine.db"
+
+
+def live_dynamic(history: list[Path] | None, market: MarketSnapshot) -> LiveDynamic:
+    """The dynamic controller of ``serve --dynamic``: default settings, its realised-vol seed
+    from the ``--history`` files (else the embedded synthetic history ending the day before
+    the market, the same rule as the models')."""
+    seed = (load_price_series(history) if history
+            else synthetic_series(market.timestamp.date()))
+    return LiveDynamic(LiveDynamicConfig(), seed)
 
 
 @app.command()
@@ -36,7 +47,10 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
           history: HistoryOpt = None,
           market: Annotated[Path | None, typer.Option(
               "--market", help="market snapshot JSON at start (default: the demo market)")]
-          = None) -> None:
+          = None,
+          dynamic: Annotated[bool, typer.Option(
+              "--dynamic", help="run the dynamic margin controller on the feed "
+              "(docs/dynamic-margin.md, Live)")] = False) -> None:
     """Run the margin service: REST + WebSocket, durable storage, audit log, proofs."""
     import uvicorn
 
@@ -48,6 +62,7 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         snap = load_market(market) if market is not None else parse_model(
             MarketSnapshot, generate_market(seed=7), "market")
         mdl, note = build_model(model, parse_params(param), history, snap)
+        controller = live_dynamic(history, snap) if dynamic else None
         try:
             key = operator_key()
         except ValueError as exc:
@@ -63,7 +78,7 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         return
     if note:
         err_console.print(f"note: {note}", style="dim")
-    application = create_app(mdl, snap, db, operator_key=key.key)
+    application = create_app(mdl, snap, db, operator_key=key.key, dynamic=controller)
     shown = f"[{host}]" if ":" in host else host
     print(f"margin-engine serving {mdl.name} on http://{shown}:{port} (database {db})",
           flush=True)

@@ -32,6 +32,7 @@ from margin_engine.models.core.units import MarginUnit
 from margin_engine.policy import health
 from margin_engine.policy.assess import AccountReport, assess_account
 from margin_engine.policy.health import HealthPolicy, Status
+from margin_engine.policy.margin_scale import IDENTITY, MarginScale
 
 _SEVERITY = {Status.HEALTHY: 0, Status.MARGIN_CALL: 1, Status.LIQUIDATION: 2}
 _STATUS = (Status.HEALTHY, Status.MARGIN_CALL, Status.LIQUIDATION)
@@ -126,6 +127,7 @@ class LiveBook:
                                  tuple[int, np.ndarray, np.ndarray]] = {}
         self._acct_concat: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray]] = {}
         self._seq = 0
+        self.scale: MarginScale = IDENTITY  # the dynamic multiplier in force (policy.margin_scale)
         self.engine: ReferenceEngine = ReferenceEngine(self)
         for i in range(len(self._accounts)):
             try:
@@ -354,6 +356,30 @@ class LiveBook:
         self._stale.add(i)
         return self._account_changed(i, "deposit")
 
+    def set_margin_scale(self, scale: MarginScale, *, emit: bool = True) -> list[Event]:
+        """Put a dynamic margin multiplier in force (:mod:`~margin_engine.policy.margin_scale`)
+        and re-margin every unit at the current market.
+
+        Parameters
+        ----------
+        scale : MarginScale
+            The multipliers on each unit's IM and MM from now on.
+        emit : bool
+            False: update the statuses without reporting changes (at start).
+
+        Returns
+        -------
+        list of Event
+            The status changes the new parameters alone caused (``cause`` =
+            ``"margin_parameters"``).
+        """
+        if not isinstance(scale, MarginScale):
+            raise InputError("scale", f"expected a MarginScale, got {type(scale).__name__}")
+        self.scale = scale
+        self._reports.clear()
+        return self._remargin(self.live_slots(), cause="margin_parameters", emit=emit,
+                              accounts=set(range(len(self._accounts))))
+
     # -- questions ------------------------------------------------------------------------------
     def what_if(self, account_id: str, orders: Sequence[tuple[str, float, float | None]]
                 | Sequence[Mapping[str, Any]]) -> WhatIf:
@@ -396,7 +422,8 @@ class LiveBook:
             rep = self._reports.get(i) if not liquidation_prices else None
             if rep is None:
                 rep = assess_account(self.model, self.account_object(i), self._market,
-                                     policy=self.policy, liquidation_prices=liquidation_prices)
+                                     policy=self.policy, liquidation_prices=liquidation_prices,
+                                     scale=self.scale)
                 if not liquidation_prices:
                     self._reports[i] = rep
             out.append(rep)
@@ -545,6 +572,8 @@ class LiveBook:
         sl = np.asarray(slots, dtype=np.int64)
         if sl.size:
             im, mm = self.engine.margins(slots)
+            if not self.scale.is_identity:
+                im, mm = self.scale.apply(im, mm)
             self._im.a[sl] = im
             self._mm.a[sl] = mm
             self._eq.a[sl] = self._coll.a[sl] + self._converted_sums(
@@ -729,7 +758,7 @@ class LiveBook:
             got = self.engine.what_if(slot, ods)
             if got is None:
                 return None
-            im_mm[slot] = got
+            im_mm[slot] = self.scale.apply_one(*got) if not self.scale.is_identity else got
         return self._aggregate(i, im_mm=im_mm, eq_delta=eq_delta, whole_delta=whole)
 
     def _convert(self, value: float, g: int, currency: str) -> float:
@@ -745,7 +774,7 @@ class LiveBook:
             account = fill_account(account, self._market,
                                    self.instruments.instruments[k].symbol, q, px)
         rep = assess_account(self.model, account, self._market, policy=self.policy,
-                             liquidation_prices=False)
+                             liquidation_prices=False, scale=self.scale)
         return AccountState(rep.id, rep.currency, rep.initial_margin, rep.maintenance_margin,
                             rep.equity, rep.available_balance, rep.margin_ratio, rep.status)
 

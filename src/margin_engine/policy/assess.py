@@ -18,6 +18,7 @@ from margin_engine.models.core.valuation import mark
 from margin_engine.policy import health
 from margin_engine.policy.health import HealthPolicy, Status
 from margin_engine.policy.liquidation import fast_liquidation_band, nearest
+from margin_engine.policy.margin_scale import MarginScale, scaled_unit
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,15 @@ _SEVERITY = {Status.HEALTHY: 0, Status.MARGIN_CALL: 1, Status.LIQUIDATION: 2}
 
 def assess_account(model: MarginModel, account: Account, market: MarketSnapshot, *,
                    policy: HealthPolicy | None = None,
-                   liquidation_prices: bool = True) -> AccountReport:
+                   liquidation_prices: bool = True,
+                   scale: MarginScale | None = None) -> AccountReport:
     """Margin, health and liquidation prices of one account under ``model``.
 
     Positions in the same symbol are netted first (:func:`~margin_engine.domain.book.
-    net_positions`), so every model margins one net position per symbol.
+    net_positions`), so every model margins one net position per symbol. ``scale`` (a dynamic
+    margin multiplier, :mod:`~margin_engine.policy.margin_scale`) raises each unit's IM and MM
+    (the raise shows as the ``dynamic_adjustment`` component; liquidation prices stay the
+    model's).
     """
     policy = policy or HealthPolicy()
     account = net_positions(account, market)
@@ -77,6 +82,8 @@ def assess_account(model: MarginModel, account: Account, market: MarketSnapshot,
     pos_reports: dict[int, PositionReport] = {}
     for unit in units:
         req = model.margin_unit(unit, account, market)
+        if scale is not None and not scale.is_identity:
+            req = scaled_unit(req, scale)
         eq = health.unit_equity(unit, account, market, policy)
         unit_reports.append(UnitReport(req, unit.scope, eq,
                                        health.margin_ratio(req.maintenance_margin, eq),

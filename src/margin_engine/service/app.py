@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from margin_engine import __version__
 from margin_engine.domain.market import MarketSnapshot
+from margin_engine.live.dynamic import LiveDynamic
 from margin_engine.models.core.base import MarginModel
 
 from . import dashboard, http_errors, routes, stream
@@ -89,8 +90,8 @@ class BodyLimit:
 def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
                operator_key: str | None = None,
                max_body_bytes: int = MAX_BODY_BYTES,
-               rate_limit: RateLimiter | tuple[float, int] | None = DEFAULT_RATE_LIMIT
-               ) -> FastAPI:
+               rate_limit: RateLimiter | tuple[float, int] | None = DEFAULT_RATE_LIMIT,
+               dynamic: LiveDynamic | None = None) -> FastAPI:
     """The service application.
 
     Parameters
@@ -111,6 +112,9 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
         Per-caller token buckets (429 beyond them); None: no limit. The default allows each key
         1,000 requests/s sustained and bursts of 2,000, a bound on a runaway client rather than
         a quota (the issue's load goal is 1,000 what-if/s on two cores).
+    dynamic : LiveDynamic, optional
+        The dynamic margin controller on the feed (``serve --dynamic``); its
+        ``margin_parameters`` events go to ``/v1/events`` and the stream.
 
     Returns
     -------
@@ -124,7 +128,7 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         repo = Repository.open(db_url)
         try:
-            app.state.core = ServiceCore.open(model, market, repo)
+            app.state.core = ServiceCore.open(model, market, repo, dynamic=dynamic)
             yield
         finally:
             repo.close()

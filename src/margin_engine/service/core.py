@@ -28,6 +28,7 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.live import LiveBook
+from margin_engine.live.dynamic import LiveDynamic, parse_signals
 from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.models.core.base import MarginModel
 from margin_engine.policy.assess import AccountReport, assess_account
@@ -87,12 +88,19 @@ class ServiceCore:
     known_keys: dict[bytes, str] = field(default_factory=dict)
     """SHA-256 of an account key already checked against its stored hash → the account."""
     _subs: list[_Subscriber] = field(default_factory=list)
+    dynamic: LiveDynamic | None = None
+    """The dynamic margin controller on the feed (``serve --dynamic``), or None."""
 
     @classmethod
-    def open(cls, model: MarginModel, market: MarketSnapshot, repo: Repository) -> ServiceCore:
+    def open(cls, model: MarginModel, market: MarketSnapshot, repo: Repository,
+             dynamic: LiveDynamic | None = None) -> ServiceCore:
         """Rebuild the live book from ``repo``'s audit log on ``market`` and publish a first
-        commitment when there are accounts and none yet."""
+        commitment when there are accounts and none yet. With ``dynamic``, its multiplier in
+        force at start applies from the start (no events)."""
         live = LiveBook(model, Book(accounts=()), market)
+        if dynamic is not None:
+            dynamic.observe(market)
+            live.set_margin_scale(dynamic.scale, emit=False)
         after = 0
         while True:
             page = repo.audit_after(after, limit=1000)
@@ -101,7 +109,7 @@ class ServiceCore:
             for e in page:
                 _replay(live, e.action, e.account, e.changes)
             after = page[-1].seq
-        core = cls(repo, live)
+        core = cls(repo, live, dynamic=dynamic)
         if live.account_ids() and repo.latest_commitment() is None:
             core.publish_commitment()
         return core
@@ -121,7 +129,8 @@ class ServiceCore:
         with self.lock:
             i = self.live.account_ids().index(account)
             return assess_account(self.live.model, self.live.account_object(i),
-                                  self.live.market, policy=self.live.policy)
+                                  self.live.market, policy=self.live.policy,
+                                  scale=self.live.scale)
 
     def what_if(self, account: str, orders: list[tuple[str, float, float | None]]) -> WhatIf:
         """The live book's pre-trade answer; nothing changes."""
@@ -196,8 +205,16 @@ class ServiceCore:
 
     def update_market(self, body: Mapping[str, Any]) -> list[EventRecord]:
         """A partial update (``{timestamp, index?, fx?, instruments?}``) or, when the
-        instruments carry their definitions (``kind``), a whole snapshot."""
+        instruments carry their definitions (``kind``), a whole snapshot. With the dynamic
+        controller the update may carry ``regime: {dvol?, funding?, depth?}``; the controller
+        then sees the new market, and a parameter change it puts in force re-margins the book
+        at the new prices (its status changes have cause ``margin_parameters``, after the
+        price move's own, cause ``market``)."""
         with self.lock:
+            signals = None
+            if self.dynamic is not None and "regime" in body:
+                signals = parse_signals(body["regime"])
+                body = {k: v for k, v in body.items() if k != "regime"}
             ins = body.get("instruments")
             full = isinstance(ins, list) and any(isinstance(x, dict) and "kind" in x
                                                  for x in ins)
@@ -205,7 +222,23 @@ class ServiceCore:
                 events = self.live.set_market(parse_model(MarketSnapshot, dict(body), "market"))
             else:
                 events = self.live.update_market(body)
-            return self._changed(events)
+            stored = self._changed(events)
+            if self.dynamic is not None:
+                stored += self._dynamic_step(signals)
+            return stored
+
+    def _dynamic_step(self, signals: Any) -> list[EventRecord]:
+        """Let the controller see the market now; store and push each ``margin_parameters``
+        event and put a change that takes effect in force."""
+        assert self.dynamic is not None
+        out: list[EventRecord] = []
+        for ch in self.dynamic.observe(self.live.market, signals):
+            rec = self.repo.append_event("margin_parameters", _plain(ch.payload()))
+            self._push(rec)
+            out.append(rec)
+            if ch.scale is not None:
+                out += self._changed(self.live.set_margin_scale(ch.scale))
+        return out
 
     def publish_commitment(self) -> None:
         """Commit to every account's IM, MM and equity at the live market's timestamp."""
@@ -249,7 +282,7 @@ class ServiceCore:
     def _push(self, rec: EventRecord) -> None:
         doc = event_json(rec)
         for sub in list(self._subs):
-            if sub.account is None or sub.account == rec.account:
+            if sub.account is None or rec.account is None or sub.account == rec.account:
                 try:
                     sub.loop.call_soon_threadsafe(sub.queue.put_nowait, doc)
                 except RuntimeError:  # its loop has closed

@@ -514,11 +514,12 @@ class Repository:
 
     def events_after(self, seq: int = 0, *, account_id: str | None = None,
                      limit: int = 1000) -> list[EventRecord]:
-        """Events with ``seq > seq`` in order (only ``account_id``'s when given)."""
+        """Events with ``seq > seq`` in order (only ``account_id``'s and the market-wide ones,
+        such as ``margin_parameters``, when given)."""
         with self._reads() as s:
             q = select(Event).where(Event.seq > seq)
             if account_id is not None:
-                q = q.where(Event.account_id == account_id)
+                q = q.where((Event.account_id == account_id) | Event.account_id.is_(None))
             rows = s.execute(q.order_by(Event.seq).limit(limit)).scalars()
             return [EventRecord(r.seq, r.kind, r.account_id, json.loads(r.payload),
                                 r.created_at) for r in rows]
