@@ -1,10 +1,12 @@
 """``margin-engine serve [--db URL] [--host H] [--port P] --model NAME [--param k=v ...]
-[--history FILE ...] [--market FILE]``: the margin service (DESIGN §8) under uvicorn.
+[--history FILE ...] [--market FILE] [--feed SOURCE ...]``: the margin service (DESIGN §8) under
+uvicorn.
 
 Without ``--market`` the service starts on the demo market (``margin_engine.demo.synthetic``,
 seed 7); without ``--db`` on ``sqlite:///margin-engine.db``. It prints its URL and, when it
 generated one, the operator key (once: set ``MARGIN_ENGINE_OPERATOR_KEY`` to keep a key across
-restarts).
+restarts). ``--feed`` (repeatable) runs a market feed in the service: ``replay:FILE[,FILE...]
+[@SPEED|@max]`` or ``nats://HOST:PORT/SUBJECT[?durable=NAME]`` (:mod:`margin_engine.io.feeds.spec`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from margin_engine.cli.params import parse_params
 from margin_engine.demo.synthetic import generate_market
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
+from margin_engine.io.feeds.replay import file_kind
+from margin_engine.io.feeds.spec import ReplaySpec, parse_feed
 from margin_engine.io.loaders import load_market, parse_model
 from margin_engine.io.model_options import build_model
 
@@ -36,6 +40,10 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
           history: HistoryOpt = None,
           market: Annotated[Path | None, typer.Option(
               "--market", help="market snapshot JSON at start (default: the demo market)")]
+          = None,
+          feed: Annotated[list[str] | None, typer.Option(
+              "--feed", help="market feed: replay:FILE[,FILE...][@SPEED|@max] or "
+                             "nats://HOST:PORT/SUBJECT[?durable=NAME] (repeatable)")]
           = None) -> None:
     """Run the margin service: REST + WebSocket, durable storage, audit log, proofs."""
     import uvicorn
@@ -48,6 +56,11 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         snap = load_market(market) if market is not None else parse_model(
             MarketSnapshot, generate_market(seed=7), "market")
         mdl, note = build_model(model, parse_params(param), history, snap)
+        feeds = [parse_feed(f) for f in feed or ()]
+        for spec in feeds:
+            if isinstance(spec, ReplaySpec):
+                for p in spec.paths:
+                    file_kind(p)  # refuse a file of another kind now, in one line
         try:
             key = operator_key()
         except ValueError as exc:
@@ -63,10 +76,12 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         return
     if note:
         err_console.print(f"note: {note}", style="dim")
-    application = create_app(mdl, snap, db, operator_key=key.key)
+    application = create_app(mdl, snap, db, operator_key=key.key, feeds=feeds)
     shown = f"[{host}]" if ":" in host else host
     print(f"margin-engine serving {mdl.name} on http://{shown}:{port} (database {db})",
           flush=True)
+    for spec in feeds:
+        print(f"feed: {spec.key}", flush=True)
     if key.generated:
         print(f"operator key (shown once; set MARGIN_ENGINE_OPERATOR_KEY to keep it): {key.key}",
               flush=True)

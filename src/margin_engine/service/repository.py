@@ -40,8 +40,10 @@ from .tables import (
     Commitment,
     CommitmentLeaf,
     Event,
+    FeedPosition,
     Fill,
     MarginSnapshot,
+    MarketState,
     ModelConfig,
     Position,
 )
@@ -188,6 +190,27 @@ class AuditRecord:
     def to_json(self) -> dict[str, Any]:
         """The entry as ``GET /v1/audit`` answers it."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class StoredMarket:
+    """The market as last stored: its snapshot JSON, timestamp and the number of updates
+    applied since the database was created."""
+
+    snapshot: str
+    market_timestamp: str
+    updates: int
+
+
+@dataclass(frozen=True)
+class FeedRecord:
+    """A feed's stored position: the last applied stream ``position`` and how many of its
+    messages have been applied (each exactly once)."""
+
+    feed: str
+    position: int
+    applied: int
+    market_timestamp: str
 
 
 @dataclass(frozen=True)
@@ -620,6 +643,54 @@ class Repository:
                                  initial_margin=m["initial_margin"],
                                  maintenance_margin=m["maintenance_margin"],
                                  equity=m["equity"], status=status, created_at=_now()))
+
+    # -- the market and the feeds' positions ----------------------------------------------------
+
+    def save_market(self, snapshot: str, market_timestamp: str, *,
+                    feed: tuple[str, int] | None = None) -> None:
+        """Store the live market (``snapshot``: its JSON) in one transaction with, when given,
+        the feed position ``(feed key, stream sequence)`` of the message that produced it.
+
+        Raises
+        ------
+        ConflictError
+            ``feed``: the position is not after the stored one (the message was applied).
+        """
+        now = _now()
+        with self._sessions.begin() as s:
+            row = s.get(MarketState, 1, with_for_update=True)
+            if feed is not None:
+                key, pos = feed
+                fp = s.get(FeedPosition, key, with_for_update=True)
+                if fp is not None and pos <= fp.position:
+                    raise ConflictError("feed", f"{key} position {pos} was already applied "
+                                        f"(stored {fp.position})")
+                if fp is None:
+                    s.add(FeedPosition(feed=key, position=pos, applied=1,
+                                       market_timestamp=market_timestamp, updated_at=now))
+                else:
+                    fp.position, fp.applied = pos, fp.applied + 1
+                    fp.market_timestamp, fp.updated_at = market_timestamp, now
+            if row is None:
+                s.add(MarketState(id=1, market_timestamp=market_timestamp, snapshot=snapshot,
+                                  updates=1, updated_at=now))
+            else:
+                row.market_timestamp, row.snapshot = market_timestamp, snapshot
+                row.updates, row.updated_at = row.updates + 1, now
+
+    def stored_market(self) -> StoredMarket | None:
+        """The market as last stored, or None before the first update."""
+        with self._reads() as s:
+            row = s.get(MarketState, 1)
+            return None if row is None else StoredMarket(row.snapshot, row.market_timestamp,
+                                                         row.updates)
+
+    def feed_position(self, feed: str) -> FeedRecord | None:
+        """The feed's stored position, or None before its first applied message."""
+        with self._reads() as s:
+            row = s.get(FeedPosition, feed)
+            return None if row is None else FeedRecord(row.feed, row.position, row.applied,
+                                                       row.market_timestamp)
 
     # -- commitments ------------------------------------------------------------------------------
 
