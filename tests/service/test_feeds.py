@@ -212,3 +212,88 @@ def test_nats_feed_resumes_after_restart_without_loss_or_double_apply(
         assert core.feed_position(spec.key).applied == 6
         assert c.get("/v1/models").json()["market_timestamp"] == "2026-02-04T10:06:00Z"
     assert asyncio.run(_consumer(name, "me-test")) == (0, 0)  # everything acknowledged
+
+
+def _serve(db: str, port: int, feed: str, cwd: Path) -> Any:
+    """``margin-engine serve --feed FEED`` as a real process, once it answers."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    env = {**os.environ, "MARGIN_ENGINE_OPERATOR_KEY": OP,
+           "PYTHONPATH": str(ROOT / "src")}
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from margin_engine.cli.main import app; app()", "serve",
+         "--model", "binance-usdm", "--market", str(ROOT / "docs" / "examples" /
+                                                    "market-2026-02-04.json"),
+         "--db", db, "--port", str(port), "--feed", feed],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    end = time.monotonic() + 60  # a start deadline, not a timing assertion
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            if server.poll() is not None:
+                pytest.fail(f"server exited: {server.stdout.read() if server.stdout else ''}")
+            time.sleep(0.1)
+    server.kill()
+    pytest.fail("server did not start")
+
+
+@pytest.mark.slow
+def test_nats_feed_survives_sigkill_mid_stream(tmp_path: Path,
+                                               stream: tuple[str, str]) -> None:
+    """SIGKILL while the feed is applying; after a restart every message is applied exactly
+    once: the stored count of applications equals the number of messages, the position is the
+    last sequence and the market is the last message's."""
+    import signal
+    import socket
+
+    from margin_engine.service.repository import Repository
+
+    name, subject = stream
+    n = 300
+    asyncio.run(_js(name, subject, [json.dumps({
+        "timestamp": f"2026-02-04T{10 + k // 60:02d}:{k % 60:02d}:00Z",
+        "index": {"BTC": 70_000 + k},
+        "instruments": [{"symbol": "BTCUSDT", "mark_price": 70_000 + k}]}).encode()
+        for k in range(1, n + 1)]))
+    db = f"sqlite:///{tmp_path / 'kill.db'}"
+    feed = f"{NATS}/{subject}?durable=me-kill"
+    key = NatsSpec(NATS, subject, "me-kill").key
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Repository.open(db)
+    try:
+        server = _serve(db, port, feed, tmp_path)
+        try:
+            _wait(lambda: (repo.feed_position(key) or _NONE).applied >= 20, "20 applied")
+        finally:
+            server.send_signal(signal.SIGKILL)
+            server.wait()
+        at_kill = (repo.feed_position(key) or _NONE).applied
+        server = _serve(db, port, feed, tmp_path)
+        try:
+            _wait(lambda: (repo.feed_position(key) or _NONE).position >= n, "all messages")
+        finally:
+            server.terminate()
+            server.wait()
+        rec = repo.feed_position(key)
+        stored = repo.stored_market()
+    finally:
+        repo.close()
+    assert at_kill < n  # killed mid-stream
+    assert rec is not None and stored is not None
+    assert (rec.position, rec.applied) == (n, n)
+    assert stored.updates == n
+    assert stored.market_timestamp == "2026-02-04T15:00:00Z"
+    assert json.loads(stored.snapshot)["index"]["BTC"] == 70_000 + n
+
+
+class _NONE:
+    applied = 0
+    position = 0

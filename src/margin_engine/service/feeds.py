@@ -9,9 +9,12 @@ application and cancelled when it stops.
   first expiry of a live instrument (the live book does not settle expiries).
 - ``nats://HOST:PORT/SUBJECT`` : JSON market updates (``POST /v1/market`` bodies) from the
   NATS JetStream stream that captures ``SUBJECT``, through a durable pull consumer with
-  explicit acks. A message is acked only after the market it produced is stored together with
-  its stream sequence, and a sequence at or before the stored one is acked without being
-  applied: across a crash or a restart no update is lost and none is applied twice. A bad
+  explicit acks and at most one message unacknowledged (``max_ack_pending`` 1), so messages
+  are applied in stream order even across redeliveries. A message is acked only after the
+  market it produced is stored together with its stream sequence, and a sequence at or before
+  the stored one is acked without being applied: across a crash or a restart no update is lost
+  and none is applied twice. After a crash the message that was in flight is redelivered when
+  its ack wait (:data:`ACK_WAIT_S`) runs out, and the feed resumes from it. A bad
   message (not JSON, or an update the live book refuses) is logged as an error, counted, and
   acked; the feed goes on. A lost connection is retried with backoff.
 """
@@ -34,7 +37,9 @@ from .core import ServiceCore
 
 log = logging.getLogger("margin_engine.feed")
 
-FETCH_BATCH = 64
+FETCH_BATCH = 1
+ACK_WAIT_S = 5.0
+"""Seconds before JetStream redelivers an unacknowledged message (the stall after a crash)."""
 FETCH_TIMEOUT_S = 1.0
 RETRY_MAX_S = 10.0
 
@@ -113,6 +118,11 @@ async def run_nats(core: ServiceCore, spec: NatsSpec, status: FeedStatus) -> Non
     """Consume ``spec``'s subject into ``core`` until cancelled (module docstring)."""
     import nats
     from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    config = ConsumerConfig(durable_name=spec.durable, ack_policy=AckPolicy.EXPLICIT,
+                            deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT_S,
+                            max_ack_pending=1)
 
     delay = 0.5
     while True:
@@ -121,7 +131,8 @@ async def run_nats(core: ServiceCore, spec: NatsSpec, status: FeedStatus) -> Non
             nc = await nats.connect(spec.server, connect_timeout=2, max_reconnect_attempts=3)
             js = nc.jetstream()
             stream = await js.find_stream_name_by_subject(spec.subject)
-            sub = await js.pull_subscribe(spec.subject, durable=spec.durable, stream=stream)
+            sub = await js.pull_subscribe(spec.subject, durable=spec.durable, stream=stream,
+                                          config=config)
             delay = 0.5
             while True:
                 try:
