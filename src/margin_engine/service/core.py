@@ -272,13 +272,14 @@ class ServiceCore:
                                      .market_timestamp)
 
     def _changed(self, events: list[Event]) -> list[EventRecord]:
-        stored = []
+        batch = []
         for e in events:
             payload = _plain(e.as_dict())
             payload.pop("seq", None)
             payload.pop("account", None)
             payload.pop("type", None)
-            stored.append(self.repo.append_event(e.type, payload, account_id=e.account))
+            batch.append((e.type, payload, e.account))
+        stored = self.repo.append_events(batch)
         if self.live.account_ids():
             self.publish_commitment()
         for rec in stored:

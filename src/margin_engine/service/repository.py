@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -534,6 +534,27 @@ class Repository:
             s.add(Event(seq=head.seq, kind=kind, account_id=account_id, payload=text,
                         created_at=created))
             return EventRecord(head.seq, kind, account_id, json.loads(text), created)
+
+    def append_events(self, events: Sequence[tuple[str, Mapping[str, Any], str | None]]
+                      ) -> list[EventRecord]:
+        """Store several ``(kind, payload, account_id)`` events in one transaction (one
+        commit, one sync to disk), with consecutive gap-free ``seq``."""
+        if not events:
+            return []
+        out = []
+        with self._sessions.begin() as s:
+            head = self._next(s, "events")
+            seq = head.seq
+            created = _now()
+            for kind, payload, account_id in events:
+                text = canonical_json({**payload, "kind": kind, "seq": seq,
+                                       "account": account_id})
+                s.add(Event(seq=seq, kind=kind, account_id=account_id, payload=text,
+                            created_at=created))
+                out.append(EventRecord(seq, kind, account_id, json.loads(text), created))
+                seq += 1
+            head.seq = seq - 1
+        return out
 
     def events_after(self, seq: int = 0, *, account_id: str | None = None,
                      limit: int = 1000) -> list[EventRecord]:
