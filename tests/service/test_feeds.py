@@ -297,3 +297,24 @@ def test_nats_feed_survives_sigkill_mid_stream(tmp_path: Path,
 class _NONE:
     applied = 0
     position = 0
+
+
+@pytest.mark.parametrize("feed, line", [
+    ("replay:nope.csv.gz@60", "error: --feed: no such file: nope.csv.gz"),
+    ("replay:prices.csv@0", "error: --feed: speed '0': expected a number > 0 or max"),
+    ("replay:prices.csv", "error: replay:prices.csv: neither Binance hourly perpetual bars"),
+    ("nats://127.0.0.1/x", "error: --feed: 'nats://127.0.0.1/x': expected nats://HOST:PORT/"),
+])
+def test_serve_refuses_a_bad_feed_in_one_line(feed: str, line: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from margin_engine.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prices.csv").write_text("date,close\n2026-02-04,1\n")
+    monkeypatch.setenv("MARGIN_ENGINE_OPERATOR_KEY", OP)
+    res = CliRunner().invoke(app, ["serve", "--model", "binance-usdm", "--db",
+                                   f"sqlite:///{tmp_path / 'x.db'}", "--feed", feed])
+    out = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(out) == 1 and out[0].startswith(line), res.output
