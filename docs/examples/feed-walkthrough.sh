@@ -19,15 +19,15 @@ print(d['audit']['market_timestamp'], 'equity', round(d['equity'], 4), 'IM',
       round(d['initial_margin'], 4), 'MM', round(d['maintenance_margin'], 4), d['status'])"
 }
 
-say "create an account, deposit 1 BTC, buy 20000 BTC-PERPETUAL (USD 200,000) at 73000"
+say "create an account, deposit 1 BTC, buy 20000 BTC-PERPETUAL (USD 200,000) at 73000 (sent twice)"
 KEY=$(curl -sf -X POST "$U/v1/accounts" -H "$OP" -d '{"id": "alice", "margin_mode": "cross"}' \
   | json "['api_key']")
 ME="Authorization: Bearer $KEY"
 curl -s -X POST "$U/v1/accounts/alice/collateral" -H "$OP" \
   -d '{"currency": "BTC", "amount": "1"}' | json "['balance']"
-curl -s -X POST "$U/v1/accounts/alice/fills" -H "$OP" \
-  -d '{"fill_id": "p-1", "symbol": "BTC-PERPETUAL", "size": "20000", "price": "73000"}' \
-  | json "['position_after']"
+FILL='{"fill_id": "p-1", "symbol": "BTC-PERPETUAL", "size": "20000", "price": "73000"}'
+curl -s -X POST "$U/v1/accounts/alice/fills" -H "$OP" -d "$FILL" | json "['position_after']"
+curl -s -X POST "$U/v1/accounts/alice/fills" -H "$OP" -d "$FILL" | json "['replayed']"
 
 say "listen on the WebSocket for her first margin call (margin events stream meanwhile)"
 python - "$U" "$KEY" > "$OUT/stream.txt" <<'PY' &

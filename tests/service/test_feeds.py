@@ -61,8 +61,12 @@ def _status(m: float) -> str:
     return "liquidation" if equity <= mm else "margin_call" if equity < im else "healthy"
 
 
+BACKENDS = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.mark.realdata
-def test_replay_moves_margin_and_a_restart_resumes(tmp_path: Path) -> None:
+@BACKENDS
+def test_replay_moves_margin_and_a_restart_resumes(tmp_path: Path, db_url: str) -> None:
     if not BARS.exists():
         pytest.skip(f"real data file absent: {BARS}")
     start, stop = MARKET.timestamp, datetime(2026, 2, 8, tzinfo=UTC)
@@ -80,7 +84,7 @@ def test_replay_moves_margin_and_a_restart_resumes(tmp_path: Path) -> None:
                 writer.writerow(row)
                 if t > start:
                     closes.append((t, float(row["close"])))
-    db = f"sqlite:///{tmp_path / 'feed.db'}"
+    db = db_url
     with _app(db, []) as c:  # the account first, then the feed
         c.post("/v1/accounts", headers=HEAD, json={"id": "a1"})
         c.post("/v1/accounts/a1/collateral", headers=HEAD,
@@ -182,11 +186,12 @@ def stream() -> Any:
     asyncio.run(_drop(name))
 
 
+@BACKENDS
 def test_nats_feed_resumes_after_restart_without_loss_or_double_apply(
-        tmp_path: Path, stream: tuple[str, str]) -> None:
+        db_url: str, stream: tuple[str, str]) -> None:
     name, subject = stream
     spec = NatsSpec(NATS, subject, "me-test")
-    db = f"sqlite:///{tmp_path / 'nats.db'}"
+    db = db_url
     # stream sequences 1-3 good, 4 not JSON, 5 refused (no XRP in the market)
     asyncio.run(_js(name, subject, [_update(1), _update(2), _update(3), b"{not json",
                                     json.dumps({"index": {"XRP": 1}}).encode()]))

@@ -184,8 +184,8 @@ def test_serve_with_the_replay_feed_runs_the_documented_walkthrough(tmp_path: Pa
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.splitlines()
     head = lines.index("$ create an account, deposit 1 BTC, buy 20000 BTC-PERPETUAL "
-                       "(USD 200,000) at 73000")
-    assert lines[head + 1:head + 3] == ["1", "20000"]
+                       "(USD 200,000) at 73000 (sent twice)")
+    assert lines[head + 1:head + 4] == ["1", "20000", "True"]  # the same fill_id: applied once
     at = lines.index("$ her margin moves with the feed (read now, and again once the feed has "
                      "moved the market)")
     first, second = (ln.split() for ln in lines[at + 1:at + 3])
