@@ -11,6 +11,7 @@ restarts). ``--feed`` (repeatable) runs a market feed in the service: ``replay:F
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -66,7 +67,15 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         except ValueError as exc:
             raise InputError("MARGIN_ENGINE_OPERATOR_KEY", str(exc).split(": ", 1)[-1]) from None
         try:  # migrate now, so a bad URL is one line here rather than a startup traceback
-            Repository.open(db).close()
+            repo = Repository.open(db)
+            stored = repo.stored_market()
+            repo.close()
+            if stored is not None:  # a damaged stored market: one line, not a startup trace
+                try:
+                    parse_model(MarketSnapshot, json.loads(stored.snapshot), "market_state")
+                except (InputError, ValueError) as exc:
+                    err = exc if isinstance(exc, InputError) else InputError("<root>", str(exc))
+                    raise err.within("market_state.snapshot") from None
         except InputError:
             raise
         except Exception as exc:  # the driver's own error (unreachable server, bad file)
@@ -76,6 +85,10 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         return
     if note:
         err_console.print(f"note: {note}", style="dim")
+    if stored is not None:
+        err_console.print(f"note: resuming from the stored market of {stored.market_timestamp} "
+                          f"({stored.updates} updates applied; the start market is not used)",
+                          style="dim")
     application = create_app(mdl, snap, db, operator_key=key.key, feeds=feeds)
     shown = f"[{host}]" if ":" in host else host
     print(f"margin-engine serving {mdl.name} on http://{shown}:{port} (database {db})",
