@@ -323,3 +323,17 @@ def test_serve_refuses_a_bad_feed_in_one_line(feed: str, line: str, tmp_path: Pa
                                    f"sqlite:///{tmp_path / 'x.db'}", "--feed", feed])
     out = res.output.strip().splitlines()
     assert res.exit_code == 2 and len(out) == 1 and out[0].startswith(line), res.output
+
+
+@pytest.mark.realdata
+def test_a_damaged_replay_file_stops_the_feed_not_the_service(tmp_path: Path) -> None:
+    if not BARS.exists():
+        pytest.skip(f"real data file absent: {BARS}")
+    cut = tmp_path / "binance_usdm_perp_1h_BTCUSDT_cut.csv.gz"
+    cut.write_bytes(BARS.read_bytes()[:100_000])  # the gzip stream ends mid-way (2025-12)
+    with _app(f"sqlite:///{tmp_path / 'd.db'}", [ReplaySpec((cut,), None)]) as c:
+        st = c.app.state.feeds[0]  # type: ignore[attr-defined]
+        _wait(lambda: st.finished, "the damaged replay")
+        assert st.note == "stopped: unreadable file" and st.errors == 1
+        assert "EOFError" in (st.last_error or "")
+        assert c.get("/healthz").json() == {"status": "ok"}

@@ -69,7 +69,13 @@ async def run_replay(core: ServiceCore, spec: ReplaySpec, status: FeedStatus) ->
     stop_at = first_expiry(core.live.market)
     prev: datetime | None = None
     while True:
-        q = await asyncio.to_thread(next, quotes, None)
+        try:
+            q = await asyncio.to_thread(next, quotes, None)
+        except (InputError, OSError, EOFError, ValueError) as exc:  # a damaged file
+            status.finished = True
+            status.error(f"cannot read on: {type(exc).__name__}: {exc}")
+            status.note = "stopped: unreadable file"
+            return
         if q is None:
             status.finished, status.note = True, "end of the files"
             return
