@@ -237,8 +237,13 @@ class ServiceCore:
             else:
                 events = self.live.update_market(body)
             market = self.live.market
-            self.repo.save_market(market.model_dump_json(), _ts(market), feed=feed)
-            return self._changed([*events, *self._margin_moves(before, events)])
+            stored = self.repo.record_market_update(
+                market.model_dump_json(), _ts(market), feed=feed,
+                events=_event_rows([*events, *self._margin_moves(before, events)]),
+                figures=self._commitment_figures() if self.live.account_ids() else None)
+            for rec in stored:
+                self._push(rec)
+            return stored
 
     def feed_position(self, feed: str) -> FeedRecord | None:
         """How far ``feed`` has been applied (None before its first message)."""
@@ -263,23 +268,19 @@ class ServiceCore:
 
     def publish_commitment(self) -> None:
         """Commit to every account's IM, MM and equity at the live market's timestamp."""
+        self.repo.publish_commitment(self._commitment_figures(),
+                                     self.live.model.stamp(self.live.market).market_timestamp)
+
+    def _commitment_figures(self) -> dict[str, AccountFigures]:
         figs = {}
         for s in self.live.states():
             f = _figures(s)
             figs[s.id] = AccountFigures(f["initial_margin"], f["maintenance_margin"],
                                         f["equity"])
-        self.repo.publish_commitment(figs, self.live.model.stamp(self.live.market)
-                                     .market_timestamp)
+        return figs
 
     def _changed(self, events: list[Event]) -> list[EventRecord]:
-        batch = []
-        for e in events:
-            payload = _plain(e.as_dict())
-            payload.pop("seq", None)
-            payload.pop("account", None)
-            payload.pop("type", None)
-            batch.append((e.type, payload, e.account))
-        stored = self.repo.append_events(batch)
+        stored = self.repo.append_events(_event_rows(events))
         if self.live.account_ids():
             self.publish_commitment()
         for rec in stored:
@@ -317,6 +318,17 @@ def event_json(rec: EventRecord) -> dict[str, Any]:
     body = {k: v for k, v in rec.payload.items() if k != "kind"}
     return {**body, "seq": rec.seq, "type": rec.kind, "account": rec.account,
             "created_at": at.isoformat().replace("+00:00", "Z")}
+
+
+def _event_rows(events: list[Event]) -> list[tuple[str, Mapping[str, Any], str | None]]:
+    """``(kind, payload, account)`` of each live-book event, as the repository stores them."""
+    rows: list[tuple[str, Mapping[str, Any], str | None]] = []
+    for e in events:
+        payload = _plain(e.as_dict())
+        for k in ("seq", "account", "type"):
+            payload.pop(k, None)
+        rows.append((e.type, payload, e.account))
+    return rows
 
 
 def _ts(market: MarketSnapshot) -> str:

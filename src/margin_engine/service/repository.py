@@ -541,19 +541,24 @@ class Repository:
         commit, one sync to disk), with consecutive gap-free ``seq``."""
         if not events:
             return []
-        out = []
         with self._sessions.begin() as s:
-            head = self._next(s, "events")
-            seq = head.seq
-            created = _now()
-            for kind, payload, account_id in events:
-                text = canonical_json({**payload, "kind": kind, "seq": seq,
-                                       "account": account_id})
-                s.add(Event(seq=seq, kind=kind, account_id=account_id, payload=text,
-                            created_at=created))
-                out.append(EventRecord(seq, kind, account_id, json.loads(text), created))
-                seq += 1
-            head.seq = seq - 1
+            return self._events(s, events)
+
+    def _events(self, s: Session, events: Sequence[tuple[str, Mapping[str, Any], str | None]]
+                ) -> list[EventRecord]:
+        if not events:
+            return []
+        out = []
+        head = self._next(s, "events")
+        seq = head.seq
+        created = _now()
+        for kind, payload, account_id in events:
+            text = canonical_json({**payload, "kind": kind, "seq": seq, "account": account_id})
+            s.add(Event(seq=seq, kind=kind, account_id=account_id, payload=text,
+                        created_at=created))
+            out.append(EventRecord(seq, kind, account_id, json.loads(text), created))
+            seq += 1
+        head.seq = seq - 1
         return out
 
     def events_after(self, seq: int = 0, *, account_id: str | None = None,
@@ -677,27 +682,47 @@ class Repository:
         ConflictError
             ``feed``: the position is not after the stored one (the message was applied).
         """
-        now = _now()
         with self._sessions.begin() as s:
-            row = s.get(MarketState, 1, with_for_update=True)
-            if feed is not None:
-                key, pos = feed
-                fp = s.get(FeedPosition, key, with_for_update=True)
-                if fp is not None and pos <= fp.position:
-                    raise ConflictError("feed", f"{key} position {pos} was already applied "
-                                        f"(stored {fp.position})")
-                if fp is None:
-                    s.add(FeedPosition(feed=key, position=pos, applied=1,
-                                       market_timestamp=market_timestamp, updated_at=now))
-                else:
-                    fp.position, fp.applied = pos, fp.applied + 1
-                    fp.market_timestamp, fp.updated_at = market_timestamp, now
-            if row is None:
-                s.add(MarketState(id=1, market_timestamp=market_timestamp, snapshot=snapshot,
-                                  updates=1, updated_at=now))
+            self._market(s, snapshot, market_timestamp, feed)
+
+    def record_market_update(self, snapshot: str, market_timestamp: str, *,
+                             feed: tuple[str, int] | None = None,
+                             events: Sequence[tuple[str, Mapping[str, Any], str | None]] = (),
+                             figures: Mapping[str, AccountFigures] | None = None
+                             ) -> list[EventRecord]:
+        """One market update in one transaction: the market (and feed position, as
+        :meth:`save_market`), the events it caused (as :meth:`append_events`) and, when
+        ``figures`` are given, the commitment over them (as :meth:`publish_commitment`). All of
+        it is stored or none: a crash never leaves a stored market without its events."""
+        with self._write() as s:
+            self._market(s, snapshot, market_timestamp, feed)
+            out = self._events(s, events)
+            if figures:
+                self._publish(s, figures, market_timestamp, "service")
+            return out
+
+    def _market(self, s: Session, snapshot: str, market_timestamp: str,
+                feed: tuple[str, int] | None) -> None:
+        now = _now()
+        row = s.get(MarketState, 1, with_for_update=True)
+        if feed is not None:
+            key, pos = feed
+            fp = s.get(FeedPosition, key, with_for_update=True)
+            if fp is not None and pos <= fp.position:
+                raise ConflictError("feed", f"{key} position {pos} was already applied "
+                                    f"(stored {fp.position})")
+            if fp is None:
+                s.add(FeedPosition(feed=key, position=pos, applied=1,
+                                   market_timestamp=market_timestamp, updated_at=now))
             else:
-                row.market_timestamp, row.snapshot = market_timestamp, snapshot
-                row.updates, row.updated_at = row.updates + 1, now
+                fp.position, fp.applied = pos, fp.applied + 1
+                fp.market_timestamp, fp.updated_at = market_timestamp, now
+        if row is None:
+            s.add(MarketState(id=1, market_timestamp=market_timestamp, snapshot=snapshot,
+                              updates=1, updated_at=now))
+        else:
+            row.market_timestamp, row.snapshot = market_timestamp, snapshot
+            row.updates, row.updated_at = row.updates + 1, now
 
     def stored_market(self) -> StoredMarket | None:
         """The market as last stored, or None before the first update."""
@@ -721,26 +746,30 @@ class Repository:
         """Commit to every given account's figures: one leaf per account (sorted by id), the
         RFC 6962 root stored with its leaves and recorded in the audit log."""
         with self._write() as s:
-            salts = {a: salt for a, salt in s.execute(select(Account.id, Account.commitment_salt))}
-            missing = sorted(set(figures) - set(salts))
-            if missing:
-                raise NotFoundError("figures", f"no account {missing[0]!r}")
-            ids = sorted(figures)
-            leaves = [commitment_leaf(account_id_hash(salts[a], a), figures[a], market_timestamp)
-                      for a in ids]
-            root, _ = build_proofs(leaves) if leaves else (hashlib.sha256(b"").hexdigest(), [])
-            head = self._next(s, "commitments")
-            head.hash = root
-            s.add(Commitment(seq=head.seq, root=root, tree_size=len(leaves),
-                             market_timestamp=market_timestamp, created_at=_now()))
-            s.flush()
-            s.add_all(CommitmentLeaf(commitment_seq=head.seq, leaf_index=i, account_id=a,
-                                     leaf=leaf) for i, (a, leaf) in enumerate(zip(ids, leaves,
-                                                                                  strict=True)))
-            self._audit(s, actor=actor, action="commitment.publish", account=None,
-                        changes={"seq": head.seq, "root": root, "tree_size": len(leaves),
-                                 "market_timestamp": market_timestamp})
-            return CommitmentRecord(head.seq, root, len(leaves), market_timestamp)
+            return self._publish(s, figures, market_timestamp, actor)
+
+    def _publish(self, s: Session, figures: Mapping[str, AccountFigures],
+                 market_timestamp: str, actor: str) -> CommitmentRecord:
+        salts = {a: salt for a, salt in s.execute(select(Account.id, Account.commitment_salt))}
+        missing = sorted(set(figures) - set(salts))
+        if missing:
+            raise NotFoundError("figures", f"no account {missing[0]!r}")
+        ids = sorted(figures)
+        leaves = [commitment_leaf(account_id_hash(salts[a], a), figures[a], market_timestamp)
+                  for a in ids]
+        root, _ = build_proofs(leaves) if leaves else (hashlib.sha256(b"").hexdigest(), [])
+        head = self._next(s, "commitments")
+        head.hash = root
+        s.add(Commitment(seq=head.seq, root=root, tree_size=len(leaves),
+                         market_timestamp=market_timestamp, created_at=_now()))
+        s.flush()
+        s.add_all(CommitmentLeaf(commitment_seq=head.seq, leaf_index=i, account_id=a,
+                                 leaf=leaf) for i, (a, leaf) in enumerate(zip(ids, leaves,
+                                                                              strict=True)))
+        self._audit(s, actor=actor, action="commitment.publish", account=None,
+                    changes={"seq": head.seq, "root": root, "tree_size": len(leaves),
+                             "market_timestamp": market_timestamp})
+        return CommitmentRecord(head.seq, root, len(leaves), market_timestamp)
 
     def latest_commitment(self) -> CommitmentRecord | None:
         """The newest commitment, or None before the first."""
