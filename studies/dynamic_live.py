@@ -296,7 +296,7 @@ def run_variant(name: str, inp: Inputs, seeds: int, workdir: Path) -> dict[str, 
         while t <= END_T:
             before = {s.id: s.status.value for s in live.states()}
             old_scale = live.scale
-            recs = core.update_market(_update(market0, inp, t))
+            recs = core.update_market(_update(market0, inp, t)) or []
             after = {s.id: s.status.value for s in live.states()}
             evs: dict[str, list[dict[str, Any]]] = {}
             for r in recs:

@@ -1,14 +1,17 @@
 """``margin-engine serve [--db URL] [--host H] [--port P] --model NAME [--param k=v ...]
-[--history FILE ...] [--market FILE] [--dynamic]``: the margin service (DESIGN §8) under uvicorn.
+[--history FILE ...] [--market FILE] [--feed SOURCE ...] [--dynamic]``: the margin service
+(DESIGN §8) under uvicorn.
 
 Without ``--market`` the service starts on the demo market (``margin_engine.demo.synthetic``,
 seed 7); without ``--db`` on ``sqlite:///margin-engine.db``. It prints its URL and, when it
 generated one, the operator key (once: set ``MARGIN_ENGINE_OPERATOR_KEY`` to keep a key across
-restarts).
+restarts). ``--feed`` (repeatable) runs a market feed in the service: ``replay:FILE[,FILE...]
+[@SPEED|@max]`` or ``nats://HOST:PORT/SUBJECT[?durable=NAME]`` (:mod:`margin_engine.io.feeds.spec`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +22,8 @@ from margin_engine.cli.params import parse_params
 from margin_engine.demo.synthetic import generate_market
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
+from margin_engine.io.feeds.replay import file_kind
+from margin_engine.io.feeds.spec import ReplaySpec, parse_feed
 from margin_engine.io.loaders import load_market, parse_model
 from margin_engine.io.model_options import build_model
 from margin_engine.io.series import load_price_series, synthetic_series
@@ -50,7 +55,11 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
           = None,
           dynamic: Annotated[bool, typer.Option(
               "--dynamic", help="run the dynamic margin controller on the feed "
-              "(docs/dynamic-margin.md, Live)")] = False) -> None:
+              "(docs/dynamic-margin.md, Live)")] = False,
+          feed: Annotated[list[str] | None, typer.Option(
+              "--feed", help="market feed: replay:FILE[,FILE...][@SPEED|@max] or "
+                             "nats://HOST:PORT/SUBJECT[?durable=NAME] (repeatable)")]
+          = None) -> None:
     """Run the margin service: REST + WebSocket, durable storage, audit log, proofs."""
     import uvicorn
 
@@ -63,12 +72,25 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
             MarketSnapshot, generate_market(seed=7), "market")
         mdl, note = build_model(model, parse_params(param), history, snap)
         controller = live_dynamic(history, snap) if dynamic else None
+        feeds = [parse_feed(f) for f in feed or ()]
+        for spec in feeds:
+            if isinstance(spec, ReplaySpec):
+                for p in spec.paths:
+                    file_kind(p)  # refuse a file of another kind now, in one line
         try:
             key = operator_key()
         except ValueError as exc:
             raise InputError("MARGIN_ENGINE_OPERATOR_KEY", str(exc).split(": ", 1)[-1]) from None
         try:  # migrate now, so a bad URL is one line here rather than a startup traceback
-            Repository.open(db).close()
+            repo = Repository.open(db)
+            stored = repo.stored_market()
+            repo.close()
+            if stored is not None:  # a damaged stored market: one line, not a startup trace
+                try:
+                    parse_model(MarketSnapshot, json.loads(stored.snapshot), "market_state")
+                except (InputError, ValueError) as exc:
+                    err = exc if isinstance(exc, InputError) else InputError("<root>", str(exc))
+                    raise err.within("market_state.snapshot") from None
         except InputError:
             raise
         except Exception as exc:  # the driver's own error (unreachable server, bad file)
@@ -78,11 +100,18 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         return
     if note:
         err_console.print(f"note: {note}", style="dim")
-    application = create_app(mdl, snap, db, operator_key=key.key, dynamic=controller)
+    if stored is not None:
+        err_console.print(f"note: resuming from the stored market of {stored.market_timestamp} "
+                          f"({stored.updates} updates applied; the start market is not used)",
+                          style="dim")
+    application = create_app(mdl, snap, db, operator_key=key.key, dynamic=controller,
+                             feeds=feeds)
     shown = f"[{host}]" if ":" in host else host
     print(f"margin-engine serving {mdl.name} on http://{shown}:{port} (database {db})",
           flush=True)
     print(f"dashboard: http://{shown}:{port}/dashboard/ (docs/dashboard.md)", flush=True)
+    for spec in feeds:
+        print(f"feed: {spec.key}", flush=True)
     if key.generated:
         print(f"operator key (shown once; set MARGIN_ENGINE_OPERATOR_KEY to keep it): {key.key}",
               flush=True)

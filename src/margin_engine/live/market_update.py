@@ -1,9 +1,12 @@
 """Partial market updates (DESIGN §8 ``POST /v1/market``): parse, validate, apply.
 
 An update is ``{timestamp?, index?: {COIN: price}, fx?: {CCY: price},
+order_books?: {SYMBOL: {bids: [[price, size], ...], asks: [...]}},
 instruments?: [{symbol, mark_price?, mark_iv?, underlying_price?}]}``. Only what it names
-changes. Without ``timestamp`` the valuation time stays where it was; a new timestamp moves it
-(every option's time to expiry changes, so every underlying counts as touched).
+changes; an order book replaces the symbol's depth (what the liquidity add-on walks), and
+re-margins the units holding its underlying. Without ``timestamp`` the valuation time stays
+where it was; a new timestamp moves it (every option's time to expiry changes, so every
+underlying counts as touched).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from margin_engine.domain.instruments import Instrument
-from margin_engine.domain.market import MarketSnapshot
+from margin_engine.domain.market import MarketSnapshot, OrderBook
 from margin_engine.domain.types import ABSURD
-from margin_engine.errors import InputError
+from margin_engine.errors import InputError, first_validation_problem
 
 _INSTRUMENT_FIELDS = ("mark_price", "mark_iv", "underlying_price")
 
@@ -30,6 +33,7 @@ class MarketUpdate:
     index: Mapping[str, float] = field(default_factory=dict)
     fx: Mapping[str, float] = field(default_factory=dict)
     instruments: tuple[tuple[str, Mapping[str, float]], ...] = ()
+    order_books: Mapping[str, OrderBook] = field(default_factory=dict)
 
 
 def _price(value: Any, path: str) -> float:
@@ -48,9 +52,10 @@ def parse_update(data: Mapping[str, Any], market: MarketSnapshot) -> MarketUpdat
     """Validate ``data`` against ``market``; raises :class:`InputError` naming the field."""
     if not isinstance(data, Mapping):
         raise InputError("<root>", "a market update must be a JSON object")
-    unknown = sorted(set(data) - {"timestamp", "index", "fx", "instruments"})
+    unknown = sorted(set(data) - {"timestamp", "index", "fx", "instruments", "order_books"})
     if unknown:
-        raise InputError(unknown[0], "unknown field (known: timestamp, index, fx, instruments)")
+        raise InputError(unknown[0], "unknown field (known: timestamp, index, fx, "
+                         "order_books, instruments)")
     ts: datetime | None = None
     if data.get("timestamp") is not None:
         raw = data["timestamp"]
@@ -91,7 +96,27 @@ def parse_update(data: Mapping[str, Any], market: MarketSnapshot) -> MarketUpdat
         if not ins.is_option and ("mark_iv" in upd or "underlying_price" in upd):
             raise InputError(f"{at}.mark_iv", f"{sym} is not an option")
         out.append((sym, upd))
-    return MarketUpdate(ts, index, fx, tuple(out))
+    return MarketUpdate(ts, index, fx, tuple(out), _books(data.get("order_books"), market))
+
+
+def _books(raw: Any, market: MarketSnapshot) -> dict[str, OrderBook]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise InputError("order_books", "expected an object {SYMBOL: {bids, asks}}")
+    out = {}
+    for sym, book in raw.items():
+        at = f"order_books.{sym}"
+        if not market.has(str(sym)):
+            raise InputError(at, f"unknown symbol {sym!r}")
+        if not isinstance(book, Mapping):
+            raise InputError(at, "expected an object {bids, asks}")
+        try:
+            out[str(sym)] = OrderBook.model_validate(dict(book))
+        except ValueError as exc:  # pydantic's ValidationError: its first problem
+            loc, msg = first_validation_problem(exc)
+            raise InputError(f"{at}.{loc}" if loc else at, msg) from None
+    return out
 
 
 def _prices(raw: Any, name: str, known: Mapping[str, float]) -> dict[str, float]:
@@ -124,6 +149,11 @@ def apply_update(market: MarketSnapshot, update: MarketUpdate
             symbols.add(sym)
         instruments = tuple(moved)
     changed: dict[str, Any] = {"instruments": instruments}
+    if update.order_books:
+        changed["order_books"] = {**market.order_books, **update.order_books}
+        for sym in update.order_books:
+            touched.add(market.instrument(sym).underlying)
+            symbols.add(sym)
     if update.index:
         changed["index"] = {**market.index, **update.index}
     if update.fx:

@@ -8,7 +8,7 @@ bearer-key access rules (:mod:`.access`) and the one-line error shape (:mod:`.ht
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,12 +17,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from margin_engine import __version__
 from margin_engine.domain.market import MarketSnapshot
+from margin_engine.io.feeds.spec import FeedSpec
 from margin_engine.live.dynamic import LiveDynamic
 from margin_engine.models.core.base import MarginModel
 
 from . import dashboard, http_errors, routes, stream
 from .auth import operator_key as env_operator_key
 from .core import ServiceCore
+from .feeds import start_feeds, stop_feeds
 from .http_errors import error_body
 from .ratelimit import RateLimiter
 from .repository import Repository
@@ -91,7 +93,8 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
                operator_key: str | None = None,
                max_body_bytes: int = MAX_BODY_BYTES,
                rate_limit: RateLimiter | tuple[float, int] | None = DEFAULT_RATE_LIMIT,
-               dynamic: LiveDynamic | None = None) -> FastAPI:
+               dynamic: LiveDynamic | None = None,
+               feeds: Sequence[FeedSpec] = ()) -> FastAPI:
     """The service application.
 
     Parameters
@@ -115,6 +118,9 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
     dynamic : LiveDynamic, optional
         The dynamic margin controller on the feed (``serve --dynamic``); its
         ``margin_parameters`` events go to ``/v1/events`` and the stream.
+    feeds : sequence of FeedSpec
+        Market feeds (``--feed``), each run as a background task from start-up to shut-down
+        (:mod:`.feeds`); what each has done is in ``app.state.feeds``.
 
     Returns
     -------
@@ -129,7 +135,11 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
         repo = Repository.open(db_url)
         try:
             app.state.core = ServiceCore.open(model, market, repo, dynamic=dynamic)
-            yield
+            tasks, app.state.feeds = start_feeds(app.state.core, feeds)
+            try:
+                yield
+            finally:
+                await stop_feeds(tasks)
         finally:
             repo.close()
 

@@ -9,7 +9,13 @@ serialises its own writers as well).
 
 At start the live book is rebuilt by replaying the audit log's account, collateral and fill
 entries in order (the same fill rule, at the stored prices), so a restart reproduces the state
-the live book had, realised P&L and option premiums included.
+the live book had, realised P&L and option premiums included. The market is the one stored by
+the last applied update (``market_state``) when there is one, else the start market: a restart
+resumes from the last applied market and its timestamp.
+
+A market update publishes, besides the status changes, a ``margin`` event for every other
+account whose initial margin, maintenance margin or equity it moved (DESIGN §8), so a client
+following the stream sees margin move with the feed.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from .repository import (
     CollateralResult,
     CreatedAccount,
     EventRecord,
+    FeedRecord,
     FillResult,
     MarginStamp,
     Repository,
@@ -97,6 +104,9 @@ class ServiceCore:
         """Rebuild the live book from ``repo``'s audit log on ``market`` and publish a first
         commitment when there are accounts and none yet. With ``dynamic``, its multiplier in
         force at start applies from the start (no events)."""
+        stored = repo.stored_market()
+        if stored is not None:
+            market = MarketSnapshot.model_validate_json(stored.snapshot)
         live = LiveBook(model, Book(accounts=()), market)
         if dynamic is not None:
             dynamic.observe(market)
@@ -203,26 +213,53 @@ class ServiceCore:
                 self._changed(self.live.apply_fill(account, symbol, float(size), float(price)))
             return result
 
-    def update_market(self, body: Mapping[str, Any]) -> list[EventRecord]:
-        """A partial update (``{timestamp, index?, fx?, instruments?}``) or, when the
-        instruments carry their definitions (``kind``), a whole snapshot. With the dynamic
+    def update_market(self, body: Mapping[str, Any], *,
+                      feed: tuple[str, int] | None = None) -> list[EventRecord] | None:
+        """A partial update (``{timestamp, index?, fx?, order_books?, instruments?}``) or, when
+        the instruments carry their definitions (``kind``), a whole snapshot. With the dynamic
         controller the update may carry ``regime: {dvol?, funding?, depth?}``; the controller
         then sees the new market, and a parameter change it puts in force re-margins the book
         at the new prices (its status changes have cause ``margin_parameters``, after the
-        price move's own, cause ``market``)."""
+        price move's own, cause ``market``).
+
+        Parameters
+        ----------
+        body : mapping
+            The update (``POST /v1/market``'s body, or one feed message).
+        feed : (str, int), optional
+            The feed's key and the message's position (a stream sequence). A position at or
+            before the stored one is skipped (None is returned: it was applied before a
+            restart); otherwise the position is stored with the market, in one transaction.
+
+        Returns
+        -------
+        list of EventRecord or None
+            The events the update caused (status changes, then ``margin`` moves).
+        """
         with self.lock:
+            if feed is not None:
+                done = self.repo.feed_position(feed[0])
+                if done is not None and feed[1] <= done.position:
+                    return None
             signals = None
-            if self.dynamic is not None and "regime" in body:
+            if self.dynamic is not None and isinstance(body, Mapping) and "regime" in body:
                 signals = parse_signals(body["regime"])
                 body = {k: v for k, v in body.items() if k != "regime"}
-            ins = body.get("instruments")
+            before = {s.id: s for s in self.live.states()}
+            ins = body.get("instruments") if isinstance(body, Mapping) else None
             full = isinstance(ins, list) and any(isinstance(x, dict) and "kind" in x
                                                  for x in ins)
             if full:
                 events = self.live.set_market(parse_model(MarketSnapshot, dict(body), "market"))
             else:
                 events = self.live.update_market(body)
-            stored = self._changed(events)
+            market = self.live.market
+            stored = self.repo.record_market_update(
+                market.model_dump_json(), _ts(market), feed=feed,
+                events=_event_rows([*events, *self._margin_moves(before, events)]),
+                figures=self._commitment_figures() if self.live.account_ids() else None)
+            for rec in stored:
+                self._push(rec)
             if self.dynamic is not None:
                 stored += self._dynamic_step(signals)
             return stored
@@ -240,24 +277,42 @@ class ServiceCore:
                 out += self._changed(self.live.set_margin_scale(ch.scale))
         return out
 
+    def feed_position(self, feed: str) -> FeedRecord | None:
+        """How far ``feed`` has been applied (None before its first message)."""
+        return self.repo.feed_position(feed)
+
+    def _margin_moves(self, before: Mapping[str, AccountState],
+                      status_events: list[Event]) -> list[Event]:
+        """``margin`` events: accounts whose IM, MM or equity moved without a status change."""
+        changed = {e.account for e in status_events}
+        stamp = self.live.model.stamp(self.live.market)
+        out = []
+        for s in self.live.states():
+            old = before.get(s.id)
+            if old is None or s.id in changed or (
+                    old.initial_margin, old.maintenance_margin, old.equity) == (
+                    s.initial_margin, s.maintenance_margin, s.equity):
+                continue
+            out.append(Event(0, "margin", s.id, s.status, old.status, s.initial_margin,
+                             s.maintenance_margin, s.equity, s.margin_ratio, s.currency,
+                             "market", stamp))
+        return out
+
     def publish_commitment(self) -> None:
         """Commit to every account's IM, MM and equity at the live market's timestamp."""
+        self.repo.publish_commitment(self._commitment_figures(),
+                                     self.live.model.stamp(self.live.market).market_timestamp)
+
+    def _commitment_figures(self) -> dict[str, AccountFigures]:
         figs = {}
         for s in self.live.states():
             f = _figures(s)
             figs[s.id] = AccountFigures(f["initial_margin"], f["maintenance_margin"],
                                         f["equity"])
-        self.repo.publish_commitment(figs, self.live.model.stamp(self.live.market)
-                                     .market_timestamp)
+        return figs
 
     def _changed(self, events: list[Event]) -> list[EventRecord]:
-        stored = []
-        for e in events:
-            payload = _plain(e.as_dict())
-            payload.pop("seq", None)
-            payload.pop("account", None)
-            payload.pop("type", None)
-            stored.append(self.repo.append_event(e.type, payload, account_id=e.account))
+        stored = self.repo.append_events(_event_rows(events))
         if self.live.account_ids():
             self.publish_commitment()
         for rec in stored:
@@ -295,6 +350,21 @@ def event_json(rec: EventRecord) -> dict[str, Any]:
     body = {k: v for k, v in rec.payload.items() if k != "kind"}
     return {**body, "seq": rec.seq, "type": rec.kind, "account": rec.account,
             "created_at": at.isoformat().replace("+00:00", "Z")}
+
+
+def _event_rows(events: list[Event]) -> list[tuple[str, Mapping[str, Any], str | None]]:
+    """``(kind, payload, account)`` of each live-book event, as the repository stores them."""
+    rows: list[tuple[str, Mapping[str, Any], str | None]] = []
+    for e in events:
+        payload = _plain(e.as_dict())
+        for k in ("seq", "account", "type"):
+            payload.pop(k, None)
+        rows.append((e.type, payload, e.account))
+    return rows
+
+
+def _ts(market: MarketSnapshot) -> str:
+    return market.timestamp.isoformat().replace("+00:00", "Z")
 
 
 def _figures(s: AccountState) -> dict[str, Decimal]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,8 +40,10 @@ from .tables import (
     Commitment,
     CommitmentLeaf,
     Event,
+    FeedPosition,
     Fill,
     MarginSnapshot,
+    MarketState,
     ModelConfig,
     Position,
 )
@@ -188,6 +190,27 @@ class AuditRecord:
     def to_json(self) -> dict[str, Any]:
         """The entry as ``GET /v1/audit`` answers it."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class StoredMarket:
+    """The market as last stored: its snapshot JSON, timestamp and the number of updates
+    applied since the database was created."""
+
+    snapshot: str
+    market_timestamp: str
+    updates: int
+
+
+@dataclass(frozen=True)
+class FeedRecord:
+    """A feed's stored position: the last applied stream ``position`` and how many of its
+    messages have been applied (each exactly once)."""
+
+    feed: str
+    position: int
+    applied: int
+    market_timestamp: str
 
 
 @dataclass(frozen=True)
@@ -512,6 +535,32 @@ class Repository:
                         created_at=created))
             return EventRecord(head.seq, kind, account_id, json.loads(text), created)
 
+    def append_events(self, events: Sequence[tuple[str, Mapping[str, Any], str | None]]
+                      ) -> list[EventRecord]:
+        """Store several ``(kind, payload, account_id)`` events in one transaction (one
+        commit, one sync to disk), with consecutive gap-free ``seq``."""
+        if not events:
+            return []
+        with self._sessions.begin() as s:
+            return self._events(s, events)
+
+    def _events(self, s: Session, events: Sequence[tuple[str, Mapping[str, Any], str | None]]
+                ) -> list[EventRecord]:
+        if not events:
+            return []
+        out = []
+        head = self._next(s, "events")
+        seq = head.seq
+        created = _now()
+        for kind, payload, account_id in events:
+            text = canonical_json({**payload, "kind": kind, "seq": seq, "account": account_id})
+            s.add(Event(seq=seq, kind=kind, account_id=account_id, payload=text,
+                        created_at=created))
+            out.append(EventRecord(seq, kind, account_id, json.loads(text), created))
+            seq += 1
+        head.seq = seq - 1
+        return out
+
     def events_after(self, seq: int = 0, *, account_id: str | None = None,
                      limit: int = 1000) -> list[EventRecord]:
         """Events with ``seq > seq`` in order (only ``account_id``'s and the market-wide ones,
@@ -622,6 +671,74 @@ class Repository:
                                  maintenance_margin=m["maintenance_margin"],
                                  equity=m["equity"], status=status, created_at=_now()))
 
+    # -- the market and the feeds' positions ----------------------------------------------------
+
+    def save_market(self, snapshot: str, market_timestamp: str, *,
+                    feed: tuple[str, int] | None = None) -> None:
+        """Store the live market (``snapshot``: its JSON) in one transaction with, when given,
+        the feed position ``(feed key, stream sequence)`` of the message that produced it.
+
+        Raises
+        ------
+        ConflictError
+            ``feed``: the position is not after the stored one (the message was applied).
+        """
+        with self._sessions.begin() as s:
+            self._market(s, snapshot, market_timestamp, feed)
+
+    def record_market_update(self, snapshot: str, market_timestamp: str, *,
+                             feed: tuple[str, int] | None = None,
+                             events: Sequence[tuple[str, Mapping[str, Any], str | None]] = (),
+                             figures: Mapping[str, AccountFigures] | None = None
+                             ) -> list[EventRecord]:
+        """One market update in one transaction: the market (and feed position, as
+        :meth:`save_market`), the events it caused (as :meth:`append_events`) and, when
+        ``figures`` are given, the commitment over them (as :meth:`publish_commitment`). All of
+        it is stored or none: a crash never leaves a stored market without its events."""
+        with self._write() as s:
+            self._market(s, snapshot, market_timestamp, feed)
+            out = self._events(s, events)
+            if figures:
+                self._publish(s, figures, market_timestamp, "service")
+            return out
+
+    def _market(self, s: Session, snapshot: str, market_timestamp: str,
+                feed: tuple[str, int] | None) -> None:
+        now = _now()
+        row = s.get(MarketState, 1, with_for_update=True)
+        if feed is not None:
+            key, pos = feed
+            fp = s.get(FeedPosition, key, with_for_update=True)
+            if fp is not None and pos <= fp.position:
+                raise ConflictError("feed", f"{key} position {pos} was already applied "
+                                    f"(stored {fp.position})")
+            if fp is None:
+                s.add(FeedPosition(feed=key, position=pos, applied=1,
+                                   market_timestamp=market_timestamp, updated_at=now))
+            else:
+                fp.position, fp.applied = pos, fp.applied + 1
+                fp.market_timestamp, fp.updated_at = market_timestamp, now
+        if row is None:
+            s.add(MarketState(id=1, market_timestamp=market_timestamp, snapshot=snapshot,
+                              updates=1, updated_at=now))
+        else:
+            row.market_timestamp, row.snapshot = market_timestamp, snapshot
+            row.updates, row.updated_at = row.updates + 1, now
+
+    def stored_market(self) -> StoredMarket | None:
+        """The market as last stored, or None before the first update."""
+        with self._reads() as s:
+            row = s.get(MarketState, 1)
+            return None if row is None else StoredMarket(row.snapshot, row.market_timestamp,
+                                                         row.updates)
+
+    def feed_position(self, feed: str) -> FeedRecord | None:
+        """The feed's stored position, or None before its first applied message."""
+        with self._reads() as s:
+            row = s.get(FeedPosition, feed)
+            return None if row is None else FeedRecord(row.feed, row.position, row.applied,
+                                                       row.market_timestamp)
+
     # -- commitments ------------------------------------------------------------------------------
 
     def publish_commitment(self, figures: Mapping[str, AccountFigures],
@@ -630,26 +747,30 @@ class Repository:
         """Commit to every given account's figures: one leaf per account (sorted by id), the
         RFC 6962 root stored with its leaves and recorded in the audit log."""
         with self._write() as s:
-            salts = {a: salt for a, salt in s.execute(select(Account.id, Account.commitment_salt))}
-            missing = sorted(set(figures) - set(salts))
-            if missing:
-                raise NotFoundError("figures", f"no account {missing[0]!r}")
-            ids = sorted(figures)
-            leaves = [commitment_leaf(account_id_hash(salts[a], a), figures[a], market_timestamp)
-                      for a in ids]
-            root, _ = build_proofs(leaves) if leaves else (hashlib.sha256(b"").hexdigest(), [])
-            head = self._next(s, "commitments")
-            head.hash = root
-            s.add(Commitment(seq=head.seq, root=root, tree_size=len(leaves),
-                             market_timestamp=market_timestamp, created_at=_now()))
-            s.flush()
-            s.add_all(CommitmentLeaf(commitment_seq=head.seq, leaf_index=i, account_id=a,
-                                     leaf=leaf) for i, (a, leaf) in enumerate(zip(ids, leaves,
-                                                                                  strict=True)))
-            self._audit(s, actor=actor, action="commitment.publish", account=None,
-                        changes={"seq": head.seq, "root": root, "tree_size": len(leaves),
-                                 "market_timestamp": market_timestamp})
-            return CommitmentRecord(head.seq, root, len(leaves), market_timestamp)
+            return self._publish(s, figures, market_timestamp, actor)
+
+    def _publish(self, s: Session, figures: Mapping[str, AccountFigures],
+                 market_timestamp: str, actor: str) -> CommitmentRecord:
+        salts = {a: salt for a, salt in s.execute(select(Account.id, Account.commitment_salt))}
+        missing = sorted(set(figures) - set(salts))
+        if missing:
+            raise NotFoundError("figures", f"no account {missing[0]!r}")
+        ids = sorted(figures)
+        leaves = [commitment_leaf(account_id_hash(salts[a], a), figures[a], market_timestamp)
+                  for a in ids]
+        root, _ = build_proofs(leaves) if leaves else (hashlib.sha256(b"").hexdigest(), [])
+        head = self._next(s, "commitments")
+        head.hash = root
+        s.add(Commitment(seq=head.seq, root=root, tree_size=len(leaves),
+                         market_timestamp=market_timestamp, created_at=_now()))
+        s.flush()
+        s.add_all(CommitmentLeaf(commitment_seq=head.seq, leaf_index=i, account_id=a,
+                                 leaf=leaf) for i, (a, leaf) in enumerate(zip(ids, leaves,
+                                                                              strict=True)))
+        self._audit(s, actor=actor, action="commitment.publish", account=None,
+                    changes={"seq": head.seq, "root": root, "tree_size": len(leaves),
+                             "market_timestamp": market_timestamp})
+        return CommitmentRecord(head.seq, root, len(leaves), market_timestamp)
 
     def latest_commitment(self) -> CommitmentRecord | None:
         """The newest commitment, or None before the first."""

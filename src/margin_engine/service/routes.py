@@ -139,11 +139,12 @@ def what_if(account_id: str, body: WhatIfRequest, core: Core, who: Caller) -> di
 @router.post("/v1/market")
 def market(core: Core, who: Operator,
            body: Annotated[dict[str, Any], Body(
-               description="a partial update {timestamp, index?, fx?, instruments?: "
+               description="a partial update {timestamp, index?, fx?, order_books?, "
+                           "instruments?: "
                            "[{symbol, mark_price?, mark_iv?, underlying_price?}]} or a whole "
                            "snapshot (DESIGN §4)")]) -> dict[str, Any]:
     """Update the market, re-margin what it touches; answers the events it caused."""
-    events = core.update_market(body)
+    events = core.update_market(body) or []
     return {"market_timestamp": core.live.model.stamp(core.live.market).market_timestamp,
             "events": [event_json(e) for e in events]}
 

@@ -40,7 +40,8 @@ async def _key(ws: WebSocket) -> str | None:
 
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket) -> None:
-    """Push ``margin_call``, ``liquidation`` and ``recovery`` events (an account key: its own)."""
+    """Push ``margin_call``, ``liquidation``, ``recovery`` and ``margin`` events (an account key:
+    its own)."""
     await ws.accept()
     core: ServiceCore = ws.app.state.core
     key = await _key(ws)

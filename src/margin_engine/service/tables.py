@@ -203,3 +203,28 @@ class ChainHead(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class MarketState(Base):
+    """The live market as last applied (one row, ``id`` 1): the snapshot's JSON, its timestamp,
+    and how many updates have been applied to it, so a restart resumes from it."""
+
+    __tablename__ = "market_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    market_timestamp: Mapped[str] = mapped_column(String(40))
+    snapshot: Mapped[str] = mapped_column(Text)
+    updates: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeedPosition(Base):
+    """How far a feed has been applied (``feed``: its key, e.g. ``nats://host:port/subject``
+    with its durable name; ``position``: the last applied stream sequence), stored in the same
+    transaction as the market it produced: a redelivered message at or before it is skipped."""
+
+    __tablename__ = "feed_positions"
+    feed: Mapped[str] = mapped_column(String(256), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    applied: Mapped[int] = mapped_column(Integer)
+    market_timestamp: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
