@@ -10,8 +10,8 @@ For ``q`` contracts (``|q|``) of an instrument whose one contract is worth ``N``
   notional);
 - ``y·√(|q|/Q)``: the square-root impact (the form fitted in
   :mod:`margin_engine.analysis.liquidation.orderbook_fit`), ``Q`` the visible depth of the book in
-  contracts; ``y`` fitted by least squares (:func:`~margin_engine.analysis.liquidation.orderbook_fit.fit_sqrt`)
-  to the cost of walking the book beyond the half spread; without a book ``Q`` is
+  contracts; ``y`` fitted by least squares (``orderbook_fit.fit_sqrt``) to the cost
+  of walking the book beyond the half spread; without a book ``Q`` is
   :attr:`CostParams.depth_usd` of notional and ``y`` is :attr:`CostParams.impact`.
 
 ``cost`` is convex in ``|q|`` (``a·|q| + b·|q|^1.5``): the exact solver represents it by tangent

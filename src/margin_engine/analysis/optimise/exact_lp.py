@@ -197,9 +197,9 @@ def solve(prob: ScenarioProblem, cands: Candidates, costs: Mapping[str, TradeCos
             rhs.append(vb)
     # cost: z_j ≥ cost(q) + slope(q)·(h⁺_j + h⁻_j − q) at CUTS points of [0, bound]
     bounds: list[tuple[float | None, float | None]] = []
-    for j, s in enumerate(prob.symbols):
-        tc = costs[s]
-        for q in [0.0, *(cands.bound[s] * RATIO ** -np.arange(CUTS))]:
+    for j, sym in enumerate(prob.symbols):
+        tc = costs[sym]
+        for q in [0.0, *(cands.bound[sym] * RATIO ** -np.arange(CUTS))]:
             row = np.zeros(nv)
             sl = tc.slope(float(q))
             row[j] = row[k + j] = sl

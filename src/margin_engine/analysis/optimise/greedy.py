@@ -143,7 +143,7 @@ def rank_hedges(model: MarginModel, account: Account, market: MarketSnapshot,
                 found.append((su / c if c > 0 else math.inf, su, s, q, c, after))
     found.sort(key=lambda t: (-t[0], -t[1], t[2], t[3]))
     out: list[Suggestion] = []
-    for ratio, _su, s, q, c, after in found:
+    for _ratio, _su, s, q, c, after in found:
         if len(out) >= top:
             break
         im = recompute_im(model, account, market, [(s, q)], policy)
@@ -154,7 +154,6 @@ def rank_hedges(model: MarginModel, account: Account, market: MarketSnapshot,
                               saving / c if c > 0 else None))
     out.sort(key=lambda g: (-(g.saving_per_cost if g.saving_per_cost is not None else math.inf),
                             -g.saving_usd, g.symbol, g.size))
-    del ratio
     return out
 
 
