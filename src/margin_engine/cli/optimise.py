@@ -123,16 +123,6 @@ def _n(x: float | None, d: int = 2) -> str:
     return "-" if x is None else f"{x:,.{d}f}"
 
 
-def top_line(doc: dict[str, Any]) -> str:
-    """The best single hedge in one line (what ``make demo`` prints)."""
-    if not doc["hedges"]:
-        return f"optimise {doc['account']} ({doc['model']}): no trade lowers the margin"
-    h = doc["hedges"][0]
-    return (f"optimise {doc['account']} ({doc['model']}): trade {h['symbol']} {h['size']:+g} "
-            f"(cost {h['cost_usd']:,.2f} USD) → initial margin {h['initial_margin_before']:,.2f}"
-            f" → {h['initial_margin_after']:,.2f} {h['currency']}")
-
-
 def _print(doc: dict[str, Any]) -> None:
     ccy = doc["currency"]
     console.print(f"account {doc['account']} under {doc['model']}: initial margin "

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from margin_engine.analysis.compare import Comparison, compare_models
+from margin_engine.analysis.optimise.run import top_hedge
 from margin_engine.demo.synthetic import (
     generate_book,
     generate_history,
@@ -47,7 +48,13 @@ def next_commands(book: Path, market: Path, model: str) -> list[str]:
     return [f"next: {me} compute {book} {market} --model {model}",
             f"      {me} whatif {book} {market} --model {model} --account btc-long-cross "
             f"--order BTCUSDT:1",
-            f"      {me} serve --model {model}   # the REST/WebSocket service, docs/service.md"]
+            f"      {me} serve --model {model}   # the REST/WebSocket service, docs/service.md",
+            f"      {me} optimise {book} {market} --model {model} --account {OPTIMISE_ACCOUNT}"
+            f"   # hedges, mode split, collateral: docs/optimisation.md"]
+
+
+#: The account whose best hedge the demo prints (``optimise``, docs/optimisation.md).
+OPTIMISE_ACCOUNT = "btc-long-cross"
 
 
 def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
@@ -107,6 +114,8 @@ def run_demo(out: Path, *, seed: int, console: Console, as_json: bool) -> Compar
         console.print(table)
     console.print(f"files: {market_path}, {book_path}, {history_path}, "
                   f"{out / 'comparison.json'}")
+    target = next(a for a in book.accounts if a.id == OPTIMISE_ACCOUNT)
+    console.print(top_hedge(models[0], target, market), highlight=False, markup=False)
     for line in next_commands(book_path, market_path, models[0].name):
         console.print(line, highlight=False)
     return cmp

@@ -98,3 +98,16 @@ def _vector(trades: dict[str, float], symbols: tuple[str, ...]) -> Any:
     import numpy as np
 
     return np.array([trades.get(s, 0.0) for s in symbols])
+
+
+def top_hedge(model: MarginModel, account: Account, market: MarketSnapshot) -> str:
+    """The best single hedge of ``account`` in one line (what ``margin-engine demo`` prints)."""
+    cands = candidate_sizes(account, market, default_universe(account, market, model))
+    costs = {s: trade_cost(market.instrument(s), market) for s in cands.symbols}
+    best = rank_hedges(model, account, market, cands, costs, top=1)
+    if not best:
+        return f"optimise {account.id} ({model.name}): no single trade lowers the margin"
+    h = best[0]
+    return (f"optimise {account.id} ({model.name}): trade {h.symbol} {h.size:+g} (cost "
+            f"{h.cost_usd:,.2f} USD) → initial margin {h.initial_margin_before:,.2f} → "
+            f"{h.initial_margin_after:,.2f} {h.currency}")
