@@ -25,6 +25,10 @@ from margin_engine.models.core.base import MarginModel
 from margin_engine.policy.assess import assess_account
 from margin_engine.policy.health import HealthPolicy
 
+#: The greedy plan takes only trades that free at least this many USD of initial margin per USD
+#: of extra trading cost.
+MIN_RATIO = 1.0
+
 #: A change smaller than this (relative to the IM, or 1e-9 absolute) is no change.
 REL_TOL = 1e-9
 
@@ -161,7 +165,10 @@ def greedy_plan(model: MarginModel, account: Account, market: MarketSnapshot,
                 cands: Candidates, costs: Mapping[str, TradeCost], *,
                 budget: float = math.inf, max_steps: int = 5,
                 policy: HealthPolicy | None = None) -> Plan:
-    """Apply the best trade (IM freed per USD of extra cost) until none helps or fits.
+    """Apply, step after step, the trade that frees the most initial margin among those that fit
+    the remaining budget and free at least :data:`MIN_RATIO` USD per USD of extra cost (steepest
+    descent; the ranked single trades of :func:`rank_hedges` are the per-cost view), until none
+    helps or fits.
 
     The plan's cost is that of its net trade per instrument, ``Σ cost_j(|net_j|)``; each net
     trade stays within the size bound of :class:`Candidates` (the exact solver's box).
@@ -196,8 +203,11 @@ def greedy_plan(model: MarginModel, account: Account, market: MarketSnapshot,
                     continue
                 inc = total - spent
                 su = _usd(saving, ccy, market)
-                key = (su / inc if inc > 1e-12 else math.inf, su, s, q, total, after)
-                if best is None or (key[0], key[1]) > (best[0], best[1]):
+                ratio = su / inc if inc > 1e-12 else math.inf
+                if ratio < MIN_RATIO:
+                    continue
+                key = (ratio, su, s, q, total, after)
+                if best is None or (key[1], key[0]) > (best[1], best[0]):
                     best = key
         if best is None:
             break

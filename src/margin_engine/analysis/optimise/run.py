@@ -29,7 +29,7 @@ class OptimiseConfig:
     budget: float = math.inf
     universe: tuple[str, ...] | None = None
     versus: MarginModel | None = None
-    max_steps: int = 5
+    max_steps: int = 10
     top: int = 10
     costs: CostParams = field(default_factory=CostParams)
 
