@@ -128,3 +128,22 @@ def test_the_optimise_command_the_demo_suggests_runs(demo):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["account"] == OPTIMISE_ACCOUNT and doc["hedges"]
+
+
+def test_the_demo_prints_the_top_hedge_and_it_holds(tmp_path):
+    res = run("demo", "--out", tmp_path / "demo")
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.stdout.splitlines() if x.startswith(f"optimise {OPTIMISE_ACCOUNT}"))
+    # "optimise ACCOUNT (MODEL): trade SYMBOL SIZE (cost C USD) → initial margin A → B CCY"
+    words = line.split()
+    model_name = words[2].strip("():")
+    symbol, size = words[4], float(words[5])
+    after = float(words[-2].replace(",", ""))
+    before = float(words[-4].replace(",", ""))
+    market = load_market(tmp_path / "demo" / "market.json")
+    book = load_book(tmp_path / "demo" / "book.json")
+    model, _ = build_model(model_name, {}, None, market)
+    acct = next(a for a in book.accounts if a.id == OPTIMISE_ACCOUNT)
+    again = assess_account(model, fill_account(acct, market, symbol, size), market,
+                           liquidation_prices=False).initial_margin
+    assert again == pytest.approx(after, abs=0.006) and again < before
