@@ -95,6 +95,8 @@ def test_the_table_and_the_file(demo, tmp_path):
 @pytest.mark.parametrize("args,line", [
     (["--budget", "-5"], "error: --budget: must be a finite number > 0"),
     (["--budget", "nan"], "error: --budget: must be a finite number > 0"),
+    (["--budget", "abc"], "error: --budget: not a number: 'abc'"),
+    (["--universe", ","], "error: --universe[0]: empty symbol"),
     (["--universe", "BTCUSDT,NOPE"], "error: --universe[1]: unknown symbol 'NOPE'"),
     (["--account", "nobody"], "error: --account: unknown account 'nobody'"),
     (["--versus", "binance-usdm"], "error: --versus: must name a model other than --model"),

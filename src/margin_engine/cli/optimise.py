@@ -37,12 +37,16 @@ from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
 
 
-def _budget(raw: float | None) -> float:
+def _budget(raw: str | None) -> float:
     if raw is None:
         return math.inf
-    if not math.isfinite(raw) or raw <= 0:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError("--budget", f"not a number: {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
         raise InputError("--budget", f"must be a finite number > 0 (USD), got {raw!r}")
-    return float(raw)
+    return value
 
 
 @app.command(name="optimise")
@@ -51,7 +55,7 @@ def optimise_cmd(
         market: Annotated[Path, typer.Argument(help="market snapshot JSON")],
         model: Annotated[str, typer.Option("--model", "-m", help="registered model name")],
         account: Annotated[str, typer.Option("--account", "-a", help="account id")],
-        budget: Annotated[float | None, typer.Option(
+        budget: Annotated[str | None, typer.Option(
             "--budget", help="most USD of trading cost (spread + impact) to spend")] = None,
         universe: Annotated[str | None, typer.Option(
             "--universe", help="hedge instruments, SYM,SYM,... (default: the account's "
@@ -141,7 +145,9 @@ def _print(doc: dict[str, Any]) -> None:
                   f"{_n(p['initial_margin_before'])} → {_n(p['initial_margin_after'])} {ccy}",
                   markup=False, highlight=False)
     ex = doc["exact"]
-    if ex["applicable"]:
+    if ex["applicable"] and not ex["solved"]:
+        console.print(f"exact: not solved — {ex['reason']}", markup=False, highlight=False)
+    elif ex["applicable"]:
         console.print(f"exact (LP, HiGHS): IM → {_n(ex['initial_margin_after'])} {ccy} for "
                       f"{_n(ex['cost_usd'])} USD over {len(ex['trades'])} instruments; "
                       f"scenario objective {_n(ex['objective'])} (greedy "

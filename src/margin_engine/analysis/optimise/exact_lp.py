@@ -46,6 +46,10 @@ CUTS = 40
 RATIO = 1.4
 
 
+class SolverError(RuntimeError):
+    """HiGHS did not return an optimum (reported in the answer, not raised to the user)."""
+
+
 @dataclass(frozen=True)
 class ScenarioProblem:
     """What the LP and the evaluation of ``F`` read (see the module docstring)."""
@@ -220,7 +224,7 @@ def solve(prob: ScenarioProblem, cands: Candidates, costs: Mapping[str, TradeCos
     res = linprog(c, A_ub=a, b_ub=np.concatenate(rhs), bounds=bounds, method="highs")
     secs = time.perf_counter() - t0
     if res.status != 0:
-        raise RuntimeError(f"HiGHS: {res.message}")
+        raise SolverError(f"HiGHS: {res.message}")
     h = res.x[:k] - res.x[k: 2 * k]
     h[np.abs(h) <= 1e-9 * np.maximum(1.0, np.array([cands.bound[s] for s in prob.symbols]))] = 0
     return h, float(res.fun), secs, nv, a.shape[0]

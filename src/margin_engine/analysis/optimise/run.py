@@ -69,14 +69,19 @@ def optimise(model: MarginModel, account: Account, market: MarketSnapshot,
         why = "no candidate hedge"
     if why is None:
         assert isinstance(model, RiskBasedModel)
-        ex = exact_lp.exact_hedge(
-            model, account, market, cands, costs, budget=config.budget,
-            initial_margin_before=rep.initial_margin,
-            recompute=lambda t: recompute_im(model, account, market, t, policy))
-        prob = exact_lp.build_problem(model, account, market, cands.symbols)
-        greedy_f = prob.objective(_vector(plan.trades, cands.symbols))
-        doc["exact"] = {"applicable": True, **ex.as_dict(), "greedy_objective": greedy_f,
-                        "greedy_minus_exact": greedy_f - ex.objective}
+        try:
+            ex = exact_lp.exact_hedge(
+                model, account, market, cands, costs, budget=config.budget,
+                initial_margin_before=rep.initial_margin,
+                recompute=lambda t: recompute_im(model, account, market, t, policy))
+        except exact_lp.SolverError as exc:
+            doc["exact"] = {"applicable": True, "solved": False, "reason": str(exc)}
+        else:
+            prob = exact_lp.build_problem(model, account, market, cands.symbols)
+            greedy_f = prob.objective(_vector(plan.trades, cands.symbols))
+            doc["exact"] = {"applicable": True, "solved": True, **ex.as_dict(),
+                            "greedy_objective": greedy_f,
+                            "greedy_minus_exact": greedy_f - ex.objective}
     else:
         doc["exact"] = {"applicable": False, "reason": why}
     bins = allocation.mode_bins(model, account)
