@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from margin_engine.analysis.compare import Comparison, compare_models
+from margin_engine.analysis.optimise.run import top_hedge
 from margin_engine.demo.synthetic import (
     generate_book,
     generate_history,
@@ -42,15 +43,21 @@ def command_name() -> str:
 
 
 def next_commands(book: Path, market: Path, model: str) -> list[str]:
-    """What to try after the demo: margin the book, check an order, start the service and
-    open its dashboard."""
+    """What to try after the demo: margin the book, check an order, find a hedge, start the
+    service and open its dashboard."""
     me = command_name()
     return [f"next: {me} compute {book} {market} --model {model}",
             f"      {me} whatif {book} {market} --model {model} --account btc-long-cross "
             f"--order BTCUSDT:1",
+            f"      {me} optimise {book} {market} --model {model} --account {OPTIMISE_ACCOUNT}"
+            f"   # hedges, mode split, collateral: docs/optimisation.md",
             f"      {me} serve --model {model}   # the REST/WebSocket service, docs/service.md",
             "      then open http://127.0.0.1:8000/dashboard/ with the operator key it prints"
             "   # the web dashboard, docs/dashboard.md"]
+
+
+#: The account whose best hedge the demo prints (``optimise``, docs/optimisation.md).
+OPTIMISE_ACCOUNT = "btc-long-cross"
 
 
 def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
@@ -110,6 +117,8 @@ def run_demo(out: Path, *, seed: int, console: Console, as_json: bool) -> Compar
         console.print(table)
     console.print(f"files: {market_path}, {book_path}, {history_path}, "
                   f"{out / 'comparison.json'}")
+    target = next(a for a in book.accounts if a.id == OPTIMISE_ACCOUNT)
+    console.print(top_hedge(models[0], target, market), highlight=False, markup=False)
     for line in next_commands(book_path, market_path, models[0].name):
         console.print(line, highlight=False)
     return cmp
