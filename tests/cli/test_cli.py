@@ -114,3 +114,16 @@ def test_public_contract_check():
                          text=True, timeout=900, env=env)
     assert res.returncode == 0, res.stdout[-3000:]
     assert "0 failure(s)" in res.stdout
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "margin_engine", "models", "--format", "json"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "historical-var" in res.stdout
+    bad = subprocess.run([sys.executable, "-m", "margin_engine", "compute", "nope.json"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
