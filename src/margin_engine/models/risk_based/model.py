@@ -45,6 +45,8 @@ from margin_engine.models.core.results import PositionMargin, UnitMargin
 from margin_engine.models.core.scenario_pnl import instrument_pnl
 from margin_engine.models.core.units import MarginUnit, Scope
 from margin_engine.models.core.valuation import notional_usd
+from margin_engine.models.risk_based.vol_params import VolFactorParams
+from margin_engine.models.risk_based.vol_scenarios import joint_scenario_set
 
 Measure = Literal["var", "es", "worst_loss"]
 APC = Literal["none", "buffer", "floor", "stressed_weight"]
@@ -54,7 +56,7 @@ COMPONENTS = ("market_risk", "diversification_cap", "liquidity", "concentration"
               "minimum_charge", "anti_procyclicality")
 
 
-class RiskBasedParams(ModelParams):
+class RiskBasedParams(VolFactorParams):
     """Parameters shared by the risk-based family (each model sets its own defaults)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False,
@@ -253,7 +255,7 @@ class RiskBasedModel(MarginModel):
         if key not in self._scenario_cache:
             r, labels = self._returns(market, underlyings, self.params.lookback_days)
             try:
-                scen = self.generate(r, labels, underlyings)
+                scen = joint_scenario_set(self, market, underlyings, r, labels)
             except ValueError as exc:  # e.g. a constant price: zero variance to filter by
                 raise InputError("--history", f"{self.name} cannot build scenarios from the "
                                  f"returns of {', '.join(underlyings)}: {exc}") from None
