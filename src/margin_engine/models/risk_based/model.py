@@ -273,7 +273,9 @@ class RiskBasedModel(MarginModel):
         key = ("stressed", market.timestamp, underlyings)
         if key not in self._scenario_cache:  # the whole-history set, built once per date
             r, labels = self._returns(market, underlyings, None)
-            self._scenario_cache[key] = historical_cached(self, r, labels, underlyings)
+            self._scenario_cache[key] = joint_scenario_set(  # the vol factor too, if any
+                self, market, underlyings, r, labels,
+                lambda r_, lab_, u_: historical_cached(self, r_, lab_, u_))
         scen = self._scenario_cache[key]
         pnl = sizes @ instrument_pnl(instruments, market, scen, currency,
                                      vol_tenor_power=self.params.vol_tenor_power)

@@ -18,6 +18,7 @@ the index where both exist, when the index has stopped). The 30-day skew moves b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,18 +73,23 @@ def vol_factor_columns(history: PriceSeries, underlying: str, until: np.datetime
     return out, level, int(proxied[rows].sum())
 
 
+Generator = Callable[[np.ndarray, list[str], tuple[str, ...]], ScenarioSet]
+
+
 def joint_scenario_set(model: RiskBasedModel, market: MarketSnapshot,
                        underlyings: tuple[str, ...], returns: np.ndarray,
-                       labels: list[str]) -> ScenarioSet:
+                       labels: list[str], generate: Generator | None = None) -> ScenarioSet:
     """The model's scenarios with the implied-vol factor drawn jointly (module docstring);
-    the model's own generator alone when no underlying has an index column or the factor is
-    off. The set's ``surface_dynamics`` is the model's."""
+    the generator alone when no underlying has an index column or the factor is off. The
+    set's ``surface_dynamics`` is the model's. ``generate`` defaults to the model's own (the
+    APC floor passes the unfiltered historical one)."""
     p = model.params
+    generate = generate or model.generate
     h = p.history
     with_vol = ([u for u in underlyings if vol_symbol(u) in h.symbols]
                 if h is not None and p.vol_factor == "implied" else [])
     if not with_vol:
-        scen = model.generate(returns, labels, underlyings)
+        scen = generate(returns, labels, underlyings)
         return _with_surface(scen, None, p.surface_dynamics)
     assert h is not None
     until = np.datetime64(market.timestamp.date(), "D") - np.timedelta64(1, "D")
@@ -94,7 +100,7 @@ def joint_scenario_set(model: RiskBasedModel, market: MarketSnapshot,
         levels.append(level)
     aug = np.column_stack([returns, *cols])
     names = underlyings + tuple(vol_symbol(u) for u in with_vol)
-    scen = model.generate(aug, labels, names)
+    scen = generate(aug, labels, names)
     m = len(underlyings)
     vol_shifts = np.array(scen.vol_shifts[:, :m])
     skew = np.zeros((scen.n, m))
