@@ -104,7 +104,7 @@ def test_before_dvol_the_realised_vol_proxy_moves_the_vol():
     n = 0
     for s, lab in enumerate(scen.labels):
         i = at[lab]
-        if 1 <= i and i + 1 < DVOL_FROM:
+        if i >= 1 and i + 1 < DVOL_FROM:
             want = sigma_now * (sig[i] / sig[i - 1] - 1)
             assert scen.vol_shifts[s, 0] == pytest.approx(want, rel=1e-9, abs=1e-15)
             n += 1
