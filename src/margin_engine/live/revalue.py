@@ -17,6 +17,7 @@ from margin_engine.domain.market import USD_NAMES, MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.maths import black76_fast
 from margin_engine.maths.scenarios import ScenarioSet
+from margin_engine.maths.vol_factors import SKEW_Z_CLIP
 from margin_engine.models.core.scenario_pnl import MIN_VOL, Smile, option_scenario_vols
 
 FloatArray = np.ndarray
@@ -97,7 +98,13 @@ def instrument_pnl_batch(instruments: Sequence[Instrument], market: MarketSnapsh
     shape = F1.shape
     if scen.plain_vol:
         sig = np.maximum(vol[:, None] + shift, MIN_VOL)
-    else:  # skew moves / sticky moneyness: the reference path's per-option formula
+    elif scen.surface_dynamics == "sticky-strike":  # skew moves: scenario_vols, vectorised
+        assert scen.skew_shifts is not None
+        z = np.log(K[:, None] / (F[:, None] * (1.0 + x_all[:, c].T))) / (
+            vol[:, None] * np.sqrt(t)[:, None])
+        sig = np.maximum(vol[:, None] + shift + scen.skew_shifts[:, c].T
+                         * np.clip(z, -SKEW_Z_CLIP, SKEW_Z_CLIP), MIN_VOL)
+    else:  # sticky moneyness: the reference path's per-option formula (a smile per expiry)
         memo: dict[tuple[str, object], Smile] = {}
         sig = np.maximum(np.stack([
             option_scenario_vols(x, market, scen, float(F[j]), float(vol[j]), float(T1[j]),

@@ -212,3 +212,28 @@ def test_sticky_moneyness_is_sticky_strike_on_a_flat_smile():
     np.testing.assert_allclose(instrument_pnl(ins, one, a, "USD", vol_tenor_power=0.5),
                                instrument_pnl(ins, one, b, "USD", vol_tenor_power=0.5),
                                rtol=1e-12)
+
+
+def test_the_apc_floor_draws_the_vol_factor_too():
+    """apc=floor: the whole-history (stressed) set is the joint historical one, so the floor of
+    a short option moves with the DVOL history; without DVOL it is the β-rule set."""
+    from margin_engine.domain.book import Book
+    from margin_engine.policy.assess import assess_account
+
+    book = parse_model(Book, {"accounts": [{
+        "id": "a", "margin_mode": "portfolio", "collateral": {"BTC": 10},
+        "positions": [{"symbol": "BTC-27MAR26-70000-P", "size": -5}]}]}, "book")
+    floors = {}
+    for vf in ("implied", "beta"):
+        m = get_model("historical-var", {"history": HIST, "apc": "floor", "vol_factor": vf})
+        rep = assess_account(m, book.accounts[0], MARKET, liquidation_prices=False)
+        stressed = [v for k, v in m._scenario_cache.items() if k[0] == "stressed"]
+        assert len(stressed) == 1
+        assert ("implied-vol" in stressed[0].kind) == (vf == "implied")
+        assert stressed[0].n > scenarios_in_lookback(m)
+        floors[vf] = rep.components["anti_procyclicality"] + rep.components["market_risk"]
+    assert floors["implied"] != pytest.approx(floors["beta"], rel=1e-6)
+
+
+def scenarios_in_lookback(model) -> int:
+    return model.scenario_set(MARKET, ("BTC",)).n

@@ -74,7 +74,8 @@ class RiskBasedParams(VolFactorParams):
     vol_beta: float = Field(1.0, ge=0.0, le=5.0, description=(
         "Implied-vol shift per log price move: Δσ = −β·ln(1+x) (house assumption)"))
     vol_tenor_power: float = Field(0.5, ge=0.0, le=1.0, description=(
-        "Vol shifts scale as (30d/T)^power across tenors (house assumption)"))
+        "Vol shifts scale as (30d/T)^power across tenors (house assumption; the Deribit BTC "
+        "daily chains 2025-12-30…2026-08-22 fit 0.453, docs/vol-factors.md)"))
     cross_scope: Literal["account", "currency"] = Field(
         "account", description="Cross/portfolio units: whole account in USD, or per currency")
     mm_fraction: float = Field(0.8, gt=0.0, le=1.0, description="MM = mm_fraction × IM")
