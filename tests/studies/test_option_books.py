@@ -104,3 +104,13 @@ def test_quick_run_and_losses_from_the_raw_chain(tmp_path):
         for s in bt["summary"].values():
             for m in s["models"].values():
                 assert m["coverage"] == pytest.approx(1 - m["exceedances"] / s["days"])
+
+
+def test_the_skew_loading_default_is_the_measured_one():
+    """The parameter's default (derived) is the study's fit, to its two printed decimals; the
+    default vol_tenor_power 0.5 is within 0.05 of the fitted exponent (docs/vol-factors.md)."""
+    from margin_engine.models.risk_based.vol_params import SKEW_LOADING
+
+    f = json.loads(ob.DEFAULT_JSON.read_text())["factors"]
+    assert round(f["skew_loading"], 2) == SKEW_LOADING
+    assert abs(f["tenor_power"] - 0.5) < 0.05
