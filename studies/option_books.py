@@ -748,10 +748,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help=f"backtest {QUICK_DAYS[0]} … {QUICK_DAYS[1]}, {MC_PATHS_QUICK} MC "
                          "paths; writes under --out only")
     ap.add_argument("--out", type=Path, default=None,
-                    help="write the JSON and the page sections here instead of docs/")
+                    help="write the JSON and the page sections here instead of docs/ "
+                         "(default with --quick: out/option-books)")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite the page sections from docs/study/option_books.json only")
     args = ap.parse_args(argv)
+    if args.quick and args.out is None:  # a quick run never rewrites the docs
+        args.out = ROOT / "out" / "option-books"
     if args.render_only:
         write_pages(json.loads(DEFAULT_JSON.read_text()))
         return 0
