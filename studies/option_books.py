@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -666,6 +667,9 @@ def render_section(doc: dict[str, Any], horizons: Sequence[int | None]) -> str:
         "",
         render_event(ev, horizons),
         "",
+        f"![IM ÷ worst realised loss per book: deribit-pm, and each risk-based model at 2 days "
+        f"with and without the APC floor; the line at 1 is full cover.](study/{FIGURE})",
+        "",
         "**Findings.**",
         "",
         f"- The event: BTC {i0:,.0f} → {i15:,.0f} ({i15 / i0 - 1:+.1%}) in 36 hours; BTC DVOL "
@@ -729,6 +733,45 @@ def replace_block(page: str, name: str, body: str) -> str:
     return page[:a] + "\n" + body + "\n" + page[b:]
 
 
+FIGURE = "option-books-event.png"
+
+
+def figure_event(doc: dict[str, Any], path: Path) -> None:
+    """Bars: IM ÷ worst realised loss per book, for deribit-pm and each risk-based model with
+    its defaults, at 2 days, and at 2 days with the APC floor; the line at 1 is full cover."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ev = doc["event"]
+    books = list(ev["books"].values())
+    floor_l = next(label for label, _ in VARIANTS if label.startswith("apc=floor"))
+    series: list[tuple[str, list[float], str]] = [
+        ("deribit-pm", [b["im"][f"deribit-pm|{doc['horizons'][0] or 'default'}"] / b["worst"]
+                        for b in books], "#9467bd")]
+    colours = {"historical-var": "#1f77b4", "filtered-es": "#2ca02c",
+               "monte-carlo-es": "#ff7f0e"}
+    for n in RISK_MODELS:
+        series.append((f"{n}, 2 d", [b["im"][f"{n}|2"] / b["worst"] for b in books],
+                       colours[n]))
+        series.append((f"{n}, 2 d, apc=floor",
+                       [b["variants"][f"{n}|{floor_l}"] / b["worst"] for b in books],
+                       colours[n] + "80"))
+    fig = Figure(figsize=(9.0, 4.0), dpi=80, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    width = 0.8 / len(series)
+    for j, (label, vals, colour) in enumerate(series):
+        ax.bar([i + (j - len(series) / 2 + 0.5) * width for i in range(len(books))], vals,
+               width, label=label, color=colour)
+    ax.axhline(1.0, color="black", lw=1)
+    ax.set_xticks(range(len(books)))
+    ax.set_xticklabels([textwrap.fill(b["title"].split(":")[0], 16) for b in books],
+                       fontsize=8)
+    ax.set_ylabel("IM ÷ worst realised loss")
+    ax.legend(fontsize=7, ncol=2)
+    fig.savefig(path, format="png", dpi=80, metadata={"Software": None})
+
+
 def render_sections(doc: dict[str, Any]) -> dict[tuple[str, str], str]:
     """(page, block name) → the block's markdown, all from ``doc``."""
     return {("factors", "factors"): render_factors(doc["factors"]),
@@ -736,6 +779,7 @@ def render_sections(doc: dict[str, Any]) -> dict[tuple[str, str], str]:
 
 
 def write_pages(doc: dict[str, Any]) -> None:
+    figure_event(doc, DEFAULT_JSON.parent / FIGURE)
     for (page, name), body in render_sections(doc).items():
         path = PAGES[page]
         path.write_text(replace_block(path.read_text(), name, body))
@@ -775,6 +819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "option_books.json").write_text(json.dumps(doc, indent=1))
         (args.out / "option_books.md").write_text("\n\n".join(sections.values()) + "\n")
+        figure_event(doc, args.out / FIGURE)
     else:
         DEFAULT_JSON.write_text(json.dumps(doc, indent=1) + "\n")
         write_pages(doc)
