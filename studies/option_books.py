@@ -65,7 +65,7 @@ EVENT_DAY = "2026-02-04"
 EVENT_TIMES = (("t0", "2026-02-04", "09:30"), ("+1 d", "2026-02-05", "09:30"),
                ("+1.5 d", "2026-02-05", "21:30"), ("+2 d", "2026-02-06", "09:30"))
 MC_PATHS_QUICK = 1000
-QUICK_DAYS = ("2026-01-26", "2026-02-12")
+QUICK_DAYS = ("2026-02-02", "2026-02-08")
 CONTRACTS = 10.0                 # BTC per leg (Deribit: 1 BTC per option contract)
 PERP = "BTC-PERPETUAL"           # inverse, USD 10 face
 
