@@ -54,7 +54,8 @@ def build_model(name: str, options: dict[str, Any], history: Sequence[Path] | No
     note = None
     if "history" in cls.Params.model_fields:
         if history:
-            options = {**options, "history": load_price_series(history)}
+            options = {**options, "history": load_price_series(  # DVOL: the vol factor
+                history, keep_vol="vol_factor" in cls.Params.model_fields)}
         else:
             options = {**options, "history": synthetic_series(market.timestamp.date())}
             note = (f"{name}: no --history given, so its scenarios come from the embedded "

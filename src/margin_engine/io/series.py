@@ -17,13 +17,15 @@ from margin_engine.io.history import load_history
 SYNTHETIC_DAYS = 1500
 
 
-def load_price_series(paths: Sequence[str | Path]) -> PriceSeries:
-    """Daily closes from one or more history files (merged on the date; DVOL columns dropped)."""
+def load_price_series(paths: Sequence[str | Path], *, keep_vol: bool = False) -> PriceSeries:
+    """Daily closes from one or more history files (merged on the date). DVOL columns
+    (``BTC_DVOL``, annualised decimal) are dropped unless ``keep_vol`` (the risk-based models'
+    implied-vol factor, docs/vol-factors.md)."""
     try:
         h = load_history(list(paths), frequency="1d")
     except (ValueError, OSError) as exc:
         raise InputError("--history", str(exc)) from None
-    keep = [k for k, s in enumerate(h.symbols) if not s.endswith("_DVOL")]
+    keep = [k for k, s in enumerate(h.symbols) if keep_vol or not s.endswith("_DVOL")]
     dates = h.dates.astype("datetime64[D]")
     return PriceSeries(dates, tuple(h.symbols[k] for k in keep), h.closes[:, keep],
                        " + ".join(sorted({Path(p).name for p in paths})))

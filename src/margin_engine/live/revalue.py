@@ -17,7 +17,8 @@ from margin_engine.domain.market import USD_NAMES, MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.maths import black76_fast
 from margin_engine.maths.scenarios import ScenarioSet
-from margin_engine.models.core.scenario_pnl import MIN_VOL
+from margin_engine.maths.vol_factors import SKEW_Z_CLIP
+from margin_engine.models.core.scenario_pnl import MIN_VOL, Smile, option_scenario_vols
 
 FloatArray = np.ndarray
 
@@ -95,7 +96,20 @@ def instrument_pnl_batch(instruments: Sequence[Instrument], market: MarketSnapsh
     shift = scen.vol_shifts[:, c].T * ((30.0 / 365.0 / t) ** vol_tenor_power)[:, None]
     F1 = F[:, None] * (1.0 + x_all[:, c].T)
     shape = F1.shape
-    sig = np.maximum(vol[:, None] + shift, MIN_VOL)
+    if scen.plain_vol:
+        sig = np.maximum(vol[:, None] + shift, MIN_VOL)
+    elif scen.surface_dynamics == "sticky-strike":  # skew moves: scenario_vols, vectorised
+        assert scen.skew_shifts is not None
+        z = np.log(K[:, None] / (F[:, None] * (1.0 + x_all[:, c].T))) / (
+            vol[:, None] * np.sqrt(t)[:, None])
+        sig = np.maximum(vol[:, None] + shift + scen.skew_shifts[:, c].T
+                         * np.clip(z, -SKEW_Z_CLIP, SKEW_Z_CLIP), MIN_VOL)
+    else:  # sticky moneyness: the reference path's per-option formula (a smile per expiry)
+        memo: dict[tuple[str, object], Smile] = {}
+        sig = np.maximum(np.stack([
+            option_scenario_vols(x, market, scen, float(F[j]), float(vol[j]), float(T1[j]),
+                                 int(c[j]), vol_tenor_power, memo)
+            for j, x in enumerate(o)]), MIN_VOL)
     v1 = black76_fast.price_usd_numba(  # the numba kernel: same formula, ~5x the NumPy path
         F1.ravel(), np.broadcast_to(K[:, None], shape).ravel(),
         np.broadcast_to(T1[:, None], shape).ravel(), sig.ravel(),

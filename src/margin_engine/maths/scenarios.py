@@ -24,6 +24,8 @@ from margin_engine.maths import volatility
 from margin_engine.maths.stress_library import StressScenario
 
 FloatArray = NDArray[np.float64]
+#: How an option's implied vol responds to a price move (docs/vol-factors.md).
+SURFACE_DYNAMICS = ("sticky-strike", "sticky-moneyness")
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +47,14 @@ class ScenarioSet:
         A label per scenario (a date, a grid point, a stress name, a path number).
     kind : str
         Which generator made it.
+    skew_shifts : float64 [n_scenarios, n_underlyings] or None
+        Change of the 30-day skew ``dσ/dz`` (``z = ln(K/F)/(σ√T)``, clipped to ±3), added to an
+        option's vol as ``skew_shift·z`` (implied-vol factor scenarios; None: no skew move).
+    surface_dynamics : str
+        ``'sticky-strike'`` (an option keeps its own vol, plus the shifts) or
+        ``'sticky-moneyness'`` (it takes the vol the market's smile of its expiry has at its
+        new log-moneyness ``ln(K/F') = ln(K/F) − ln(1+x)``, plus the shifts).
+        See docs/vol-factors.md.
     """
 
     underlyings: tuple[str, ...]
@@ -54,6 +64,8 @@ class ScenarioSet:
     weights: FloatArray
     labels: tuple[str, ...]
     kind: str
+    skew_shifts: FloatArray | None = None
+    surface_dynamics: str = "sticky-strike"
 
     def __post_init__(self) -> None:
         n, m = self.price_moves.shape
@@ -73,12 +85,27 @@ class ScenarioSet:
             raise ValueError("weights: must be non-negative and not all zero")
         if not self.horizon_days >= 0:
             raise ValueError("horizon_days: must be ≥ 0")
-        for a in (self.price_moves, self.vol_shifts, self.weights):
-            a.setflags(write=False)
+        if self.skew_shifts is not None and (self.skew_shifts.shape != (n, m)
+                                             or not np.isfinite(self.skew_shifts).all()):
+            raise ValueError(f"skew_shifts: shape {self.skew_shifts.shape} or not finite, "
+                             f"expected finite {(n, m)}")
+        if self.surface_dynamics not in SURFACE_DYNAMICS:
+            raise ValueError(f"surface_dynamics: {self.surface_dynamics!r} (known: "
+                             f"{', '.join(SURFACE_DYNAMICS)})")
+        for a in (self.price_moves, self.vol_shifts, self.weights, self.skew_shifts):
+            if a is not None:
+                a.setflags(write=False)
 
     def with_kind(self, kind: str) -> ScenarioSet:
         return ScenarioSet(self.underlyings, self.price_moves, self.vol_shifts,
-                           self.horizon_days, self.weights, self.labels, kind)
+                           self.horizon_days, self.weights, self.labels, kind,
+                           self.skew_shifts, self.surface_dynamics)
+
+    @property
+    def plain_vol(self) -> bool:
+        """True when an option's scenario vol is its own vol plus the tenor-scaled shift only
+        (no skew move, sticky strike): the original revaluation, bit for bit."""
+        return self.skew_shifts is None and self.surface_dynamics == "sticky-strike"
 
     @property
     def n(self) -> int:
@@ -103,10 +130,15 @@ class ScenarioSet:
                 raise ValueError("other_weight_share: must be in [0, 1)")
             w = np.concatenate([w_self * (1 - other_weight_share),
                                 w_other * other_weight_share])
+        skew = None
+        if self.skew_shifts is not None or other.skew_shifts is not None:
+            skew = np.vstack([np.zeros_like(a.price_moves) if a.skew_shifts is None
+                              else a.skew_shifts for a in (self, other)])
         return ScenarioSet(self.underlyings, np.vstack([self.price_moves, other.price_moves]),
                            np.vstack([self.vol_shifts, other.vol_shifts]),
                            max(self.horizon_days, other.horizon_days), w,
-                           self.labels + other.labels, f"{self.kind}+{other.kind}")
+                           self.labels + other.labels, f"{self.kind}+{other.kind}",
+                           skew, self.surface_dynamics)
 
 
 def tenor_scaled_shift(shift: FloatArray | float, years: FloatArray | float,

@@ -45,6 +45,8 @@ from margin_engine.models.core.results import PositionMargin, UnitMargin
 from margin_engine.models.core.scenario_pnl import instrument_pnl
 from margin_engine.models.core.units import MarginUnit, Scope
 from margin_engine.models.core.valuation import notional_usd
+from margin_engine.models.risk_based.vol_params import VolFactorParams
+from margin_engine.models.risk_based.vol_scenarios import joint_scenario_set
 
 Measure = Literal["var", "es", "worst_loss"]
 APC = Literal["none", "buffer", "floor", "stressed_weight"]
@@ -54,7 +56,7 @@ COMPONENTS = ("market_risk", "diversification_cap", "liquidity", "concentration"
               "minimum_charge", "anti_procyclicality")
 
 
-class RiskBasedParams(ModelParams):
+class RiskBasedParams(VolFactorParams):
     """Parameters shared by the risk-based family (each model sets its own defaults)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False,
@@ -72,7 +74,8 @@ class RiskBasedParams(ModelParams):
     vol_beta: float = Field(1.0, ge=0.0, le=5.0, description=(
         "Implied-vol shift per log price move: Δσ = −β·ln(1+x) (house assumption)"))
     vol_tenor_power: float = Field(0.5, ge=0.0, le=1.0, description=(
-        "Vol shifts scale as (30d/T)^power across tenors (house assumption)"))
+        "Vol shifts scale as (30d/T)^power across tenors (house assumption; the Deribit BTC "
+        "daily chains 2025-12-30…2026-08-22 fit 0.453, docs/vol-factors.md)"))
     cross_scope: Literal["account", "currency"] = Field(
         "account", description="Cross/portfolio units: whole account in USD, or per currency")
     mm_fraction: float = Field(0.8, gt=0.0, le=1.0, description="MM = mm_fraction × IM")
@@ -253,7 +256,7 @@ class RiskBasedModel(MarginModel):
         if key not in self._scenario_cache:
             r, labels = self._returns(market, underlyings, self.params.lookback_days)
             try:
-                scen = self.generate(r, labels, underlyings)
+                scen = joint_scenario_set(self, market, underlyings, r, labels)
             except ValueError as exc:  # e.g. a constant price: zero variance to filter by
                 raise InputError("--history", f"{self.name} cannot build scenarios from the "
                                  f"returns of {', '.join(underlyings)}: {exc}") from None
@@ -271,7 +274,9 @@ class RiskBasedModel(MarginModel):
         key = ("stressed", market.timestamp, underlyings)
         if key not in self._scenario_cache:  # the whole-history set, built once per date
             r, labels = self._returns(market, underlyings, None)
-            self._scenario_cache[key] = historical_cached(self, r, labels, underlyings)
+            self._scenario_cache[key] = joint_scenario_set(  # the vol factor too, if any
+                self, market, underlyings, r, labels,
+                lambda r_, lab_, u_: historical_cached(self, r_, lab_, u_))
         scen = self._scenario_cache[key]
         pnl = sizes @ instrument_pnl(instruments, market, scen, currency,
                                      vol_tenor_power=self.params.vol_tenor_power)
