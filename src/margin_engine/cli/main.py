@@ -751,3 +751,4 @@ def main() -> None:  # pragma: no cover - console entry
 from . import audit as _audit  # noqa: E402, F401  (registers `margin-engine audit`)
 from . import import_cmd as _import_cmd  # noqa: E402,F401  (registers `import`)
 from . import serve as _serve  # noqa: E402,F401  (registers `serve`)
+from . import simulate as _simulate  # noqa: E402,F401  (registers `simulate`)
