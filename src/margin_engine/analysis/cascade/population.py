@@ -89,9 +89,9 @@ def perpetual_symbols(market: MarketSnapshot) -> list[str]:
 def generate_population(n: int, market: MarketSnapshot, *, seed: int = 0,
                         fit: PopulationFit = DEFAULT_FIT, symbols: tuple[str, ...] | None = None,
                         entry_spread: float = 0.02) -> Population:
-    """``n`` single-position accounts drawn from ``fit``, spread over ``symbols`` (default:
-    the market's linear perpetuals) in proportion to equal weight; entries drawn within
-    ``±entry_spread`` of the mark (so some accounts start in profit, some in loss).
+    """``n`` single-position accounts drawn from ``fit``, spread evenly over ``symbols``
+    (default: the market's linear perpetuals settling in the first one's currency); entries
+    drawn within ``±entry_spread`` of the mark (some accounts start in profit, some in loss).
 
     Raises
     ------
@@ -100,7 +100,12 @@ def generate_population(n: int, market: MarketSnapshot, *, seed: int = 0,
     """
     if n < 1:
         raise InputError("--accounts", f"must be >= 1, got {n}")
-    syms = tuple(symbols) if symbols else tuple(perpetual_symbols(market))
+    if symbols:
+        syms = tuple(symbols)
+    else:  # the market's linear perpetuals in the first one's settlement currency
+        every = perpetual_symbols(market)
+        first = market.instrument(every[0]).settle if every else ""
+        syms = tuple(s for s in every if market.instrument(s).settle == first)
     if not syms:
         raise InputError("--market", "has no linear perpetual (contract size 1) to hold")
     rng = np.random.default_rng(seed)
