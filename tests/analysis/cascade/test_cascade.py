@@ -53,6 +53,7 @@ def test_ledger_conserved_and_nobody_left_negative(market, model, seed, drop, st
     _, r = _run(market, model, n=120, seed=seed, shock=f"BTC:-{drop}%~{steps},ETH:+{drop}%",
                   fund_usd=fund, impact=ImpactModel(y=y))
     assert r.ledger_end_cents == r.ledger_start_cents  # to the cent
+    assert not r.rounds[:, 7].any()  # and after every round of liquidations
     assert r.fund_end_cents >= 0
     assert r.fund_draw_cents + r.clawback_cents + r.uncovered_cents == r.bad_debt_cents
     if r.uncovered_cents == 0:

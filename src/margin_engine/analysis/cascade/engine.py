@@ -113,7 +113,7 @@ class CascadeResult:
     """What a cascade did. Money in USD unless the name says cents.
 
     ``rounds`` columns: step, round, accounts liquidated, notional liquidated on the book, by
-    ADL, fees, fund draw, clawback; ``events`` (one row per account liquidation): step,
+    ADL, fees, fund draw, ledger change since the start (cents; 0 when conserved); ``events`` (one row per account liquidation): step,
     account index, notional closed (USD at the mark), account value before (USD).
     """
 
@@ -344,7 +344,8 @@ class _Sim:
         self.events.append(np.column_stack([np.full(idx.size, t), idx, closed, Ei]))
         adl_usd = float(closed[adl_done].sum())
         self.rounds.append((t, r, idx.size, float(closed[book].sum()), adl_usd,
-                            int(fee.sum()) / 100, drawn / 100, 0.0))
+                            int(fee.sum()) / 100, drawn / 100,
+                            float(self.ledger() - self.ledger0)))
         self.d_perm += imp.permanent * sgn * move
         self.d_tr = (self.d_tr + (1.0 - imp.permanent) * sgn * move) * imp.decay(
             imp.round_seconds)

@@ -88,10 +88,13 @@ def perpetual_symbols(market: MarketSnapshot) -> list[str]:
 
 def generate_population(n: int, market: MarketSnapshot, *, seed: int = 0,
                         fit: PopulationFit = DEFAULT_FIT, symbols: tuple[str, ...] | None = None,
-                        entry_spread: float = 0.02) -> Population:
+                        entry_spread: float = 0.02, second_share: float = 0.0) -> Population:
     """``n`` single-position accounts drawn from ``fit``, spread evenly over ``symbols``
     (default: the market's linear perpetuals settling in the first one's currency); entries
     drawn within ``±entry_spread`` of the mark (some accounts start in profit, some in loss).
+    A share ``second_share`` of the accounts also holds a second position, on another symbol,
+    of the same size distribution and a random side (collateral then covers both notionals at
+    the account's leverage): what makes isolated and cross margin differ.
 
     Raises
     ------
@@ -123,6 +126,16 @@ def generate_population(n: int, market: MarketSnapshot, *, seed: int = 0,
     sizes[rows, col] = side * notional / marks[col]
     entries[rows, col] = entry
     collateral = notional / lev
+    if second_share > 0 and len(syms) > 1:
+        two = np.flatnonzero(rng.random(n) < second_share)
+        col2 = (col[two] + rng.integers(1, len(syms), two.size)) % len(syms)
+        ntl2 = np.clip(np.exp(rng.normal(fit.notional_mu, fit.notional_sigma, two.size)),
+                       fit.notional_min, fit.notional_max)
+        side2 = np.where(rng.random(two.size) < fit.long_share, 1.0, -1.0)
+        sizes[two, col2] = side2 * ntl2 / marks[col2]
+        entries[two, col2] = marks[col2] * (1.0 + rng.uniform(-entry_spread, entry_spread,
+                                                                two.size))
+        collateral[two] += ntl2 / lev[two]
     ids = tuple(f"p{i}" for i in range(n))
     ccy = _settle(market, syms)
     return Population(ids, syms, ccy, collateral, sizes, entries)
