@@ -113,8 +113,9 @@ class CascadeResult:
     """What a cascade did. Money in USD unless the name says cents.
 
     ``rounds`` columns: step, round, accounts liquidated, notional liquidated on the book, by
-    ADL, fees, fund draw, ledger change since the start (cents; 0 when conserved); ``events`` (one row per account liquidation): step,
-    account index, notional closed (USD at the mark), account value before (USD).
+    ADL, fees, fund draw, ledger change since the start (cents; 0 when conserved);
+    ``events`` (one row per account liquidation): step, account index, notional closed (USD
+    at the mark), account value before (USD).
     """
 
     model: str
