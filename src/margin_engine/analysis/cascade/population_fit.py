@@ -40,10 +40,10 @@ def fit_lognormal(values: ArrayLike) -> tuple[float, float]:
 
 # studies/cascades.py on the 2023 records (2026-12-06): 245 users; per-user medians.
 HYPERLIQUID_FIT = PopulationFit(
-    notional_mu=6.110950685957375, notional_sigma=1.5317282452706098,
-    leverage_mu=1.1177830225524406, leverage_sigma=0.9701409985304084,
-    long_share=0.5377953730050724, notional_min=10.0, notional_max=5e7, leverage_max=50.0,
+    notional_mu=6.071415042658191, notional_sigma=1.5315606351056514,
+    leverage_mu=1.07995733890103, leverage_sigma=0.9721763549342594,
+    long_share=0.537590017382667, notional_min=10.0, notional_max=5e7, leverage_max=50.0,
     source="Hyperliquid non-MM trades and ledger 2023-02-26 – 2023-05-02 (hyperliquid-dex/"
            "historical_data 984357d): lognormal per-user median notional (median "
-           f"{math.exp(6.110950685957375):,.0f} USD) and leverage (median "
-           f"{math.exp(1.1177830225524406):.2f}×); max leverage 50× (Hyperliquid 2023 cap)")
+           f"{math.exp(6.071415042658191):,.0f} USD) and leverage (median "
+           f"{math.exp(1.07995733890103):.2f}×); max leverage 50× (Hyperliquid 2023 cap)")
