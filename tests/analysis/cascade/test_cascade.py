@@ -133,3 +133,18 @@ def test_isolated_splits_collateral(market):
     # derived: each half gets collateral × its notional share
     share = abs(two.sizes[0, 0] * two.entries[0, 0]) / np.abs(two.sizes[0] * two.entries[0]).sum()
     assert iso.collateral[0] == pytest.approx(two.collateral[0] * share)
+
+
+def test_hyperliquid_rule_closes_a_fifth_of_a_large_position(market):
+    """Derived by hand: 2.74 BTC long (200,020 USD at entry 73,000) with 4,000 collateral;
+    BTC −1 % → mark 72,274.95, equity 4,000 − 2.74 × 725.05 = 2,013.36, below the
+    maintenance of a 200 k position (1.25 % at 40×: about 2,476). Above 100,000 USD the
+    Hyperliquid rule sends 20 % of the position: 0.548 BTC = 39,606.67 USD at the mark."""
+    pop = Population(("w",), ("BTCUSDT",), "USDT", np.array([4000.0]), np.array([[2.74]]),
+                     np.array([[73_000.0]]))
+    r = simulate(get_model("hyperliquid", {}), pop, market, parse_shock("BTC:-1%"),
+                 CascadeConfig(impact=NO_IMPACT, fund_usd=0.0))
+    assert r.rule == "hyperliquid"
+    assert r.events[0, 2] == pytest.approx(0.2 * 2.74 * 72_274.95)
+    assert r.events[0, 3] == pytest.approx(4000 - 2.74 * 725.05)
+    assert r.ledger_end_cents == r.ledger_start_cents
