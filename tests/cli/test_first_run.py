@@ -48,8 +48,9 @@ def test_the_demo_suggests_commands_that_run(demo):
     for line in lines[:2]:  # "[next:] COMMAND compute|whatif ARGS..."
         res = run(*line.removeprefix("next:").split()[1:])
         assert res.exit_code == 0, res.output
-    assert "serve --model binance-usdm" in lines[3]  # lines[2], optimise: test_optimise_cli
-    assert "http://127.0.0.1:8000/dashboard/" in lines[4]  # serve's default host and port
+    # lines[2] optimise: test_optimise_cli; lines[3] simulate: test_demo_cascade
+    assert "serve --model binance-usdm" in lines[4]
+    assert "http://127.0.0.1:8000/dashboard/" in lines[5]  # serve's default host and port
 
 
 def test_the_command_make_demo_suggests_margins_what_it_can(demo):

@@ -752,3 +752,4 @@ from . import audit as _audit  # noqa: E402, F401  (registers `margin-engine aud
 from . import import_cmd as _import_cmd  # noqa: E402,F401  (registers `import`)
 from . import optimise as _optimise  # noqa: E402,F401  (registers `optimise`)
 from . import serve as _serve  # noqa: E402,F401  (registers `serve`)
+from . import simulate as _simulate  # noqa: E402,F401  (registers `simulate`)

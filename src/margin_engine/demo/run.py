@@ -22,6 +22,8 @@ from margin_engine.demo.synthetic import (
     history_csv,
 )
 from margin_engine.domain.book import check_against_market
+from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
 from margin_engine.models.core.registry import model_names
@@ -43,14 +45,16 @@ def command_name() -> str:
 
 
 def next_commands(book: Path, market: Path, model: str) -> list[str]:
-    """What to try after the demo: margin the book, check an order, find a hedge, start the
-    service and open its dashboard."""
+    """What to try after the demo: margin the book, check an order, find a hedge, run a
+    liquidation cascade, start the service and open its dashboard."""
     me = command_name()
     return [f"next: {me} compute {book} {market} --model {model}",
             f"      {me} whatif {book} {market} --model {model} --account btc-long-cross "
             f"--order BTCUSDT:1",
             f"      {me} optimise {book} {market} --model {model} --account {OPTIMISE_ACCOUNT}"
             f"   # hedges, mode split, collateral: docs/optimisation.md",
+            f"      {me} simulate --market {market} --accounts 2000 --shock BTC:-15%~3 "
+            f"--model hyperliquid --plot {market.parent / 'cascade.png'}   # docs/cascades.md",
             f"      {me} serve --model {model}   # the REST/WebSocket service, docs/service.md",
             "      then open http://127.0.0.1:8000/dashboard/ with the operator key it prints"
             "   # the web dashboard, docs/dashboard.md"]
@@ -58,6 +62,29 @@ def next_commands(book: Path, market: Path, model: str) -> list[str]:
 
 #: The account whose best hedge the demo prints (``optimise``, docs/optimisation.md).
 OPTIMISE_ACCOUNT = "btc-long-cross"
+
+
+def demo_cascade(market: MarketSnapshot, console: Console) -> str | None:
+    """A small liquidation cascade on the demo market (docs/cascades.md): 2,000 accounts
+    drawn from the Hyperliquid fit, BTC −15 % over 3 steps, binance-usdm; one line, or None
+    when the market has no linear perpetual."""
+    from margin_engine.analysis.cascade.engine import simulate
+    from margin_engine.analysis.cascade.population import generate_population
+    from margin_engine.analysis.cascade.population_fit import HYPERLIQUID_FIT
+    from margin_engine.analysis.cascade.shock import parse_shock
+
+    try:
+        pop = generate_population(2000, market, seed=7, fit=HYPERLIQUID_FIT)
+        r = simulate(build_model("binance-usdm", {}, None, market)[0], pop, market,
+                     parse_shock("BTC:-15%~3"))
+    except InputError:
+        return None
+    line = (f"cascade (BTC -15% over 3 steps, 2,000 accounts, binance-usdm): "
+            f"{r.accounts_liquidated:,} accounts liquidated for {r.liquidated_usd:,.0f} USD in "
+            f"{r.rounds.shape[0]} rounds, bad debt {r.bad_debt_cents / 100:,.2f} USD, "
+            f"ADL fills {r.adl_fills}")
+    console.print(line, highlight=False, markup=False)
+    return line
 
 
 def write_sample(out: Path, seed: int) -> tuple[Path, Path, Path]:
@@ -115,6 +142,7 @@ def run_demo(out: Path, *, seed: int, console: Console, as_json: bool) -> Compar
         Console(file=console.file, width=max(console.width, needed)).print(table)
     else:
         console.print(table)
+    demo_cascade(market, console)
     console.print(f"files: {market_path}, {book_path}, {history_path}, "
                   f"{out / 'comparison.json'}")
     target = next(a for a in book.accounts if a.id == OPTIMISE_ACCOUNT)

@@ -323,7 +323,7 @@ class RiskEngine(ReferenceEngine):
             n_unds[ka] = np.bincount(unit_o[starts], minlength=len(ks))
             for j, k in enumerate(ks):
                 self._parts.pop(slots[k], None)
-                self._vec[slots[k]] = vec[j]
+                self._vec[slots[k]] = vec[j].copy()  # a view would keep all of ``vec`` alive
                 self._slot_unds[slots[k]] = int(n_unds[k])
         im = self._im_many(slots, mr, standalone, n_unds)
         return im, p.mm_fraction * im
