@@ -28,10 +28,15 @@ Money = Decimal | int | str
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+def is_printable(s: str) -> bool:
+    """Whether ``s`` has no control character and no unpaired surrogate."""
+    return _CONTROL.search(s) is None
+
+
 def _printable(s: str) -> str:
     """Refuse control characters (PostgreSQL's text columns cannot even hold NUL) and unpaired
     surrogates, as the domain's ``Name`` does."""
-    if _CONTROL.search(s):
+    if not is_printable(s):
         raise ValueError("contains a control character or an unpaired surrogate")
     return s
 
