@@ -3,7 +3,9 @@
     python -m bench.bench_service [--seconds 60] [--accounts 20] [--concurrency 16]
                                   [--model binance-usdm] [--client wrk|httpx] [--port 0]
 
-Starts ``margin-engine serve`` on a temporary SQLite file (demo market), creates ``--accounts``
+Starts the service as ``margin-engine serve`` does (demo market, uvicorn) on a temporary SQLite
+file, once with FastAPI's what-if route and once with the what-if fast path
+(``--route both``, the default: the ratio is measured in the same run), creates ``--accounts``
 accounts with collateral and two fills each, then for ``--seconds`` keeps ``--concurrency``
 requests in flight (keep-alive), each ``POST /v1/accounts/{id}/what-if`` for one BTCUSDT order
 asked with the account's own key (so the per-key rate limit is not what is measured).
@@ -61,13 +63,32 @@ def _free_port() -> int:
         return port
 
 
-def _start(db: str, port: int, model: str, cwd: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MARGIN_ENGINE_OPERATOR_KEY": OP}
-    src = Path(__file__).resolve().parents[1] / "src"
-    env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
+def _serve(model: str, db: str, port: int, fast: bool) -> None:
+    """What ``margin-engine serve --model MODEL --db DB --port PORT`` runs (demo market), with
+    the what-if fast path on or off (the A/B of this benchmark)."""
+    import uvicorn
+
+    from margin_engine.demo.synthetic import generate_market
+    from margin_engine.domain.market import MarketSnapshot
+    from margin_engine.io.loaders import parse_model
+    from margin_engine.io.model_options import build_model
+    from margin_engine.service.app import create_app
+
+    snap = parse_model(MarketSnapshot, generate_market(seed=7), "market")
+    mdl, _ = build_model(model, {}, None, snap)
+    uvicorn.run(create_app(mdl, snap, db, operator_key=OP, fast_what_if=fast),
+                host="127.0.0.1", port=port, log_level="warning")
+
+
+def _start(db: str, port: int, model: str, fast: bool) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), str(root),
+                                         env.get("PYTHONPATH", "")])
     server = subprocess.Popen(
-        [sys.executable, "-c", "from margin_engine.cli.main import app; app()", "serve",
-         "--model", model, "--db", db, "--port", str(port)], env=env, cwd=cwd,
+        [sys.executable, "-c", "import sys; from bench.bench_service import _serve; "
+         "_serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == 'fast')",
+         model, db, str(port), "fast" if fast else "route"], env=env, cwd=root,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
@@ -187,21 +208,11 @@ async def _load_httpx(url: str, keys: dict[str, str], seconds: float,
                 (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime))
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--accounts", type=int, default=20)
-    ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
-    ap.add_argument("--model", default="binance-usdm")
-    ap.add_argument("--client", choices=("wrk", "httpx"),
-                    default="wrk" if shutil.which("wrk") else "httpx")
-    ap.add_argument("--port", type=int, default=0)
-    a = ap.parse_args(argv)
+def _run(a: argparse.Namespace, fast: bool) -> None:
     port = a.port or _free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        server = _start(f"sqlite:///{tmp}/bench.db", port, a.model, tmp)
+        server = _start(f"sqlite:///{tmp}/bench.db", port, a.model, fast)
         try:
             keys = _setup(url, a.accounts)
             s0 = _cpu_s(server.pid)
@@ -213,16 +224,34 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             server.terminate()
             server.wait()
-    load1 = os.getloadavg()[0]
-    print(f"what-if over loopback: {a.model}, {a.accounts} accounts, client {a.client}, "
-          f"concurrency {a.concurrency}, {res.wall_s:.1f} s, {os.cpu_count()} CPUs, "
-          f"load average {load1:.1f}")
+    print(f"what-if over loopback ({'fast path' if fast else 'FastAPI route'}): {a.model}, "
+          f"{a.accounts} accounts, client {a.client}, concurrency {a.concurrency}, "
+          f"{res.wall_s:.1f} s, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"  {res.requests:,} requests, {res.requests / res.wall_s:,.0f}/s, "
           f"p50 {res.p50_ms:.2f} ms, p99 {res.p99_ms:.2f} ms, max {res.max_ms:.1f} ms, "
           f"errors {res.errors}")
     print(f"  CPU: server {100 * server_cpu / res.wall_s:.0f} %, client "
           f"{100 * res.client_cpu_s / res.wall_s:.0f} % (100 % = one core); server "
-          f"{1e6 * server_cpu / max(res.requests, 1):.0f} µs CPU per request")
+          f"{1e6 * server_cpu / max(res.requests, 1):.0f} µs CPU per request", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--accounts", type=int, default=20)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--model", default="binance-usdm")
+    ap.add_argument("--client", choices=("wrk", "httpx"),
+                    default="wrk" if shutil.which("wrk") else "httpx")
+    ap.add_argument("--route", choices=("both", "fast", "fastapi"), default="both",
+                    help="the what-if fast path, FastAPI's route, or one after the other")
+    ap.add_argument("--port", type=int, default=0)
+    a = ap.parse_args(argv)
+    if a.route in ("both", "fastapi"):
+        _run(a, fast=False)
+    if a.route in ("both", "fast"):
+        _run(a, fast=True)
 
 
 if __name__ == "__main__":

@@ -245,3 +245,26 @@ def test_an_added_account_is_margined_like_the_others():
     assert err.value.path == "id"
     live.apply_fill(first.id, first.positions[0].symbol, 1.0)
     assert live.state(first.id).initial_margin > 0
+
+
+def test_bracket_engine_reprices_only_what_moved_and_stays_exact():
+    """binance-usdm caches each position's (IM, MM): a tick must re-price the positions on the
+    moved underlying (and only those), so the book still equals ``assess_book`` after each."""
+    model = build("binance-usdm")
+    book = margined(model)
+    market = MARKET
+    live = LiveBook(model, book, market)
+    held = sorted({market.instrument(p.symbol).underlying for a in book.accounts
+                   for p in a.positions})
+    rng = random.Random(11)
+    for step in range(12):
+        und = held[step % len(held)]
+        f = math.exp(rng.gauss(0, 0.1))
+        change = {"index": {und: market.index[und] * f}, "instruments": [
+            {"symbol": i.symbol, "mark_price": i.mark_price * f} for i in market.instruments
+            if i.underlying == und and i.mark_price is not None and not i.is_option]}
+        live.update_market(change)
+        market = revalidated(market, change)
+        check_states(live, book, market)
+    fresh = live.engine._fresh  # type: ignore[attr-defined]
+    assert fresh.all()  # every position was re-priced on demand by the re-margin

@@ -57,7 +57,15 @@ class ReferenceEngine:
 
 class BracketEngine(ReferenceEngine):
     """Binance USDⓈ-M brackets over arrays: every position's notional, bracket, IM and MM at
-    once (``binance_usdm._position_margin`` vectorised)."""
+    once (``binance_usdm._position_margin`` vectorised).
+
+    Each position's (IM, MM) is cached and recomputed only when its instrument's mark moved
+    (:meth:`on_market`) or its unit changed (:meth:`on_units`: a fill, a deposit, a new
+    account); a unit's requirement is the left-to-right sum of its positions' cached figures,
+    the same numbers in the same order as recomputing every position. A BTC tick on a book where
+    two thirds of the units hold BTC thus re-prices the BTC positions only (a tenth of the book
+    on ten coins), not every position of those units.
+    """
 
     def __init__(self, live: LiveBook) -> None:
         super().__init__(live)
@@ -82,6 +90,21 @@ class BracketEngine(ReferenceEngine):
             self.mmr[k, : len(b)] = [r.maintMarginRatio for r in b]
             self.cum[k, : len(b)] = [r.cum for r in b]
             self.lev[k, : len(b)] = [r.initialLeverage for r in b]
+        self._pim = np.zeros(0)
+        self._pmm = np.zeros(0)
+        self._fresh = np.zeros(0, dtype=bool)
+        """Whether a position's cached (IM, MM) is current, by global position id."""
+
+    def on_market(self, moved: np.ndarray) -> None:
+        n = min(self._fresh.size, self.live.pos_ins.size)
+        if moved.size and n:
+            self._fresh[:n] &= ~np.isin(self.live.pos_ins[:n], moved)
+
+    def on_units(self, slots: Sequence[int]) -> None:
+        lv = self.live
+        for s in slots:
+            pos = lv.unit_positions(s)
+            self._fresh[pos[pos < self._fresh.size]] = False
 
     def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray
                          ) -> tuple[FloatArray, FloatArray]:
@@ -101,9 +124,18 @@ class BracketEngine(ReferenceEngine):
         if not len(slots):
             return np.empty(0), np.empty(0)
         idx, lens = lv.concat_positions(slots)
-        im_p, mm_p = self.position_margins(lv.pos_ins[idx], lv.pos_size[idx],
-                                           lv.pos_leverage(idx))
-        return segment_sums(im_p, lens), segment_sums(mm_p, lens)
+        n = lv.pos_ins.size
+        if self._fresh.size < n:  # positions opened since: not computed yet
+            grow = n - self._fresh.size
+            self._pim = np.concatenate([self._pim, np.zeros(grow)])
+            self._pmm = np.concatenate([self._pmm, np.zeros(grow)])
+            self._fresh = np.concatenate([self._fresh, np.zeros(grow, dtype=bool)])
+        stale = idx[~self._fresh[idx]]
+        if stale.size:  # a position is in one unit only: no duplicates
+            self._pim[stale], self._pmm[stale] = self.position_margins(
+                lv.pos_ins[stale], lv.pos_size[stale], lv.pos_leverage(stale))
+            self._fresh[stale] = True
+        return segment_sums(self._pim[idx], lens), segment_sums(self._pmm[idx], lens)
 
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
