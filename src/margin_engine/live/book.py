@@ -553,8 +553,9 @@ class LiveBook:
                                      count=len(slots)))
         if accounts:
             acct = np.union1d(acct, np.fromiter(accounts, dtype=np.int64))
-        for i in acct.tolist():
-            self._reports.pop(i, None)
+        if self._reports:
+            for i in acct.tolist():
+                self._reports.pop(i, None)
         old = self._a_status[acct].copy()
         self._aggregate_many(acct)
         changed = acct[(old != self._a_status[acct]) & (old >= 0)] if emit else acct[:0]

@@ -98,7 +98,9 @@ class BracketEngine(ReferenceEngine):
     def on_market(self, moved: np.ndarray) -> None:
         n = min(self._fresh.size, self.live.pos_ins.size)
         if moved.size and n:
-            self._fresh[:n] &= ~np.isin(self.live.pos_ins[:n], moved)
+            hit = np.zeros(len(self.live.instruments.instruments), dtype=bool)
+            hit[moved] = True
+            self._fresh[:n] &= ~hit[self.live.pos_ins[:n]]
 
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
