@@ -268,3 +268,14 @@ def test_bracket_engine_reprices_only_what_moved_and_stays_exact():
         check_states(live, book, market)
     fresh = live.engine._fresh  # type: ignore[attr-defined]
     assert fresh.all()  # every position was re-priced on demand by the re-margin
+    # what-ifs answered from the cached position figures (orders on held symbols)
+    for acct in book.accounts:
+        for p in acct.positions[:2]:
+            for size in (-2.5, 0.7, 40.0):
+                got = live.what_if(acct.id, [(p.symbol, size, None)])
+                after = my_fill(acct, market, p.symbol, size,
+                                mark(market.instrument(p.symbol), market))
+                want = assess_account(model, after, market, liquidation_prices=False)
+                scale = max(abs(want.initial_margin), abs(want.equity))
+                for f in FIELDS:
+                    assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)

@@ -22,7 +22,7 @@ import numpy as np
 from margin_engine.domain.book import Account, Book, Position, check_against_market
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.live.arrays import Column, InstrumentArrays, position_equity
+from margin_engine.live.arrays import Column, InstrumentArrays, position_equity, position_equity_one
 from margin_engine.live.engines import ReferenceEngine, make_engine, segment_sums
 from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.live.fills import fill_account, trade
@@ -155,6 +155,13 @@ class LiveBook:
         lev = self._pos_lev.a[idx]
         default = getattr(self.model.params, "default_leverage", math.nan)
         return np.where(np.isnan(lev), default, lev)
+
+    def pos_leverage_one(self, g: int) -> float:
+        """:meth:`pos_leverage` of one position (the model's default when unset)."""
+        lev = float(self._pos_lev.a[g])
+        if math.isnan(lev):
+            return float(getattr(self.model.params, "default_leverage", math.nan))
+        return lev
 
     @property
     def n_units(self) -> int:
@@ -684,6 +691,7 @@ class LiveBook:
         by_slot: dict[int, list[tuple[int, float]]] = {}
         coll = dict(self._collateral[i])
         changed: dict[int, tuple[float, float | None]] = {}  # position -> (size, entry)
+        cash_moved = False
         for k, q, px in orders:
             slot = next((s for s in slots if (self._pos_ins.a[self._unit_pos[s]] == k).any()),
                         None)
@@ -699,12 +707,10 @@ class LiveBook:
             changed[g] = (new, entry)
             if cash != 0.0:
                 coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
-        ids = np.fromiter(changed, dtype=np.int64, count=len(changed))
-        new_eq = position_equity(
-            arr, self._pos_ins.a[ids], np.array([changed[g][0] for g in changed]),
-            np.array([math.nan if changed[g][1] is None else changed[g][1] for g in changed]))
-        pos_delta = dict(zip(ids.tolist(), (new_eq - self._pos_eq.a[ids]).tolist(),
-                             strict=True))
+                cash_moved = True
+        pos_delta = {g: position_equity_one(arr, int(self._pos_ins.a[g]), q,
+                                            math.nan if e is None else e)
+                     - float(self._pos_eq.a[g]) for g, (q, e) in changed.items()}
         account = self.account_object(i)
         eq_delta: dict[int, float] = {}
         for s in slots:
@@ -718,13 +724,15 @@ class LiveBook:
                 ucoll = u.collateral
             else:
                 ucoll = coll
-            d += health.collateral_value(ucoll, u.currency, account, mk, self.policy) - float(
-                self._coll.a[s])
+            if cash_moved:  # else the unit's collateral value is the cached one
+                d += health.collateral_value(ucoll, u.currency, account, mk,
+                                             self.policy) - float(self._coll.a[s])
             eq_delta[s] = d
         ccy = self._account_currency(i)
         whole = sum(self._convert(v, g, ccy) for g, v in pos_delta.items())
-        whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
-            self._whole_coll[i])
+        if cash_moved:
+            whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
+                self._whole_coll[i])
         im_mm = {}
         for slot, ods in by_slot.items():
             got = self.engine.what_if(slot, ods)

@@ -90,6 +90,7 @@ class BracketEngine(ReferenceEngine):
             self.mmr[k, : len(b)] = [r.maintMarginRatio for r in b]
             self.cum[k, : len(b)] = [r.cum for r in b]
             self.lev[k, : len(b)] = [r.initialLeverage for r in b]
+        self._tables: dict[int, tuple[list[float], list[float], list[float], list[float]]] = {}
         self._pim = np.zeros(0)
         self._pmm = np.zeros(0)
         self._fresh = np.zeros(0, dtype=bool)
@@ -139,10 +140,44 @@ class BracketEngine(ReferenceEngine):
             self._fresh[stale] = True
         return segment_sums(self._pim[idx], lens), segment_sums(self._pmm[idx], lens)
 
+    def position_margin(self, k: int, size: float, leverage: float) -> tuple[float, float]:
+        """:meth:`position_margins` of one position in plain floats (the same operations in
+        the same order, so the same bits), for the what-if's few changed positions."""
+        arr = self.live.instruments
+        n = abs(size) * float(arr.contract_size[k]) * float(arr.mark[k])
+        row = min(sum(1 for c in self._table(k)[0] if n >= c), int(self.rows[k]) - 1)
+        _, mmr, cum, lev_row = self._table(k)
+        lev = min(leverage, lev_row[row])
+        mm = max(n * mmr[row] - cum[row], 0.0)
+        return max(n / lev, mm), mm
+
+    def _table(self, k: int) -> tuple[list[float], list[float], list[float], list[float]]:
+        got = self._tables.get(k)
+        if got is None:
+            got = (self.cap[k].tolist(), self.mmr[k].tolist(), self.cum[k].tolist(),
+                   self.lev[k].tolist())
+            self._tables[k] = got
+        return got
+
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
         lv = self.live
         idx = lv.unit_positions(slot)
+        if self._fresh.size >= lv.pos_ins.size and self._fresh[idx].all():
+            # the unit's cached position figures, the ordered positions re-priced
+            ins_l = lv.pos_ins[idx].tolist()
+            im_l = self._pim[idx].tolist()
+            mm_l = self._pmm[idx].tolist()
+            sizes: dict[int, float] = {}
+            for row, q in orders:
+                if row not in ins_l:
+                    return None
+                j = ins_l.index(row)
+                sizes[j] = sizes.get(j, float(lv.pos_size[idx[j]])) + q
+            for j, q in sizes.items():
+                im_l[j], mm_l[j] = self.position_margin(
+                    ins_l[j], q, lv.pos_leverage_one(int(idx[j])))
+            return float(sum(im_l)), float(sum(mm_l))
         ins = lv.pos_ins[idx]
         size = lv.pos_size[idx].copy()
         for row, q in orders:
