@@ -104,6 +104,7 @@ class LiveBook:
         # units (slots) ----------------------------------------------------------------------
         self._units: list[MarginUnit] = []
         self._unit_acct: list[int] = []
+        self._unit_acct_a = Column(np.int64)  # the same, as an array
         self._unit_pos: list[np.ndarray] = []
         self._unit_ccys: list[frozenset[str]] = []
         self._acct_units: list[list[int]] = [[] for _ in self._accounts]
@@ -125,6 +126,7 @@ class LiveBook:
         self._concat_cache: dict[tuple[int, int],
                                  tuple[int, np.ndarray, np.ndarray]] = {}
         self._acct_concat: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray]] = {}
+        self._acct_units_cache: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray]] = {}
         self._seq = 0
         self.engine: ReferenceEngine = ReferenceEngine(self)
         for i in range(len(self._accounts)):
@@ -458,6 +460,7 @@ class LiveBook:
             s = len(self._units)
             self._units.append(unit)
             self._unit_acct.append(i)
+            self._unit_acct_a.append(i)
             pos = np.array([ids[j] for j in unit.position_indices], dtype=np.int64)
             self._unit_pos.append(pos)
             ins = arr.instruments
@@ -481,6 +484,7 @@ class LiveBook:
         self._version += 1
         self._concat_cache.clear()
         self._acct_concat.clear()
+        self._acct_units_cache.clear()
         old = self._acct_units[i]
         try:
             slots = self._build_units(i)
@@ -556,8 +560,7 @@ class LiveBook:
             self._mm.a[sl] = mm
             self._eq.a[sl] = self._coll.a[sl] + self._converted_sums(
                 *self.concat_positions(slots), self._unit_ccy.a[sl])
-        acct = np.unique(np.fromiter((self._unit_acct[s] for s in slots), dtype=np.int64,
-                                     count=len(slots)))
+        acct = np.unique(self._unit_acct_a.a[sl])
         if accounts:
             acct = np.union1d(acct, np.fromiter(accounts, dtype=np.int64))
         if self._reports:
@@ -594,15 +597,29 @@ class LiveBook:
             self._acct_concat[key] = (self._version, idx, lens)
         return idx, lens
 
+    def _account_units(self, acct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How many units each of accounts ``acct`` has, and their slots one after the other
+        (kept for repeated account sets until an account changes, as the positions are)."""
+        key = (acct.size, hash(acct.tobytes()))
+        hit = self._acct_units_cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1], hit[2]
+        groups = [self._acct_units[i] for i in acct.tolist()]
+        nu = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+        su = np.fromiter((s for g in groups for s in g), dtype=np.int64, count=int(nu.sum()))
+        if acct.size > 1000:
+            if len(self._acct_units_cache) >= 8:
+                self._acct_units_cache.clear()
+            self._acct_units_cache[key] = (self._version, nu, su)
+        return nu, su
+
     def _aggregate_many(self, acct: np.ndarray) -> None:
         """``assess_account``'s account-level arithmetic, vectorised over accounts."""
         if not acct.size:
             return
         arr = self.instruments
         usd = arr.usd
-        groups = [self._acct_units[i] for i in acct.tolist()]
-        nu = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
-        su = np.fromiter((s for g in groups for s in g), dtype=np.int64, count=int(nu.sum()))
+        nu, su = self._account_units(acct)
         uccy = self._unit_ccy.a[su]
         # account currency: the units' one currency, else USD
         usd_code = arr.ccy["USD"]
