@@ -77,7 +77,7 @@ def _serve(model: str, db: str, port: int, fast: bool) -> None:
     snap = parse_model(MarketSnapshot, generate_market(seed=7), "market")
     mdl, _ = build_model(model, {}, None, snap)
     uvicorn.run(create_app(mdl, snap, db, operator_key=OP, fast_what_if=fast),
-                host="127.0.0.1", port=port, log_level="warning")
+                host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def _start(db: str, port: int, model: str, fast: bool) -> subprocess.Popen[bytes]:
