@@ -279,3 +279,23 @@ def test_bracket_engine_reprices_only_what_moved_and_stays_exact():
                 scale = max(abs(want.initial_margin), abs(want.equity))
                 for f in FIELDS:
                     assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
+
+
+@pytest.mark.parametrize("name", ["filtered-es", "historical-var"])
+def test_unrated_accounts_pay_the_credit_unrated_fraction(name):
+    """Accounts without a credit_rating (the demo book rates them all): the live risk engine
+    used to look up an 'unrated' row the model forbids and failed; it must charge
+    ``credit_unrated`` as ``assess_account`` does."""
+    model = build(name, credit_unrated=0.25)
+    book = Book(accounts=tuple(a.model_copy(update={"credit_rating": None})
+                               for a in margined(model).accounts))
+    live = LiveBook(model, book, MARKET)
+    check_states(live, book, MARKET)
+    ref = assess_book(model, book, MARKET, liquidation_prices=False)
+    assert any(r.components.get("credit", 0.0) > 0 for r in ref)  # the fraction is charged
+    acct = book.accounts[0]
+    sym = acct.positions[0].symbol
+    got = live.what_if(acct.id, [(sym, 1.0, None)])
+    after = my_fill(acct, MARKET, sym, 1.0, mark(MARKET.instrument(sym), MARKET))
+    want = assess_account(model, after, MARKET, liquidation_prices=False)
+    assert close(got.after.initial_margin, want.initial_margin, abs(want.initial_margin))

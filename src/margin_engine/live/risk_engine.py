@@ -350,11 +350,13 @@ class RiskEngine(ReferenceEngine):
         factor = np.empty(len(slots))
         for k, s in enumerate(slots):
             rating = lv.account_object(lv.unit_account(s)).credit_rating
-            key = rating if rating is not None else "unrated"
-            if key not in p.credit_table:
+            if rating is None:  # addons.credit_addon's rule: the credit_unrated fraction
+                factor[k] = p.credit_unrated
+                continue
+            if rating not in p.credit_table:
                 raise InputError("credit_rating", f"unknown rating {rating!r} (known: "
                                  f"{', '.join(p.credit_table)})")
-            factor[k] = p.credit_table[key]
+            factor[k] = p.credit_table[rating]
         credit = (mr + 0.0) * factor
         top_up = np.maximum(0.0, 0.0 - (mr + cap + 0.0 + 0.0))
         apc = p.apc_buffer * mr if p.apc == "buffer" and not p.apc_buffer_released else 0.0 * mr
@@ -382,7 +384,8 @@ class RiskEngine(ReferenceEngine):
         liq, conc, short_opt = self._position_addons(lv.unit(s).currency, ins, sizes)
         account = lv.account_object(lv.unit_account(s))
         try:
-            credit = addons.credit_addon(mr + liq, account.credit_rating, p.credit_table)
+            credit = addons.credit_addon(mr + liq, account.credit_rating, p.credit_table,
+                                         unrated=p.credit_unrated)
         except ValueError as exc:
             raise InputError("credit_rating", str(exc).split(": ", 1)[1]) from None
         usd_to_unit = lv.market.convert(1.0, "USD", lv.unit(s).currency)
