@@ -73,3 +73,20 @@ def test_bad_input_names_the_field_and_changes_nothing(call, path):
         call(live)
     assert err.value.path == path
     assert live.state("a") == before
+
+
+def test_account_state_as_dict_has_every_field() -> None:
+    """``AccountState.as_dict`` is spelled out (the what-if answer's hot path): it must still
+    carry every field, in order, with the status as its string value."""
+    from dataclasses import fields
+
+    from margin_engine.live.events import AccountState
+    from margin_engine.policy.health import Status
+
+    for st in Status:
+        s = AccountState("a", "USDT", 1.5, 0.5, 9.0, 7.5, None, st)
+        d = s.as_dict()
+        assert list(d) == [f.name for f in fields(AccountState)]
+        assert d["status"] == st.value
+        assert [d[f.name] for f in fields(AccountState)][:-1] == [
+            getattr(s, f.name) for f in fields(AccountState)][:-1]

@@ -245,3 +245,57 @@ def test_an_added_account_is_margined_like_the_others():
     assert err.value.path == "id"
     live.apply_fill(first.id, first.positions[0].symbol, 1.0)
     assert live.state(first.id).initial_margin > 0
+
+
+def test_bracket_engine_reprices_only_what_moved_and_stays_exact():
+    """binance-usdm caches each position's (IM, MM): a tick must re-price the positions on the
+    moved underlying (and only those), so the book still equals ``assess_book`` after each."""
+    model = build("binance-usdm")
+    book = margined(model)
+    market = MARKET
+    live = LiveBook(model, book, market)
+    held = sorted({market.instrument(p.symbol).underlying for a in book.accounts
+                   for p in a.positions})
+    rng = random.Random(11)
+    for step in range(12):
+        und = held[step % len(held)]
+        f = math.exp(rng.gauss(0, 0.1))
+        change = {"index": {und: market.index[und] * f}, "instruments": [
+            {"symbol": i.symbol, "mark_price": i.mark_price * f} for i in market.instruments
+            if i.underlying == und and i.mark_price is not None and not i.is_option]}
+        live.update_market(change)
+        market = revalidated(market, change)
+        check_states(live, book, market)
+    fresh = live.engine._fresh  # type: ignore[attr-defined]
+    assert fresh.all()  # every position was re-priced on demand by the re-margin
+    # what-ifs answered from the cached position figures (orders on held symbols)
+    for acct in book.accounts:
+        for p in acct.positions[:2]:
+            for size in (-2.5, 0.7, 40.0):
+                got = live.what_if(acct.id, [(p.symbol, size, None)])
+                after = my_fill(acct, market, p.symbol, size,
+                                mark(market.instrument(p.symbol), market))
+                want = assess_account(model, after, market, liquidation_prices=False)
+                scale = max(abs(want.initial_margin), abs(want.equity))
+                for f in FIELDS:
+                    assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
+
+
+@pytest.mark.parametrize("name", ["filtered-es", "historical-var"])
+def test_unrated_accounts_pay_the_credit_unrated_fraction(name):
+    """Accounts without a credit_rating (the demo book rates them all): the live risk engine
+    used to look up an 'unrated' row the model forbids and failed; it must charge
+    ``credit_unrated`` as ``assess_account`` does."""
+    model = build(name, credit_unrated=0.25)
+    book = Book(accounts=tuple(a.model_copy(update={"credit_rating": None})
+                               for a in margined(model).accounts))
+    live = LiveBook(model, book, MARKET)
+    check_states(live, book, MARKET)
+    ref = assess_book(model, book, MARKET, liquidation_prices=False)
+    assert any(r.components.get("credit", 0.0) > 0 for r in ref)  # the fraction is charged
+    acct = book.accounts[0]
+    sym = acct.positions[0].symbol
+    got = live.what_if(acct.id, [(sym, 1.0, None)])
+    after = my_fill(acct, MARKET, sym, 1.0, mark(MARKET.instrument(sym), MARKET))
+    want = assess_account(model, after, MARKET, liquidation_prices=False)
+    assert close(got.after.initial_margin, want.initial_margin, abs(want.initial_margin))

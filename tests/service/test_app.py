@@ -308,6 +308,7 @@ def test_openapi_lists_the_contract(client: TestClient) -> None:
         assert p in paths, p
 
 
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
 def test_concurrent_fills_and_what_ifs_lose_no_update(client: TestClient) -> None:
     key = _create(client, "a1", collateral={"USDT": "100000000"})
 

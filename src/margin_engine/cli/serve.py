@@ -115,4 +115,5 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
     if key.generated:
         print(f"operator key (shown once; set MARGIN_ENGINE_OPERATOR_KEY to keep it): {key.key}",
               flush=True)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    # access_log off: at "warning" it never prints, but each request still paid for the call
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -91,3 +92,21 @@ def position_equity(arr: InstrumentArrays, ins: IntArray, size: FloatArray,
     fut = np.where(has_entry, fut, 0.0)
     return np.where((kind == KIND_CODE[Kind.OPTION]) | (kind == KIND_CODE[Kind.SPOT]),
                     size * cs * m, fut)
+
+
+def position_equity_one(arr: InstrumentArrays, k: int, size: float, entry: float) -> float:
+    """:func:`position_equity` of one position in plain floats (the same operations in the same
+    order); ``entry`` NaN when unknown."""
+    m = float(arr.mark[k])
+    cs = float(arr.contract_size[k])
+    kind = int(arr.kind[k])
+    if kind in (KIND_CODE[Kind.OPTION], KIND_CODE[Kind.SPOT]):
+        return size * cs * m
+    if math.isnan(entry):
+        return 0.0
+    if m == 0.0 or entry == 0.0:  # NumPy's inf/nan, as the array version gives
+        return float(position_equity(arr, np.array([k]), np.array([size]),
+                                     np.array([entry]))[0])
+    if bool(arr.inverse[k]):
+        return size * cs * (1.0 / entry - 1.0 / m)
+    return size * cs * (m - entry)

@@ -22,7 +22,7 @@ import numpy as np
 from margin_engine.domain.book import Account, Book, Position, check_against_market
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.live.arrays import Column, InstrumentArrays, position_equity
+from margin_engine.live.arrays import Column, InstrumentArrays, position_equity, position_equity_one
 from margin_engine.live.engines import ReferenceEngine, make_engine, segment_sums
 from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.live.fills import fill_account, trade
@@ -105,6 +105,7 @@ class LiveBook:
         # units (slots) ----------------------------------------------------------------------
         self._units: list[MarginUnit] = []
         self._unit_acct: list[int] = []
+        self._unit_acct_a = Column(np.int64)  # the same, as an array
         self._unit_pos: list[np.ndarray] = []
         self._unit_ccys: list[frozenset[str]] = []
         self._acct_units: list[list[int]] = [[] for _ in self._accounts]
@@ -126,6 +127,7 @@ class LiveBook:
         self._concat_cache: dict[tuple[int, int],
                                  tuple[int, np.ndarray, np.ndarray]] = {}
         self._acct_concat: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray]] = {}
+        self._acct_units_cache: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray]] = {}
         self._seq = 0
         self.scale: MarginScale = IDENTITY  # the dynamic multiplier in force (policy.margin_scale)
         self.engine: ReferenceEngine = ReferenceEngine(self)
@@ -157,6 +159,13 @@ class LiveBook:
         lev = self._pos_lev.a[idx]
         default = getattr(self.model.params, "default_leverage", math.nan)
         return np.where(np.isnan(lev), default, lev)
+
+    def pos_leverage_one(self, g: int) -> float:
+        """:meth:`pos_leverage` of one position (the model's default when unset)."""
+        lev = float(self._pos_lev.a[g])
+        if math.isnan(lev):
+            return float(getattr(self.model.params, "default_leverage", math.nan))
+        return lev
 
     @property
     def n_units(self) -> int:
@@ -538,6 +547,7 @@ class LiveBook:
             s = len(self._units)
             self._units.append(unit)
             self._unit_acct.append(i)
+            self._unit_acct_a.append(i)
             pos = np.array([ids[j] for j in unit.position_indices], dtype=np.int64)
             self._unit_pos.append(pos)
             ins = arr.instruments
@@ -561,6 +571,7 @@ class LiveBook:
         self._version += 1
         self._concat_cache.clear()
         self._acct_concat.clear()
+        self._acct_units_cache.clear()
         old = self._acct_units[i]
         try:
             slots = self._build_units(i)
@@ -638,12 +649,12 @@ class LiveBook:
             self._mm.a[sl] = mm
             self._eq.a[sl] = self._coll.a[sl] + self._converted_sums(
                 *self.concat_positions(slots), self._unit_ccy.a[sl])
-        acct = np.unique(np.fromiter((self._unit_acct[s] for s in slots), dtype=np.int64,
-                                     count=len(slots)))
+        acct = np.unique(self._unit_acct_a.a[sl])
         if accounts:
             acct = np.union1d(acct, np.fromiter(accounts, dtype=np.int64))
-        for i in acct.tolist():
-            self._reports.pop(i, None)
+        if self._reports:
+            for i in acct.tolist():
+                self._reports.pop(i, None)
         old = self._a_status[acct].copy()
         self._aggregate_many(acct)
         changed = acct[(old != self._a_status[acct]) & (old >= 0)] if emit else acct[:0]
@@ -676,15 +687,29 @@ class LiveBook:
             self._acct_concat[key] = (self._version, idx, lens)
         return idx, lens
 
+    def _account_units(self, acct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How many units each of accounts ``acct`` has, and their slots one after the other
+        (kept for repeated account sets until an account changes, as the positions are)."""
+        key = (acct.size, hash(acct.tobytes()))
+        hit = self._acct_units_cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1], hit[2]
+        groups = [self._acct_units[i] for i in acct.tolist()]
+        nu = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+        su = np.fromiter((s for g in groups for s in g), dtype=np.int64, count=int(nu.sum()))
+        if acct.size > 1000:
+            if len(self._acct_units_cache) >= 8:
+                self._acct_units_cache.clear()
+            self._acct_units_cache[key] = (self._version, nu, su)
+        return nu, su
+
     def _aggregate_many(self, acct: np.ndarray) -> None:
         """``assess_account``'s account-level arithmetic, vectorised over accounts."""
         if not acct.size:
             return
         arr = self.instruments
         usd = arr.usd
-        groups = [self._acct_units[i] for i in acct.tolist()]
-        nu = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
-        su = np.fromiter((s for g in groups for s in g), dtype=np.int64, count=int(nu.sum()))
+        nu, su = self._account_units(acct)
         uccy = self._unit_ccy.a[su]
         # account currency: the units' one currency, else USD
         usd_code = arr.ccy["USD"]
@@ -773,6 +798,7 @@ class LiveBook:
         by_slot: dict[int, list[tuple[int, float]]] = {}
         coll = dict(self._collateral[i])
         changed: dict[int, tuple[float, float | None]] = {}  # position -> (size, entry)
+        cash_moved = False
         for k, q, px in orders:
             slot = next((s for s in slots if (self._pos_ins.a[self._unit_pos[s]] == k).any()),
                         None)
@@ -788,12 +814,10 @@ class LiveBook:
             changed[g] = (new, entry)
             if cash != 0.0:
                 coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
-        ids = np.fromiter(changed, dtype=np.int64, count=len(changed))
-        new_eq = position_equity(
-            arr, self._pos_ins.a[ids], np.array([changed[g][0] for g in changed]),
-            np.array([math.nan if changed[g][1] is None else changed[g][1] for g in changed]))
-        pos_delta = dict(zip(ids.tolist(), (new_eq - self._pos_eq.a[ids]).tolist(),
-                             strict=True))
+                cash_moved = True
+        pos_delta = {g: position_equity_one(arr, int(self._pos_ins.a[g]), q,
+                                            math.nan if e is None else e)
+                     - float(self._pos_eq.a[g]) for g, (q, e) in changed.items()}
         account = self.account_object(i)
         eq_delta: dict[int, float] = {}
         for s in slots:
@@ -807,13 +831,15 @@ class LiveBook:
                 ucoll = u.collateral
             else:
                 ucoll = coll
-            d += health.collateral_value(ucoll, u.currency, account, mk, self.policy) - float(
-                self._coll.a[s])
+            if cash_moved:  # else the unit's collateral value is the cached one
+                d += health.collateral_value(ucoll, u.currency, account, mk,
+                                             self.policy) - float(self._coll.a[s])
             eq_delta[s] = d
         ccy = self._account_currency(i)
         whole = sum(self._convert(v, g, ccy) for g, v in pos_delta.items())
-        whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
-            self._whole_coll[i])
+        if cash_moved:
+            whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
+                self._whole_coll[i])
         im_mm = {}
         for slot, ods in by_slot.items():
             got = self.engine.what_if(slot, ods)

@@ -57,7 +57,15 @@ class ReferenceEngine:
 
 class BracketEngine(ReferenceEngine):
     """Binance USDⓈ-M brackets over arrays: every position's notional, bracket, IM and MM at
-    once (``binance_usdm._position_margin`` vectorised)."""
+    once (``binance_usdm._position_margin`` vectorised).
+
+    Each position's (IM, MM) is cached and recomputed only when its instrument's mark moved
+    (:meth:`on_market`) or its unit changed (:meth:`on_units`: a fill, a deposit, a new
+    account); a unit's requirement is the left-to-right sum of its positions' cached figures,
+    the same numbers in the same order as recomputing every position. A BTC tick on a book where
+    two thirds of the units hold BTC thus re-prices the BTC positions only (a tenth of the book
+    on ten coins), not every position of those units.
+    """
 
     def __init__(self, live: LiveBook) -> None:
         super().__init__(live)
@@ -82,6 +90,24 @@ class BracketEngine(ReferenceEngine):
             self.mmr[k, : len(b)] = [r.maintMarginRatio for r in b]
             self.cum[k, : len(b)] = [r.cum for r in b]
             self.lev[k, : len(b)] = [r.initialLeverage for r in b]
+        self._tables: dict[int, tuple[list[float], list[float], list[float], list[float]]] = {}
+        self._pim = np.zeros(0)
+        self._pmm = np.zeros(0)
+        self._fresh = np.zeros(0, dtype=bool)
+        """Whether a position's cached (IM, MM) is current, by global position id."""
+
+    def on_market(self, moved: np.ndarray) -> None:
+        n = min(self._fresh.size, self.live.pos_ins.size)
+        if moved.size and n:
+            hit = np.zeros(len(self.live.instruments.instruments), dtype=bool)
+            hit[moved] = True
+            self._fresh[:n] &= ~hit[self.live.pos_ins[:n]]
+
+    def on_units(self, slots: Sequence[int]) -> None:
+        lv = self.live
+        for s in slots:
+            pos = lv.unit_positions(s)
+            self._fresh[pos[pos < self._fresh.size]] = False
 
     def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray
                          ) -> tuple[FloatArray, FloatArray]:
@@ -101,14 +127,57 @@ class BracketEngine(ReferenceEngine):
         if not len(slots):
             return np.empty(0), np.empty(0)
         idx, lens = lv.concat_positions(slots)
-        im_p, mm_p = self.position_margins(lv.pos_ins[idx], lv.pos_size[idx],
-                                           lv.pos_leverage(idx))
-        return segment_sums(im_p, lens), segment_sums(mm_p, lens)
+        n = lv.pos_ins.size
+        if self._fresh.size < n:  # positions opened since: not computed yet
+            grow = n - self._fresh.size
+            self._pim = np.concatenate([self._pim, np.zeros(grow)])
+            self._pmm = np.concatenate([self._pmm, np.zeros(grow)])
+            self._fresh = np.concatenate([self._fresh, np.zeros(grow, dtype=bool)])
+        stale = idx[~self._fresh[idx]]
+        if stale.size:  # a position is in one unit only: no duplicates
+            self._pim[stale], self._pmm[stale] = self.position_margins(
+                lv.pos_ins[stale], lv.pos_size[stale], lv.pos_leverage(stale))
+            self._fresh[stale] = True
+        return segment_sums(self._pim[idx], lens), segment_sums(self._pmm[idx], lens)
+
+    def position_margin(self, k: int, size: float, leverage: float) -> tuple[float, float]:
+        """:meth:`position_margins` of one position in plain floats (the same operations in
+        the same order, so the same bits), for the what-if's few changed positions."""
+        arr = self.live.instruments
+        n = abs(size) * float(arr.contract_size[k]) * float(arr.mark[k])
+        row = min(sum(1 for c in self._table(k)[0] if n >= c), int(self.rows[k]) - 1)
+        _, mmr, cum, lev_row = self._table(k)
+        lev = min(leverage, lev_row[row])
+        mm = max(n * mmr[row] - cum[row], 0.0)
+        return max(n / lev, mm), mm
+
+    def _table(self, k: int) -> tuple[list[float], list[float], list[float], list[float]]:
+        got = self._tables.get(k)
+        if got is None:
+            got = (self.cap[k].tolist(), self.mmr[k].tolist(), self.cum[k].tolist(),
+                   self.lev[k].tolist())
+            self._tables[k] = got
+        return got
 
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
         lv = self.live
         idx = lv.unit_positions(slot)
+        if self._fresh.size >= lv.pos_ins.size and self._fresh[idx].all():
+            # the unit's cached position figures, the ordered positions re-priced
+            ins_l = lv.pos_ins[idx].tolist()
+            im_l = self._pim[idx].tolist()
+            mm_l = self._pmm[idx].tolist()
+            sizes: dict[int, float] = {}
+            for row, q in orders:
+                if row not in ins_l:
+                    return None
+                j = ins_l.index(row)
+                sizes[j] = sizes.get(j, float(lv.pos_size[idx[j]])) + q
+            for j, q in sizes.items():
+                im_l[j], mm_l[j] = self.position_margin(
+                    ins_l[j], q, lv.pos_leverage_one(int(idx[j])))
+            return float(sum(im_l)), float(sum(mm_l))
         ins = lv.pos_ins[idx]
         size = lv.pos_size[idx].copy()
         for row, q in orders:

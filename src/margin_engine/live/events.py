@@ -23,9 +23,12 @@ class AccountState:
     status: Status
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["status"] = self.status.value
-        return d
+        # spelled out rather than dataclasses.asdict (a deep copy): on every what-if answer
+        return {"id": self.id, "currency": self.currency,
+                "initial_margin": self.initial_margin,
+                "maintenance_margin": self.maintenance_margin, "equity": self.equity,
+                "available_balance": self.available_balance, "margin_ratio": self.margin_ratio,
+                "status": self.status.value}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from margin_engine.models.core.base import MarginModel
 from . import dashboard, http_errors, routes, stream
 from .auth import operator_key as env_operator_key
 from .core import ServiceCore
+from .fastpath import WhatIfFastPath
 from .feeds import start_feeds, stop_feeds
 from .http_errors import error_body
 from .ratelimit import RateLimiter
@@ -94,7 +95,8 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
                max_body_bytes: int = MAX_BODY_BYTES,
                rate_limit: RateLimiter | tuple[float, int] | None = DEFAULT_RATE_LIMIT,
                dynamic: LiveDynamic | None = None,
-               feeds: Sequence[FeedSpec] = ()) -> FastAPI:
+               feeds: Sequence[FeedSpec] = (),
+               fast_what_if: bool = True) -> FastAPI:
     """The service application.
 
     Parameters
@@ -121,6 +123,9 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
     feeds : sequence of FeedSpec
         Market feeds (``--feed``), each run as a background task from start-up to shut-down
         (:mod:`.feeds`); what each has done is in ``app.state.feeds``.
+    fast_what_if : bool
+        Answer the what-if route's happy path in :class:`~.fastpath.WhatIfFastPath` (same
+        answers, a fraction of the framework's CPU); False leaves every request to FastAPI.
 
     Returns
     -------
@@ -154,7 +159,9 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
     app.include_router(routes.router)
     app.include_router(stream.router)
     dashboard.install(app)  # issue 13: /dashboard pages and their read-only endpoints
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    if fast_what_if:
+        app.add_middleware(WhatIfFastPath, state=app.state)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)  # outermost: bounds every body
     return app
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from margin_engine.errors import InputError, one_line
@@ -36,6 +37,26 @@ class ApiError(Exception):
         super().__init__(f"{path}: {reason}")
         self.status, self.path, self.reason = status, path, reason
         self.retry_after = retry_after
+
+
+class ErrorBody(BaseModel):
+    """Every refusal's body (DESIGN §8)."""
+
+    error: str
+    """``<field path>: <reason>``, one line."""
+
+
+_WHY = {400: "a value the engine or storage refuses", 401: "no or unknown bearer key",
+        403: "the key may not do this", 404: "no such account (or not the caller's)",
+        409: "conflicts with the stored state", 413: "request body too large",
+        422: "the body or query fails the schema", 429: "the key's rate limit is exceeded"}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` entries of the refusals a route can answer, each with the
+    one-line :class:`ErrorBody` (FastAPI's own 422 schema is replaced: this service reshapes
+    validation errors)."""
+    return {c: {"model": ErrorBody, "description": _WHY[c]} for c in sorted(set(codes))}
 
 
 def error_body(path: str, reason: str) -> dict[str, str]:
@@ -100,6 +121,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # FastAPI's answer to a body it cannot decode (not UTF-8): same line as bad JSON
+            return JSONResponse(error_body("body", "not valid JSON"), status_code=422)
         return JSONResponse(error_body(req.url.path, str(exc.detail)),
                             status_code=exc.status_code, headers=exc.headers)
 

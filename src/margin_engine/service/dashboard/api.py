@@ -28,6 +28,8 @@ from margin_engine.models.core.registry import model_names
 from ..access import Principal, caller, core_of, may_see
 from ..core import ServiceCore
 from ..errors import NotFoundError
+from ..http_errors import responses
+from ..routes import AccountId
 from .views import (
     DEFAULT_N_PRICE,
     DEFAULT_PRICE_RANGE,
@@ -52,7 +54,7 @@ def _state(core: ServiceCore, account_id: str) -> dict[str, Any]:
     return s
 
 
-@router.get("/v1/accounts")
+@router.get("/v1/accounts", responses=responses(401, 429))
 def list_accounts(core: Core, who: Caller) -> dict[str, Any]:
     """Headline state of every account the caller may see (``AccountState``: ``id``,
     ``currency``, ``initial_margin``, ``maintenance_margin``, ``equity``,
@@ -82,8 +84,9 @@ def _floats(text: str, path: str) -> list[float]:
     return out
 
 
-@router.get("/v1/accounts/{account_id}/risk-matrix")
-def get_risk_matrix(account_id: str, core: Core, who: Caller,
+@router.get("/v1/accounts/{account_id}/risk-matrix",
+            responses=responses(400, 401, 404, 422, 429))
+def get_risk_matrix(account_id: AccountId, core: Core, who: Caller,
                     price_range: Annotated[float, Query(gt=0, lt=1)] = DEFAULT_PRICE_RANGE,
                     n_price: Annotated[int, Query(ge=2, le=41)] = DEFAULT_N_PRICE,
                     vol_shifts: Annotated[str, Query(max_length=200)] = ",".join(
@@ -129,8 +132,8 @@ def _all_models(request: Request, market: MarketSnapshot) -> list[tuple[MarginMo
         return cache[day]
 
 
-@router.get("/v1/accounts/{account_id}/models")
-async def get_models(account_id: str, request: Request, core: Core,
+@router.get("/v1/accounts/{account_id}/models", responses=responses(400, 401, 404, 422, 429))
+async def get_models(account_id: AccountId, request: Request, core: Core,
                      who: Caller) -> dict[str, Any]:
     """The account under every registered model on its default parameters (IM and MM in the
     report currency and in USD, status), the service's own model flagged ``active`` (with the
