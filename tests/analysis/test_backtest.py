@@ -188,8 +188,21 @@ def test_exceedances_and_statistics_agree_with_backtest_stats(var_run):
     years = [int(str(d)[:4]) for d in r.dates]
     for y in st_.traffic_light_by_year:
         mask = np.array([yy == y.year for yy in years])
-        assert y.traffic_light.n_obs == mask.sum()
-        assert y.traffic_light.n_exceptions == flags[mask].sum()
+        assert y.n_obs == mask.sum() and y.n_exceptions == flags[mask].sum()
+        if y.n_obs < 250:  # no zone rests on fewer than 250 days
+            assert y.traffic_light is None
+        else:
+            assert y.traffic_light is not None and y.traffic_light.n_obs == y.n_obs
+            assert y.traffic_light.n_exceptions == y.n_exceptions
+    # the headline light: the worst rolling 250-day window, counted here by brute force
+    w = st_.traffic_light_worst_250
+    if n < 250:
+        assert w is None
+    else:
+        counts = [int(flags[i:i + 250].sum()) for i in range(n - 249)]
+        i = counts.index(max(counts))
+        assert w is not None and w.traffic_light.n_exceptions == max(counts)
+        assert (w.first_day, w.last_day) == (r.dates[i], r.dates[i + 249])
     assert st_.procyclicality == bs.procyclicality(r.margin, (1, 5, 30))
     assert st_.procyclicality_of_share == bs.procyclicality(r.margin / r.notional, (1, 5, 30))
     assert st_.margin_share == bs.average_margin_share(r.margin, r.notional)

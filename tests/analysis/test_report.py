@@ -58,7 +58,7 @@ def test_report_marks_the_zone_and_years(runs, tmp_path):
     zone = runs[0].statistics.traffic_light_last_250.zone
     assert f">{zone}</span>" in page
     for y in runs[0].statistics.traffic_light_by_year:
-        assert f"{y.year} ({y.traffic_light.n_obs} d)" in page
+        assert f"{y.year} ({y.n_obs} d)" in page
 
 
 def test_report_needs_a_result(tmp_path):
