@@ -111,8 +111,9 @@ def test_the_close_of_t_is_used_for_margin_t():
     c[HIST.dates > t] = HIST.closes[HIST.dates > t]  # ... later closes restored
     moved = PriceSeries(HIST.dates, HIST.symbols, c, "moved")
     kw = {"start": t - DAY, "end": t}
-    a = run_backtest(bk, registered_model_factory("historical-var"), HIST, **kw)
-    b = run_backtest(bk, registered_model_factory("historical-var"), moved, **kw)
+    f = registered_model_factory("historical-var", {"apc": "none", "horizon_days": 1})
+    a = run_backtest(bk, f, HIST, **kw)
+    b = run_backtest(bk, f, moved, **kw)
     assert a.margin[0] == b.margin[0]
     assert b.margin[1] / b.notional[1] > 1.5 * a.margin[1] / a.notional[1]
 
@@ -221,7 +222,8 @@ def test_the_warm_up_and_missing_days_are_skipped_with_a_reason(var_run):
 def test_es_model_gets_z2_from_its_own_var_and_es():
     """filtered-es records VaR_t and ES_t at α = 1 − confidence; Z2 equals backtest_stats on
     the recorded series, and ES ≥ VaR ≥ 0 every day (Acerbi–Szekely, ccp-standards §4.4)."""
-    r = run_backtest(book(("BTCUSDT", 1.0), rating="AAA"), registered_model_factory("filtered-es"),
+    r = run_backtest(book(("BTCUSDT", 1.0), rating="AAA"),
+                     registered_model_factory("filtered-es", {"apc": "none"}),  # ES only
                      HIST, start="2024-09-01")
     assert r.var is not None and r.es is not None and r.es_alpha == pytest.approx(0.025)
     assert np.all(r.es >= r.var) and np.all(r.var > 0)
