@@ -334,8 +334,10 @@ def render(doc: dict[str, Any]) -> str:
     out = [
         "## CCP-grade defaults on perpetuals, 2016–2026 (issue 11)",
         "",
-        f"Regenerate this section and `study/ccp_perpetuals.json`: `{cmd}` "
-        f"(about {doc['seconds'] / 60:.0f} minutes on the 2-core development machine)."
+        f"Regenerate this section and `study/ccp_perpetuals.json`: `{cmd} --jobs 8` "
+        f"(about {doc['seconds'] / 60:.0f} minutes wall on the shared, heavily loaded 2-core "
+        "development machine; `--jobs` runs the 12 book × part tasks in parallel, "
+        "`--cache DIR` resumes an interrupted run)."
         + (" **Quick run: short window, not the study's numbers.**" if s["quick"] else ""),
         "Books: long and short 1 `BTCUSDT` / `ETHUSDT` (linear perpetual at the daily close; "
         f"BTC from `{s['files']['BTC']}`, ETH from `{s['files']['ETH']}`), margin days from "
