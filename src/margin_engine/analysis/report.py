@@ -206,7 +206,8 @@ def _comparison_bars(results: Sequence[BacktestResult]) -> Figure:
         v = np.array([np.nan if x is None else x for x in values], dtype=float)
         ax.barh(ypos, np.nan_to_num(v), color=colours)
         top = float(np.nanmax(np.append(v, ref if ref is not None else 0.0)))
-        ax.set_xlim(0, (top if top > 0 else 1.0) * 1.3)
+        low = min(0.0, float(np.nanmin(np.append(v, 0.0))))  # a fall (negative rise) shows
+        ax.set_xlim(1.3 * low, (top if top > 0 else 1.0) * 1.3)
         for y, x in zip(ypos, v, strict=True):
             ax.text(0 if not np.isfinite(x) else x, y, " n/a" if not np.isfinite(x)
                     else f" {x if abs(x) > 1e-9 else 0.0:.3g}{unit}", va="center", fontsize=8)
