@@ -429,8 +429,19 @@ def _short_reason(reason: str) -> str:
     return text.split("; pass --param")[0] + ")" if "; pass --param" in text else text
 
 
+#: The configuration this study was run with (issue 5), explicit since the registered defaults
+#: became the CCP set of issue 11 (studies/ccp_perpetuals.py backtests those): no APC inside
+#: the model (the controller holds the floor), RiskMetrics λ 0.94, t(4) Monte Carlo marginals.
+LEGACY_OPTIONS: dict[str, dict[str, Any]] = {
+    "historical-var": {"apc": "none"},
+    "filtered-es": {"apc": "none", "decay": 0.94},
+    "monte-carlo-es": {"apc": "none", "decay": 0.94, "marginals": "t"},
+}
+
+
 def _model_options(model: str, settings: StudySettings) -> dict[str, Any]:
-    return {"n_paths": settings.mc_paths} if model == "monte-carlo-es" else {}
+    opts = dict(LEGACY_OPTIONS.get(model, {}))
+    return {**opts, "n_paths": settings.mc_paths} if model == "monte-carlo-es" else opts
 
 
 def _floor_text(model: str, floor_factory: object) -> str:
@@ -1008,7 +1019,10 @@ def render_page(doc: dict[str, Any], figures: dict[str, str | None], rel: str) -
             "Binance file ends there; the chain runs to 2026-08-22).")
         head.append("")
     head += [
-        "**Models** (registered defaults; `horizon_days` = the backtest horizon): "
+        "**Models** (the configuration of issue 5, passed explicitly since the registered "
+        "defaults became the CCP set of issue 11 — `apc=none`, `filtered-es` and "
+        "`monte-carlo-es` with λ 0.94, t marginals for the latter; the CCP defaults are "
+        "backtested in the last section; `horizon_days` = the backtest horizon): "
         "`deribit-standard` and `deribit-pm` (Deribit's standard and portfolio margin, fixed "
         "rates and a fixed scenario grid), `historical-var` (VaR 99%, 365-day look-back), "
         "`filtered-es` (ES 97.5%, EWMA λ 0.94, 1,000 days), `monte-carlo-es` (ES 97.5%, "

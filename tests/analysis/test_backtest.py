@@ -111,8 +111,9 @@ def test_the_close_of_t_is_used_for_margin_t():
     c[HIST.dates > t] = HIST.closes[HIST.dates > t]  # ... later closes restored
     moved = PriceSeries(HIST.dates, HIST.symbols, c, "moved")
     kw = {"start": t - DAY, "end": t}
-    a = run_backtest(bk, registered_model_factory("historical-var"), HIST, **kw)
-    b = run_backtest(bk, registered_model_factory("historical-var"), moved, **kw)
+    f = registered_model_factory("historical-var", {"apc": "none", "horizon_days": 1})
+    a = run_backtest(bk, f, HIST, **kw)
+    b = run_backtest(bk, f, moved, **kw)
     assert a.margin[0] == b.margin[0]
     assert b.margin[1] / b.notional[1] > 1.5 * a.margin[1] / a.notional[1]
 
@@ -188,8 +189,21 @@ def test_exceedances_and_statistics_agree_with_backtest_stats(var_run):
     years = [int(str(d)[:4]) for d in r.dates]
     for y in st_.traffic_light_by_year:
         mask = np.array([yy == y.year for yy in years])
-        assert y.traffic_light.n_obs == mask.sum()
-        assert y.traffic_light.n_exceptions == flags[mask].sum()
+        assert y.n_obs == mask.sum() and y.n_exceptions == flags[mask].sum()
+        if y.n_obs < 250:  # no zone rests on fewer than 250 days
+            assert y.traffic_light is None
+        else:
+            assert y.traffic_light is not None and y.traffic_light.n_obs == y.n_obs
+            assert y.traffic_light.n_exceptions == y.n_exceptions
+    # the headline light: the worst rolling 250-day window, counted here by brute force
+    w = st_.traffic_light_worst_250
+    if n < 250:
+        assert w is None
+    else:
+        counts = [int(flags[i:i + 250].sum()) for i in range(n - 249)]
+        i = counts.index(max(counts))
+        assert w is not None and w.traffic_light.n_exceptions == max(counts)
+        assert (w.first_day, w.last_day) == (r.dates[i], r.dates[i + 249])
     assert st_.procyclicality == bs.procyclicality(r.margin, (1, 5, 30))
     assert st_.procyclicality_of_share == bs.procyclicality(r.margin / r.notional, (1, 5, 30))
     assert st_.margin_share == bs.average_margin_share(r.margin, r.notional)
@@ -208,7 +222,8 @@ def test_the_warm_up_and_missing_days_are_skipped_with_a_reason(var_run):
 def test_es_model_gets_z2_from_its_own_var_and_es():
     """filtered-es records VaR_t and ES_t at α = 1 − confidence; Z2 equals backtest_stats on
     the recorded series, and ES ≥ VaR ≥ 0 every day (Acerbi–Szekely, ccp-standards §4.4)."""
-    r = run_backtest(book(("BTCUSDT", 1.0), rating="AAA"), registered_model_factory("filtered-es"),
+    r = run_backtest(book(("BTCUSDT", 1.0), rating="AAA"),
+                     registered_model_factory("filtered-es", {"apc": "none"}),  # ES only
                      HIST, start="2024-09-01")
     assert r.var is not None and r.es is not None and r.es_alpha == pytest.approx(0.025)
     assert np.all(r.es >= r.var) and np.all(r.var > 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def test_report_marks_the_zone_and_years(runs, tmp_path):
     zone = runs[0].statistics.traffic_light_last_250.zone
     assert f">{zone}</span>" in page
     for y in runs[0].statistics.traffic_light_by_year:
-        assert f"{y.year} ({y.traffic_light.n_obs} d)" in page
+        assert f"{y.year} ({y.n_obs} d)" in page
 
 
 def test_report_needs_a_result(tmp_path):
@@ -113,3 +114,29 @@ def test_summary_table_names_each_run_currency(mixed_runs, tmp_path):
     assert "<th>ccy</th>" in page
     assert "<td>historical-var</td><td>USD</td>" in page
     assert "<td>deribit-standard</td><td>BTC</td>" in page
+
+
+
+@pytest.mark.realdata
+def test_report_of_a_quiet_quarter_under_the_ccp_floor(tmp_path):
+    """docs/backtesting.md §1's report command (three models, 2-day horizon, 2025 Q4): with
+    the CCP default floor binding, the comparison bars once cropped a negative 5-day 'rise'
+    at 0 and FreeType failed on its label (raster overflow)."""
+    import json
+
+    from design_examples import REAL_DATA
+    from margin_engine.io.series import load_price_series
+
+    f = REAL_DATA / "binance_spot_daily_BTCUSDT_cdd.csv"
+    if not f.exists():
+        pytest.skip("real data absent")
+    root = Path(__file__).resolve().parents[2]
+    h = load_price_series([f])
+    bk = parse_model(Book, json.loads((root / "docs/examples/long-btc.json").read_text()),
+                     "book")
+    runs = [run_backtest(bk, registered_model_factory(m, {}, horizon_days=2), h,
+                         horizon_days=2, start="2025-10-01", end="2025-12-31")
+            for m in ("historical-var", "filtered-es", "binance-usdm")]
+    page = write_report(runs, tmp_path).read_text(encoding="utf-8")
+    assert (tmp_path / "png" / "comparison-bars.png").read_bytes()[:4] == b"\x89PNG"
+    assert "worst 250 d" in page

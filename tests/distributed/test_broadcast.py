@@ -25,7 +25,9 @@ MARKET = Path(__file__).resolve().parents[2] / "docs" / "examples" / "market-202
 def inputs():
     market = load_market(MARKET)
     book = parse_model(Book, scale_book(), "book")
-    model, _ = build_model("filtered-es", {}, None, market)
+    # apc=none: the prepared whole-book P&L holds the model's scenarios only; the CCP default
+    # floor (issue 11) revalues on its own ten-year set per unit
+    model, _ = build_model("filtered-es", {"apc": "none"}, None, market)
     return model, book, market
 
 
@@ -51,7 +53,7 @@ def test_a_shifted_market_falls_back_to_revaluation(inputs):
     shipped = broadcast_model(model, book, market)
     other = market.model_copy(update={"index": {**market.index,
                                                 "BTC": market.index["BTC"] * 0.9}})
-    fresh, _ = build_model("filtered-es", {}, None, market)
+    fresh, _ = build_model("filtered-es", {"apc": "none"}, None, market)
     got = assess_book(shipped, book, other, liquidation_prices=False)
     want = assess_book(fresh, book, other, liquidation_prices=False)
     assert got == want

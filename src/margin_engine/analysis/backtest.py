@@ -64,6 +64,7 @@ __all__ = [
     "ModelFactory",
     "NoController",
     "SubsampleTests",
+    "WorstWindow",
     "YearTrafficLight",
     "backtest_json",
     "compute_statistics",
@@ -160,10 +161,27 @@ class NoController:
 
 @dataclass(frozen=True)
 class YearTrafficLight:
-    """The Basel traffic light of one calendar year's days."""
+    """One calendar year's exceptions and, where the year has at least
+    :data:`MIN_LIGHT_DAYS` backtested days, its Basel traffic light (``None`` below: a zone
+    resting on a few days would be shown as if it were a year's verdict)."""
 
     year: int
-    traffic_light: bs.TrafficLightResult
+    n_obs: int
+    n_exceptions: int
+    traffic_light: bs.TrafficLightResult | None
+
+
+@dataclass(frozen=True)
+class WorstWindow:
+    """The headline light: the worst rolling 250-day window, with its first and last day."""
+
+    first_day: np.datetime64
+    last_day: np.datetime64
+    result: bs.WorstWindowResult
+
+    @property
+    def traffic_light(self) -> bs.TrafficLightResult:
+        return self.result.traffic_light
 
 
 @dataclass(frozen=True)
@@ -181,9 +199,12 @@ class SubsampleTests:
 class BacktestStatistics:
     """Every statistic of a backtest, computed by :mod:`backtest_stats` from the series.
 
-    ``traffic_light_last_250`` uses the last ``min(250, n)`` days; BCBS plus factors where
-    ``T = 250`` and ``p = 1%``, else the normal-quantile plus factor (``plus_factors="normal"``),
-    as for every calendar year. ``z2`` only where the model's ES and VaR were recorded.
+    ``traffic_light_worst_250`` is the headline: the rolling 250-day window with the most
+    exceptions, with its dates (``None`` under 250 days). ``traffic_light_last_250`` uses the
+    last ``min(250, n)`` days; BCBS plus factors where ``T = 250`` and ``p = 1%``, else the
+    normal-quantile plus factor (``plus_factors="normal"``); a calendar year gets a light only
+    with at least 250 days (its count of days and exceptions either way). ``z2`` only where
+    the model's ES and VaR were recorded.
     ``procyclicality`` is computed on the margin as charged (ccp-standards §3.4);
     ``procyclicality_of_share`` on margin / notional, i.e. for a position whose notional is held
     constant (for one coin held through a 30× price rise the first mostly measures the price).
@@ -206,6 +227,7 @@ class BacktestStatistics:
     mean_margin: float
     non_overlapping: SubsampleTests | None = None
     notes: tuple[str, ...] = ()
+    traffic_light_worst_250: WorstWindow | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -348,6 +370,10 @@ def _forget(model: MarginModel) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+#: Fewest days a traffic light rests on (BCBS 1996: 250 business days).
+MIN_LIGHT_DAYS = 250
+
+
 def _traffic_light(x: int, n: int, p: float) -> bs.TrafficLightResult:
     method: Literal["bcbs", "normal"] = "bcbs" if (n == 250 and p == 0.01) else "normal"
     return bs.basel_traffic_light(x, n, p, plus_factors=method)
@@ -380,9 +406,17 @@ def compute_statistics(dates: NDArray[np.datetime64], margin: FloatArray,
     last = flags[-250:]
     tl = _traffic_light(int(last.sum()), int(last.size), p)
     years = dates.astype("datetime64[Y]").astype(int) + 1970
-    by_year = tuple(YearTrafficLight(int(y), _traffic_light(int(flags[years == y].sum()),
-                                                            int((years == y).sum()), p))
-                    for y in np.unique(years))
+    by_year = []
+    for y in np.unique(years):
+        ny, xy = int((years == y).sum()), int(flags[years == y].sum())
+        by_year.append(YearTrafficLight(int(y), ny, xy, _traffic_light(xy, ny, p)
+                                        if ny >= MIN_LIGHT_DAYS else None))
+    worst_res = bs.worst_window_traffic_light(flags, p, MIN_LIGHT_DAYS, plus_factors="bcbs"
+                                              if p == 0.01 else "normal")
+    worst = None if worst_res is None else WorstWindow(
+        dates[worst_res.first], dates[worst_res.last], worst_res)
+    if worst is None:
+        notes.append(f"traffic_light_worst_250: needs {MIN_LIGHT_DAYS} days or more")
     z2 = None
     if var is not None and es is not None and es_alpha is not None:
         if np.all(np.isfinite(es)) and np.all(es > 0) and np.all(np.isfinite(var)):
@@ -414,10 +448,11 @@ def compute_statistics(dates: NDArray[np.datetime64], margin: FloatArray,
         procyc_share = bs.procyclicality(np.asarray(margin) / np.asarray(notional), horizons)
     return BacktestStatistics(
         confidence=confidence, coverage=bs.coverage(flags), kupiec=bs.kupiec_pof(flags, p),
-        christoffersen=chris, traffic_light_last_250=tl, traffic_light_by_year=by_year, z2=z2,
+        christoffersen=chris, traffic_light_last_250=tl, traffic_light_by_year=tuple(by_year),
+        z2=z2,
         margin_share=share, procyclicality=procyc, procyclicality_of_share=procyc_share,
         max_loss=float(np.max(realised_loss)), mean_margin=float(np.mean(margin)),
-        non_overlapping=sub, notes=tuple(notes))
+        non_overlapping=sub, notes=tuple(notes), traffic_light_worst_250=worst)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1010,6 +1045,7 @@ def summary_rows(results: Sequence[BacktestResult]) -> list[dict[str, Any]]:
     for r in results:
         st = r.statistics
         pc = st.procyclicality
+        w = st.traffic_light_worst_250
         rows.append({
             "label": r.label, "horizon_days": r.horizon_days, "currency": r.currency,
             "days": r.n_days, "exceedances": st.coverage.n_exceptions,
@@ -1019,6 +1055,10 @@ def summary_rows(results: Sequence[BacktestResult]) -> list[dict[str, Any]]:
             else st.christoffersen.p_value_ind,
             "christoffersen_cc_p": None if st.christoffersen is None
             else st.christoffersen.p_value_cc,
+            "zone_worst_250": None if w is None else w.traffic_light.zone,
+            "exceptions_worst_250": None if w is None else w.traffic_light.n_exceptions,
+            "worst_250_first": None if w is None else str(w.first_day),
+            "worst_250_last": None if w is None else str(w.last_day),
             "zone_last_250": st.traffic_light_last_250.zone,
             "exceptions_last_250": st.traffic_light_last_250.n_exceptions,
             "plus_factor_last_250": st.traffic_light_last_250.plus_factor,

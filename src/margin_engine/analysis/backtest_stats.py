@@ -46,6 +46,7 @@ __all__ = [
     "PeakToTroughResult",
     "ProcyclicalityResult",
     "TrafficLightResult",
+    "WorstWindowResult",
     "Z2Result",
     "acerbi_szekely_z2",
     "average_margin_share",
@@ -64,6 +65,7 @@ __all__ = [
     "procyclicality",
     "simulate_z2_null",
     "transition_counts",
+    "worst_window_traffic_light",
 ]
 
 
@@ -448,6 +450,47 @@ def basel_traffic_light(
         plus_factor=plus,
         multiplier=None if plus is None else 3.0 + plus,
     )
+
+
+@dataclass(frozen=True)
+class WorstWindowResult:
+    """The traffic light of the rolling window with the most exceptions.
+
+    ``first`` and ``last`` index the window's first and last day (inclusive); among windows
+    with the same count, the earliest. ``n_windows`` is the number of windows compared.
+    """
+
+    window: int
+    first: int
+    last: int
+    n_windows: int
+    traffic_light: TrafficLightResult
+
+
+def worst_window_traffic_light(exceptions: ArrayLike, p: float = 0.01, window: int = 250, *,
+                               plus_factors: Literal["bcbs", "normal"] = "bcbs"
+                               ) -> WorstWindowResult | None:
+    """Basel traffic light of the worst rolling ``window``-day window of an exception series.
+
+    Every run of ``window`` consecutive days is a window (``T − window + 1`` of them); the
+    worst has the most exceptions (the earliest of equals). ``None`` when the series is
+    shorter than one window: no light rests on fewer days than the window.
+
+    Parameters
+    ----------
+    exceptions : bool [T], one flag per backtested day, in date order
+    p : target exception probability (0.01 for 99%)
+    window : days per window (250: BCBS 1996)
+    plus_factors : as in :func:`basel_traffic_light`
+    """
+    flags = _flags(exceptions)
+    w = _count(window, "window", 1)
+    if flags.size < w:
+        return None
+    counts = np.convolve(flags.astype(np.int64), np.ones(w, dtype=np.int64), mode="valid")
+    first = int(np.argmax(counts))
+    light = basel_traffic_light(int(counts[first]), w, p, plus_factors=plus_factors)
+    return WorstWindowResult(w, first, first + w - 1, int(counts.size), light)
 
 
 def basel_zone_bounds(

@@ -206,7 +206,8 @@ def _comparison_bars(results: Sequence[BacktestResult]) -> Figure:
         v = np.array([np.nan if x is None else x for x in values], dtype=float)
         ax.barh(ypos, np.nan_to_num(v), color=colours)
         top = float(np.nanmax(np.append(v, ref if ref is not None else 0.0)))
-        ax.set_xlim(0, (top if top > 0 else 1.0) * 1.3)
+        low = min(0.0, float(np.nanmin(np.append(v, 0.0))))  # a fall (negative rise) shows
+        ax.set_xlim(1.3 * low, (top if top > 0 else 1.0) * 1.3)
         for y, x in zip(ypos, v, strict=True):
             ax.text(0 if not np.isfinite(x) else x, y, " n/a" if not np.isfinite(x)
                     else f" {x if abs(x) > 1e-9 else 0.0:.3g}{unit}", va="center", fontsize=8)
@@ -286,7 +287,9 @@ def _summary_table(results: Sequence[BacktestResult]) -> str:
             _fmt(row["days"]),
             f"{row['exceedances']} / {row['expected']:.1f}", _fmt(row["coverage"], "pct"),
             _fmt(row["kupiec_p"], "p"), _fmt(row["christoffersen_cc_p"], "p"),
-            f"{_zone(row['zone_last_250'])} {row['exceptions_last_250']}",
+            "— (< 250 d)" if row["zone_worst_250"] is None else
+            f"{_zone(row['zone_worst_250'])} {row['exceptions_worst_250']} "
+            f"({row['worst_250_first']} … {row['worst_250_last']})",
             _fmt(row["z2"], "p"), _fmt(row["mean_margin_share"], "pct"),
             _fmt(row["peak_to_trough"]),
             _fmt(None if pcs is None else pcs.peak_to_trough.ratio),
@@ -294,7 +297,7 @@ def _summary_table(results: Sequence[BacktestResult]) -> str:
             _fmt(None if pcs is None or 5 not in [n.horizon for n in pcs.n_day]
                  else pcs.ratio(5) - 1, "pct")])
     return _table(["run", "ccy", "h", "days", "exceed. / expected", "coverage", "Kupiec p",
-                   "Christoffersen cc p", "last 250 d", "Z2", "mean margin / notional",
+                   "Christoffersen cc p", "worst 250 d", "Z2", "mean margin / notional",
                    "peak-to-trough", "… of share", "max 5-d rise", "… of share"], rows, "num")
 
 
@@ -336,11 +339,22 @@ def _run_section(r: BacktestResult, imgs: dict[str, str]) -> str:
          else _fmt(st.margin_share.mean_share, "pct")]]
     parts.append("<h3>coverage tests</h3>" + _table(["statistic", "value"], tests))
     tl = st.traffic_light_last_250
-    light_rows = [["last " + str(tl.n_obs) + " days", _fmt(tl.n_exceptions),
-                   _zone(tl.zone), _fmt(tl.cumulative_probability, "p"),
-                   _fmt(tl.plus_factor, "p")]]
+    light_rows = []
+    ww = st.traffic_light_worst_250
+    if ww is not None:
+        w = ww.traffic_light
+        light_rows.append([f"worst 250 days ({ww.first_day} … {ww.last_day})",
+                           _fmt(w.n_exceptions), _zone(w.zone),
+                           _fmt(w.cumulative_probability, "p"), _fmt(w.plus_factor, "p")])
+    light_rows.append(["last " + str(tl.n_obs) + " days", _fmt(tl.n_exceptions),
+                       _zone(tl.zone), _fmt(tl.cumulative_probability, "p"),
+                       _fmt(tl.plus_factor, "p")])
     for y in st.traffic_light_by_year:
         t = y.traffic_light
+        if t is None:  # no zone on fewer than 250 days
+            light_rows.append([f"{y.year} ({y.n_obs} d)", _fmt(y.n_exceptions),
+                               "— (< 250 d)", "—", "—"])
+            continue
         light_rows.append([f"{y.year} ({t.n_obs} d)", _fmt(t.n_exceptions), _zone(t.zone),
                            _fmt(t.cumulative_probability, "p"), _fmt(t.plus_factor, "p")])
     parts.append("<h3>Basel traffic light</h3>" + _table(

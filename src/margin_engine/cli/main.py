@@ -640,14 +640,18 @@ def _bt_print(results: list[Any]) -> None:
     rows = summary_rows(results)
     t = Table(title="backtest: coverage", title_justify="left")
     for col in ("run", "h", "days", "exceed.", "expected", "coverage", "Kupiec p",
-                "Christ. ind p", "Christ. cc p", "last 250 d", "Z2"):
-        t.add_column(col, justify="left" if col in ("run", "last 250 d") else "right")
+                "Christ. ind p", "Christ. cc p", "worst 250 d", "last 250 d", "Z2"):
+        t.add_column(col, justify="left" if col.endswith("250 d") or col == "run"
+                     else "right")
     for row in rows:
-        z = row["zone_last_250"]
+        z, zw = row["zone_last_250"], row["zone_worst_250"]
+        worst = ("— (< 250 d)" if zw is None else
+                 f"[{zone_style[zw]}]{zw}[/] ({row['exceptions_worst_250']}) "
+                 f"{row['worst_250_first']} … {row['worst_250_last']}")
         t.add_row(row["label"], str(row["horizon_days"]), str(row["days"]),
                   str(row["exceedances"]), f"{row['expected']:.1f}", pct(row["coverage"]),
                   num(row["kupiec_p"]), num(row["christoffersen_ind_p"]),
-                  num(row["christoffersen_cc_p"]),
+                  num(row["christoffersen_cc_p"]), worst,
                   f"[{zone_style[z]}]{z}[/] ({row['exceptions_last_250']})", num(row["z2"]))
     console.print(t)
     c = Table(title="backtest: capital and procyclicality (of the margin, and of margin / "
@@ -666,17 +670,18 @@ def _bt_print(results: list[Any]) -> None:
                   else pct(ps.ratio(5) - 1.0))
     console.print(c)
     years = sorted({y.year for r in results for y in r.statistics.traffic_light_by_year})
-    y = Table(title="exceptions/days per year", title_justify="left")
+    y = Table(title="exceptions/days per year (a zone only for 250 days or more)",
+              title_justify="left")
     y.add_column("year")
     for r in results:
         y.add_column(r.label, justify="right")
     for year in years:
         cells = []
         for r in results:
-            hit = next((x.traffic_light for x in r.statistics.traffic_light_by_year
-                        if x.year == year), None)
-            cells.append("—" if hit is None else
-                         f"{hit.n_exceptions}/{hit.n_obs} [{zone_style[hit.zone]}]{hit.zone}[/]")
+            hit = next((x for x in r.statistics.traffic_light_by_year if x.year == year), None)
+            light = None if hit is None else hit.traffic_light
+            cells.append("—" if hit is None else f"{hit.n_exceptions}/{hit.n_obs}" + (
+                "" if light is None else f" [{zone_style[light.zone]}]{light.zone}[/]"))
         y.add_row(str(year), *cells)
     console.print(y)
     for r in results:
