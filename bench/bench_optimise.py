@@ -5,9 +5,9 @@ run.
                                    [--naive-sample 40] [--repeat 3]
 
 A portfolio account of ``--positions`` random USDT-margined perpetuals and dated futures on 10
-coins (``linear_market`` of bench/live_book_data.py; its inverse-option market is not used: deep
-out-of-the-money options there carry marks of 1e-8 that make scenario losses meaningless) under a
-risk-based model:
+coins (``linear_market`` of bench/live_book_data.py; the figures in docs/optimisation.md were
+taken on it, before the inverse-option market's generator was fixed: it built options the model
+took for inverse futures at 1e-8 coin) under a risk-based model:
 
 1. one greedy pass: every candidate trade (instrument × size of the default universe) evaluated
    by the live book's what-if on cached scenario vectors (``rank_hedges``'s inner loop), against
