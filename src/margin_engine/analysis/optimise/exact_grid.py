@@ -22,8 +22,8 @@ Applies to ``deribit-pm`` with segregated collateral (S:PM). Not here: X:PM (coi
 revalued in the same scenarios and the worst case is taken over the account in USD — also an LP,
 not built yet); SPAN (scan risk is a sum of per-commodity maxima, but the short-option minimum,
 ``max(scan + spreads, som)``, and the spread credits are formed from the positions' deltas by
-ordered rules); okx-pm and derive-pmrm (their requirements take maxima over rule-formed legs and
-tiered add-ons that this engine does not expose as one scenario P&L vector).
+ordered rules); okx-pm and derive-pmrm (their worst-loss terms are LP-representable, but the
+models form each leg's scenario P&L inside their rules and expose no scenario P&L matrix).
 """
 
 from __future__ import annotations
