@@ -20,7 +20,7 @@ from margin_engine.models.core.registry import model_names
 from margin_engine.policy.assess import assess_account
 
 runner = CliRunner()
-SCENARIO_MODELS = {"filtered-es", "monte-carlo-es", "deribit-pm"}  # an exact LP applies
+SCENARIO_MODELS = {"filtered-es", "monte-carlo-es", "deribit-pm", "span"}  # an exact LP applies
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,9 @@ def _print(doc: dict[str, Any]) -> None:
                       f"scenario objective {_n(ex['objective'])} {ex['objective_currency']} "
                       f"(greedy "
                       f"{_n(ex['greedy_objective'])}), bound {_n(ex['lower_bound'])}, gap "
-                      f"{_n(ex['gap'])}; {ex['solve_seconds'] * 1e3:.0f} ms",
+                      f"{_n(ex['gap'])}; {ex['solve_seconds'] * 1e3:.0f} ms"
+                      + ("" if ex["suggested"] else " — not suggested: the requirement outside "
+                         "the scenario part rises more than it falls"),
                       markup=False, highlight=False)
     else:
         console.print(f"exact: not applicable — {ex['reason']}", markup=False, highlight=False)

@@ -18,12 +18,15 @@ engine (the unit's ``worst_case`` and ``roll_shock`` components, from scratch wi
 filled), the optimality gap is ``F(h*) − bound``; add-ons outside ``F`` (order margins, rounding,
 the policy's) are recomputed, not optimised.
 
-Applies to ``deribit-pm`` with segregated collateral (S:PM). Not here: X:PM (coin collateral is
-revalued in the same scenarios and the worst case is taken over the account in USD — also an LP,
-not built yet); SPAN (scan risk is a sum of per-commodity maxima, but the short-option minimum,
-``max(scan + spreads, som)``, and the spread credits are formed from the positions' deltas by
-ordered rules); okx-pm and derive-pmrm (their worst-loss terms are LP-representable, but the
-models form each leg's scenario P&L inside their rules and expose no scenario P&L matrix).
+Applies to ``deribit-pm`` with segregated collateral (S:PM), and to ``span``, whose scan risk is
+the same sum of maxima: ``Σ_CC max(0, max_k Σ_j q_j·RA_jk)`` over the 16 scenarios of each
+combined commodity (USD), so ``F`` there is the ``scan_risk`` component; SPAN's spread charges,
+inter-commodity credits and short-option minimum (``max(scan + spreads − credit, SOM)``), formed
+from the positions' deltas by ordered rules, are add-ons recomputed after, outside the guarantee.
+Not here: X:PM (coin collateral is revalued in the same scenarios and the worst case is taken
+over the account in USD — also an LP, not built yet); okx-pm and derive-pmrm (their worst-loss
+terms are LP-representable, but the models form each leg's scenario P&L inside their rules and
+expose no scenario P&L matrix).
 """
 
 from __future__ import annotations
@@ -41,12 +44,17 @@ from scipy.optimize import linprog
 from margin_engine.analysis.optimise.candidates import Candidates
 from margin_engine.analysis.optimise.costs import TradeCost
 from margin_engine.analysis.optimise.exact_lp import CUTS, RATIO, ExactResult, SolverError
-from margin_engine.domain.book import Account, MarginMode
+from margin_engine.domain.book import Account, MarginMode, Position
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.live.fills import fill_account
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.venues.deribit_common import base_size, currency_key
 from margin_engine.models.venues.deribit_pm import DeribitPm, _linear_ref, _years_move
+from margin_engine.models.venues.span import Span
+from margin_engine.models.venues.span_arrays import N_SCENARIOS
+
+#: the models this solver covers
+GridModel = DeribitPm | Span
 
 
 @dataclass(frozen=True)
@@ -81,10 +89,10 @@ class GridProblem:
 
 def not_applicable(model: MarginModel, account: Account) -> str | None:
     """Why the worst-loss LP does not apply (``None`` when it does)."""
-    if not isinstance(model, DeribitPm):
+    if not isinstance(model, DeribitPm | Span):
         return (f"{model.name}: no exact solver (its requirement is not a convex function of "
                 "one scenario P&L vector in this engine): greedy search only")
-    if model.params.collateral == "cross":
+    if isinstance(model, DeribitPm) and model.params.collateral == "cross":
         return ("deribit-pm X:PM (cross collateral): the worst-loss LP covers S:PM "
                 "(segregated) only: greedy search only")
     if account.margin_mode is MarginMode.ISOLATED:
@@ -92,17 +100,18 @@ def not_applicable(model: MarginModel, account: Account) -> str | None:
     return None
 
 
-def scenario_part(model: DeribitPm, account: Account, market: MarketSnapshot,
+def scenario_part(model: GridModel, account: Account, market: MarketSnapshot,
                   trades: Mapping[str, float] | None = None) -> float:
-    """The engine's own ``F``: ``worst_case + roll_shock`` over the account's units, USD, from
-    scratch with ``trades`` filled at the mark."""
+    """The engine's own ``F`` over the account's units, USD, from scratch with ``trades``
+    filled at the mark: ``worst_case + roll_shock`` (deribit-pm), ``scan_risk`` (span)."""
     for s, q in (trades or {}).items():
         if q != 0.0:
             account = fill_account(account, market, s, q)
+    keys = ("scan_risk",) if isinstance(model, Span) else ("worst_case", "roll_shock")
     total = 0.0
     for unit in model.units(account, market):
         c = model.margin_unit(unit, account, market).components
-        total += market.convert(c["worst_case"] + c["roll_shock"], unit.currency, "USD")
+        total += market.convert(sum(c[k] for k in keys), unit.currency, "USD")
     return total
 
 
@@ -125,9 +134,34 @@ def _deduct(model: DeribitPm, settle: str, grid: Any, market: MarketSnapshot) ->
     return d
 
 
-def build_problem(model: DeribitPm, account: Account, market: MarketSnapshot,
+def _span_problem(model: Span, account: Account, market: MarketSnapshot,
+                  symbols: tuple[str, ...]) -> GridProblem:
+    """Per combined commodity, ``v = −PortRA`` and each candidate's ``−RA`` per contract (the
+    model's own arrays, USD); a unit of one contract gives a candidate's array."""
+    held = [(j, account.positions[j]) for u in model.units(account, market)
+            for j in u.position_indices]
+
+    def array(sym: str) -> np.ndarray:
+        one = account.model_copy(update={"positions": (Position(symbol=sym, size=1.0),)})
+        return model._leg(0, one, market).ra_contract
+
+    und = {s: market.instrument(s).underlying for s in {q.symbol for _, q in held} | set(symbols)}
+    blocks = []
+    for cc in sorted(set(und.values())):
+        v = -sum((q.size * array(q.symbol) for _, q in held if und[q.symbol] == cc),
+                 np.zeros(N_SCENARIOS))
+        r = np.array([-array(s) if und[s] == cc else np.zeros(N_SCENARIOS) for s in symbols])
+        blocks.append(GridBlock(cc, 1.0, v, r.reshape(len(symbols), N_SCENARIOS),
+                                np.zeros(N_SCENARIOS)))
+    k = len(symbols)
+    return GridProblem(tuple(symbols), tuple(blocks), np.zeros(k), np.zeros(k), 0.0)
+
+
+def build_problem(model: GridModel, account: Account, market: MarketSnapshot,
                   symbols: tuple[str, ...]) -> GridProblem:
     """The account's risk vectors and the candidates' rows on the model's own grids."""
+    if isinstance(model, Span):
+        return _span_problem(model, account, market, symbols)
     p = model.params
     held_pos = [(j, q) for u in model.units(account, market) for j in u.position_indices
                 for q in [account.positions[j]]]
@@ -238,7 +272,7 @@ def _cost(h: np.ndarray, prob: GridProblem, costs: Mapping[str, TradeCost]) -> f
     return float(sum(costs[s].cost(q) for s, q in zip(prob.symbols, h.tolist(), strict=True)))
 
 
-def exact_hedge(model: DeribitPm, account: Account, market: MarketSnapshot,
+def exact_hedge(model: GridModel, account: Account, market: MarketSnapshot,
                 cands: Candidates, costs: Mapping[str, TradeCost], *,
                 budget: float = math.inf, initial_margin_before: float,
                 recompute: Any) -> ExactResult:

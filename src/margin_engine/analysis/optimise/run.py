@@ -17,6 +17,7 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.risk_based.model import RiskBasedModel
 from margin_engine.models.venues.deribit_pm import DeribitPm
+from margin_engine.models.venues.span import Span
 from margin_engine.policy.assess import assess_account
 from margin_engine.policy.health import HealthPolicy
 
@@ -70,7 +71,7 @@ def optimise(model: MarginModel, account: Account, market: MarketSnapshot,
         why = exact_grid.not_applicable(model, account)
     if why is None and not cands.symbols:
         why = "no candidate hedge"
-    if why is None and isinstance(model, DeribitPm):
+    if why is None and isinstance(model, DeribitPm | Span):
         try:
             ex = exact_grid.exact_hedge(
                 model, account, market, cands, costs, budget=config.budget,
