@@ -7,12 +7,14 @@ of 1e-8 (below the legal range of a mark) and ``kind="option"`` as a plain strin
 from __future__ import annotations
 
 import importlib.util
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from margin_engine.domain.instruments import Instrument
+from margin_engine.domain.market import MarketSnapshot
 from margin_engine.maths import black76
 from margin_engine.maths.scenarios import ScenarioSet
 from margin_engine.models.core.scenario_pnl import instrument_pnl
@@ -60,3 +62,30 @@ def test_deep_otm_inverse_options_have_bounded_scenario_pnl():
         now = i.contract_size * black76.price_usd(market.forward(i), i.strike,
                                                   market.years_to_expiry(i), i.mark_iv, i.is_call)
         assert row.min() >= -now * (1 + 1e-6) - 1e-9, i.symbol
+
+
+def test_a_legal_market_with_the_smallest_marks_gives_bounded_pnl():
+    """The model side: a validated market cannot carry the generator's objects (a mark must be
+    above 1e-8, an option needs a mark_iv or a surface: vol is never inverted from the mark),
+    and deep out-of-the-money inverse options at the smallest legal mark keep a P&L within the
+    option's bounds under ±50% moves and vol up to +100 points."""
+    now = datetime(2026, 2, 4, 9, 30, tzinfo=UTC)
+    exp = datetime(2026, 2, 21, 8, tzinfo=UTC)
+    ins = tuple(Instrument(symbol=f"BTC-21FEB26-{k:g}-{cp[0].upper()}", kind="option",
+                           underlying="BTC", settle="BTC", inverse=True, contract_size=1.0,
+                           mark_price=2e-8, expiry=exp, strike=k, option_type=cp, mark_iv=0.69)
+                for k, cp in [(38000.0, "put"), (200000.0, "call")])
+    market = MarketSnapshot(timestamp=now, index={"BTC": 76000.0}, instruments=ins)
+    with pytest.raises(ValueError, match="mark_price"):
+        Instrument.model_validate({**ins[0].model_dump(), "mark_price": 1e-8})
+    rng = np.random.default_rng(0)
+    n = 500
+    x = rng.uniform(-0.5, 0.5, (n, 1))
+    scen = ScenarioSet(("BTC",), x, rng.uniform(-0.3, 1.0, (n, 1)), 1.0, np.full(n, 1.0 / n),
+                       tuple(str(s) for s in range(n)), "test")
+    pnl = instrument_pnl(list(ins), market, scen, "USD")
+    for i, row in zip(ins, pnl, strict=True):
+        assert np.all(np.abs(row) <= np.maximum(76000.0 * (1 + x[:, 0]), i.strike))
+        now_usd = black76.price_usd(76000.0, i.strike, market.years_to_expiry(i), 0.69,
+                                    i.is_call)
+        assert row.min() >= -now_usd * (1 + 1e-6) - 1e-12
