@@ -5,9 +5,9 @@ run.
                                    [--naive-sample 40] [--repeat 3]
 
 A portfolio account of ``--positions`` random USDT-margined perpetuals and dated futures on 10
-coins (``linear_market`` of bench/live_book_data.py; its inverse-option market is not used: deep
-out-of-the-money options there carry marks of 1e-8 that make scenario losses meaningless) under a
-risk-based model:
+coins (``linear_market`` of bench/live_book_data.py) under a risk-based model; with ``--model
+deribit-pm`` or ``span``, of inverse perpetuals, futures and options (``deribit_market``) and the
+worst-loss LP of ``exact_grid`` in step 3:
 
 1. one greedy pass: every candidate trade (instrument × size of the default universe) evaluated
    by the live book's what-if on cached scenario vectors (``rank_hedges``'s inner loop), against
@@ -30,12 +30,14 @@ import time
 
 import numpy as np
 
-from bench.live_book_data import linear_market, model_for, random_book
-from margin_engine.analysis.optimise import exact_lp
+from bench.live_book_data import deribit_market, linear_market, model_for, random_book
+from margin_engine.analysis.optimise import exact_grid, exact_lp
 from margin_engine.analysis.optimise.candidates import candidate_sizes, default_universe
 from margin_engine.analysis.optimise.costs import trade_cost
 from margin_engine.analysis.optimise.greedy import greedy_plan, live_book, recompute_im
 from margin_engine.domain.book import MarginMode
+from margin_engine.models.venues.deribit_pm import DeribitPm
+from margin_engine.models.venues.span import Span
 
 
 def main() -> None:
@@ -47,7 +49,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--budget", type=float, default=5000.0)
     a = ap.parse_args()
-    market = linear_market(a.instruments)
+    market = (deribit_market(a.instruments) if a.model in ("deribit-pm", "span")
+              else linear_market(a.instruments))
     acct = random_book(market, 1, a.positions, seed=14, mode=MarginMode.PORTFOLIO).accounts[0]
     model = model_for(a.model, market)
     cands = candidate_sizes(acct, market, default_universe(acct, market, model))
@@ -85,6 +88,9 @@ def main() -> None:
           f"{statistics.median(plans):.2f} s; IM {plan.initial_margin_before:,.0f} → "
           f"{plan.initial_margin_after:,.0f} {plan.currency}")
 
+    if isinstance(model, DeribitPm | Span):
+        _grid(a, model, acct, market, cands, costs, plan)
+        return
     builds, solves = [], []
     for _ in range(a.repeat):
         t0 = time.perf_counter()
@@ -98,6 +104,25 @@ def main() -> None:
           f"{statistics.median(solves):.2f} s ({nv} variables, {nc} constraints, "
           f"{prob.v.size} scenarios); objective {f:,.0f} (bound {bound:,.0f}) vs greedy "
           f"{g:,.0f}")
+
+
+def _grid(a, model, acct, market, cands, costs, plan) -> None:  # type: ignore[no-untyped-def]
+    """3. for a venue grid model: the worst-loss LP (exact_grid)."""
+    builds, solves = [], []
+    for _ in range(a.repeat):
+        t0 = time.perf_counter()
+        prob = exact_grid.build_problem(model, acct, market, cands.symbols)
+        builds.append(time.perf_counter() - t0)
+        h, bound, secs, nv, nc = exact_grid.solve(prob, cands, costs, a.budget)
+        solves.append(secs)
+    g = exact_grid.scenario_part(model, acct, market, plan.trades)
+    f = exact_grid.scenario_part(model, acct, market,
+                                 {s: float(q) for s, q in zip(cands.symbols, h, strict=True) if q})
+    n = sum(b.v.size for b in prob.blocks)
+    print(f"3. exact worst-loss LP: build {statistics.median(builds):.2f} s, HiGHS solve "
+          f"{statistics.median(solves):.2f} s ({nv} variables, {nc} constraints, "
+          f"{len(prob.blocks)} grids, {n} scenarios); objective {f:,.0f} USD (bound "
+          f"{bound:,.0f}) vs greedy {g:,.0f}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import numpy as np
 from margin_engine.demo.synthetic import generate_history
 from margin_engine.domain.book import Account, Book, MarginMode, Position
 from margin_engine.domain.history import PriceSeries
-from margin_engine.domain.instruments import Instrument
+from margin_engine.domain.instruments import Instrument, Kind, OptionType
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.maths import black76
 from margin_engine.models.core.base import MarginModel
@@ -24,6 +24,10 @@ COINS = ("BTC", "ETH", "SOL", "XRP", "BNB", "DOGE", "ADA", "AVAX", "LINK", "DOT"
 SPOT = {"BTC": 76000.0, "ETH": 2300.0, "SOL": 98.0, "XRP": 1.6, "BNB": 640.0, "DOGE": 0.11,
         "ADA": 0.29, "AVAX": 9.5, "LINK": 9.8, "DOT": 1.45}
 NOW = datetime(2026, 2, 4, 9, 30, tzinfo=UTC)
+#: Floor of a generated option mark, coin: Deribit's option tick (0.0001 BTC/ETH, deribit.com
+#: contract specifications, read 2026-12-06). Deep out-of-the-money Black values go far below
+#: it; the old floor of 1e-8 is not a legal mark (``Instrument`` requires a mark > 1e-8).
+MIN_OPTION_MARK = 1e-4
 _MON = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 
 
@@ -40,11 +44,11 @@ def deribit_market(n_instruments: int = 5000) -> MarketSnapshot:
     for c in COINS:
         s = SPOT[c]
         out.append(Instrument.model_construct(
-            symbol=f"{c}-PERPETUAL", kind="perpetual", underlying=c, settle=c, inverse=True,
+            symbol=f"{c}-PERPETUAL", kind=Kind.PERPETUAL, underlying=c, settle=c, inverse=True,
             contract_size=10.0, mark_price=s))
         for e in expiries:
             out.append(Instrument.model_construct(
-                symbol=f"{c}-{_name(e)}", kind="future", underlying=c, settle=c, inverse=True,
+                symbol=f"{c}-{_name(e)}", kind=Kind.FUTURE, underlying=c, settle=c, inverse=True,
                 contract_size=10.0, mark_price=s * 1.001, expiry=e))
         n_opt = per - 1 - len(expiries)
         per_exp = n_opt // len(expiries)
@@ -58,10 +62,10 @@ def deribit_market(n_instruments: int = 5000) -> MarketSnapshot:
             fwd = s * 1.001
             usd = black76.price_usd(fwd, strike, t, iv, cp == "C")
             out.append(Instrument.model_construct(
-                symbol=f"{c}-{_name(e)}-{strike:g}-{cp}{k}", kind="option", underlying=c,
+                symbol=f"{c}-{_name(e)}-{strike:g}-{cp}{k}", kind=Kind.OPTION, underlying=c,
                 settle=c, inverse=True, contract_size=1.0,
-                mark_price=max(float(usd) / fwd, 1e-8), expiry=e, strike=strike,
-                option_type="call" if cp == "C" else "put", mark_iv=iv))
+                mark_price=max(float(usd) / fwd, MIN_OPTION_MARK), expiry=e, strike=strike,
+                option_type=OptionType.CALL if cp == "C" else OptionType.PUT, mark_iv=float(iv)))
     return MarketSnapshot.model_construct(timestamp=NOW, index=dict(SPOT),
                                           fx={"USDT": 1.0, "USDC": 1.0},
                                           instruments=tuple(out), order_books={},
@@ -75,12 +79,12 @@ def linear_market(n_instruments: int = 5000) -> MarketSnapshot:
     for c in COINS:
         s = SPOT[c]
         out.append(Instrument.model_construct(
-            symbol=f"{c}USDT", kind="perpetual", underlying=c, settle="USDT", inverse=False,
+            symbol=f"{c}USDT", kind=Kind.PERPETUAL, underlying=c, settle="USDT", inverse=False,
             contract_size=1.0, mark_price=s))
         for k in range(per - 1):
             e = NOW.replace(hour=8) + timedelta(days=k + 1)
             out.append(Instrument.model_construct(
-                symbol=f"{c}USDT_{e:%y%m%d}", kind="future", underlying=c, settle="USDT",
+                symbol=f"{c}USDT_{e:%y%m%d}", kind=Kind.FUTURE, underlying=c, settle="USDT",
                 inverse=False, contract_size=1.0, mark_price=s * (1 + 0.0001 * k), expiry=e))
     return MarketSnapshot.model_construct(timestamp=NOW, index=dict(SPOT), fx={"USDT": 1.0},
                                           instruments=tuple(out), order_books={},

@@ -20,7 +20,7 @@ from margin_engine.models.core.registry import model_names
 from margin_engine.policy.assess import assess_account
 
 runner = CliRunner()
-SCENARIO_MODELS = {"filtered-es", "monte-carlo-es"}  # risk-based with a convex measure
+SCENARIO_MODELS = {"filtered-es", "monte-carlo-es", "deribit-pm", "span"}  # an exact LP applies
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_the_table_and_the_file(demo, tmp_path):
     res = run("optimise", book, market, "--model", "filtered-es", "--account", "basis-trader",
               "--budget", "1000", "--versus", "deribit-pm", "-o", out)
     assert res.exit_code == 0, res.output
-    assert "hedges" in res.stdout and "exact (LP, HiGHS)" in res.stdout
+    assert "hedges" in res.stdout and "exact (Rockafellar–Uryasev LP, HiGHS)" in res.stdout
     doc = json.loads(out.read_text())
     assert doc["venues"]["total_usd"] <= min(
         v for k, v in doc["venues"].items() if k.startswith("all_") and v is not None) + 1e-6

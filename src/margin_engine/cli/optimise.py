@@ -148,11 +148,14 @@ def _print(doc: dict[str, Any]) -> None:
     if ex["applicable"] and not ex["solved"]:
         console.print(f"exact: not solved — {ex['reason']}", markup=False, highlight=False)
     elif ex["applicable"]:
-        console.print(f"exact (LP, HiGHS): IM → {_n(ex['initial_margin_after'])} {ccy} for "
-                      f"{_n(ex['cost_usd'])} USD over {len(ex['trades'])} instruments; "
-                      f"scenario objective {_n(ex['objective'])} (greedy "
+        console.print(f"exact ({ex['solver']}): IM → {_n(ex['initial_margin_after'])} {ccy} "
+                      f"for {_n(ex['cost_usd'])} USD over {len(ex['trades'])} instruments; "
+                      f"scenario objective {_n(ex['objective'])} {ex['objective_currency']} "
+                      f"(greedy "
                       f"{_n(ex['greedy_objective'])}), bound {_n(ex['lower_bound'])}, gap "
-                      f"{_n(ex['gap'])}; {ex['solve_seconds'] * 1e3:.0f} ms",
+                      f"{_n(ex['gap'])}; {ex['solve_seconds'] * 1e3:.0f} ms"
+                      + ("" if ex["suggested"] else " — not suggested: the requirement outside "
+                         "the scenario part rises more than it falls"),
                       markup=False, highlight=False)
     else:
         console.print(f"exact: not applicable — {ex['reason']}", markup=False, highlight=False)

@@ -148,6 +148,9 @@ class ExactResult:
         d = dict(self.__dict__)
         d["trades"] = dict(self.trades)
         d["relative_gap"] = self.gap / self.lower_bound if self.lower_bound > 0 else 0.0
+        # the guarantee is on F; add-ons outside it are recomputed, and a plan whose full
+        # requirement rises is reported, not suggested
+        d["suggested"] = self.initial_margin_after <= self.initial_margin_before
         return d
 
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from margin_engine.analysis.optimise import allocation, exact_lp
+from margin_engine.analysis.optimise import allocation, exact_grid, exact_lp
 from margin_engine.analysis.optimise.candidates import candidate_sizes, default_universe
 from margin_engine.analysis.optimise.collateral import advise_collateral
 from margin_engine.analysis.optimise.costs import CostParams, trade_cost
@@ -16,6 +16,8 @@ from margin_engine.domain.book import Account
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.risk_based.model import RiskBasedModel
+from margin_engine.models.venues.deribit_pm import DeribitPm
+from margin_engine.models.venues.span import Span
 from margin_engine.policy.assess import assess_account
 from margin_engine.policy.health import HealthPolicy
 
@@ -65,9 +67,26 @@ def optimise(model: MarginModel, account: Account, market: MarketSnapshot,
                                 for s, c in costs.items()}},
         "hedges": [h.as_dict() for h in hedges], "plan": plan.as_dict()}
     why = exact_lp.not_applicable(model, account, market)
+    if not isinstance(model, RiskBasedModel):
+        why = exact_grid.not_applicable(model, account)
     if why is None and not cands.symbols:
         why = "no candidate hedge"
-    if why is None:
+    if why is None and isinstance(model, DeribitPm | Span):
+        try:
+            ex = exact_grid.exact_hedge(
+                model, account, market, cands, costs, budget=config.budget,
+                initial_margin_before=rep.initial_margin,
+                recompute=lambda t: recompute_im(model, account, market, t, policy))
+        except exact_lp.SolverError as exc:
+            doc["exact"] = {"applicable": True, "solved": False, "reason": str(exc)}
+        else:
+            greedy_f = exact_grid.scenario_part(model, account, market, plan.trades)
+            doc["exact"] = {"applicable": True, "solved": True,
+                            "solver": "worst-loss LP over the venue grid, HiGHS",
+                            "objective_currency": "USD", **ex.as_dict(),
+                            "greedy_objective": greedy_f,
+                            "greedy_minus_exact": greedy_f - ex.objective}
+    elif why is None:
         assert isinstance(model, RiskBasedModel)
         try:
             ex = exact_lp.exact_hedge(
@@ -79,7 +98,9 @@ def optimise(model: MarginModel, account: Account, market: MarketSnapshot,
         else:
             prob = exact_lp.build_problem(model, account, market, cands.symbols)
             greedy_f = prob.objective(_vector(plan.trades, cands.symbols))
-            doc["exact"] = {"applicable": True, "solved": True, **ex.as_dict(),
+            doc["exact"] = {"applicable": True, "solved": True,
+                            "solver": "Rockafellar–Uryasev LP, HiGHS",
+                            "objective_currency": ex.currency, **ex.as_dict(),
                             "greedy_objective": greedy_f,
                             "greedy_minus_exact": greedy_f - ex.objective}
     else:
