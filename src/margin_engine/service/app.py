@@ -23,7 +23,7 @@ from margin_engine.models.core.base import MarginModel
 
 from . import dashboard, http_errors, routes, stream
 from .auth import operator_key as env_operator_key
-from .core import ServiceCore
+from .core import MARGIN_EVENT_THRESHOLD, ServiceCore
 from .feeds import start_feeds, stop_feeds
 from .http_errors import error_body
 from .ratelimit import RateLimiter
@@ -94,7 +94,8 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
                max_body_bytes: int = MAX_BODY_BYTES,
                rate_limit: RateLimiter | tuple[float, int] | None = DEFAULT_RATE_LIMIT,
                dynamic: LiveDynamic | None = None,
-               feeds: Sequence[FeedSpec] = ()) -> FastAPI:
+               feeds: Sequence[FeedSpec] = (),
+               margin_event_threshold: float = MARGIN_EVENT_THRESHOLD) -> FastAPI:
     """The service application.
 
     Parameters
@@ -121,6 +122,9 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
     feeds : sequence of FeedSpec
         Market feeds (``--feed``), each run as a background task from start-up to shut-down
         (:mod:`.feeds`); what each has done is in ``app.state.feeds``.
+    margin_event_threshold : float
+        Relative move of IM, MM or equity that publishes a ``margin`` event
+        (:data:`.core.MARGIN_EVENT_THRESHOLD`, 1 %; 0: every move).
 
     Returns
     -------
@@ -134,7 +138,8 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         repo = Repository.open(db_url)
         try:
-            app.state.core = ServiceCore.open(model, market, repo, dynamic=dynamic)
+            app.state.core = ServiceCore.open(model, market, repo, dynamic=dynamic,
+                                              margin_threshold=margin_event_threshold)
             tasks, app.state.feeds = start_feeds(app.state.core, feeds)
             try:
                 yield
