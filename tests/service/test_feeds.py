@@ -117,7 +117,8 @@ def test_replay_moves_margin_and_a_restart_resumes(tmp_path: Path, db_url: str) 
         if s != prev_status:
             want.append("recovery" if s == "healthy" else s)
             last = _figs(m)
-        elif any(abs(n - o) > 0.01 * max(abs(n), abs(o)) for o, n in zip(last, _figs(m))):
+        elif any(abs(n - o) > 0.01 * max(abs(n), abs(o)) for o, n in zip(last, _figs(m),
+                                                                  strict=True)):
             want.append("margin")
             last = _figs(m)
         prev_status = s
