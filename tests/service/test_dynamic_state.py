@@ -116,6 +116,14 @@ def test_sigkill_restart_resumes_the_multiplier_and_the_announced_increase(
     server = _start(db_url, port, env, tmp_path, extra)
     try:
         assert im() == pytest.approx(1.375 * DEMO_IM)
+        info = httpx.get(f"{url}/v1/models").json()
+        sc = info["margin_scale"]
+        assert sc["im_multiplier"] == pytest.approx(1.375)
+        assert sc["mm_ceiling"] == pytest.approx(0.95 * 1.25)  # mm_cap × the old multiplier
+        assert info["stamp_params_hash"] == _hash(info["params_hash"], sc["im_multiplier"],
+                                                  sc["mm_multiplier"], sc["mm_ceiling"])
+        acct = httpx.get(f"{url}/v1/accounts/a1", headers=h).json()
+        assert acct["audit"]["params_hash"] == info["stamp_params_hash"]
         again = httpx.get(f"{url}/v1/events", headers=h).json()["events"]
         assert again == events  # nothing re-published
         assert [e["type"] for e in events] == ["margin_parameters", "margin_parameters",
@@ -296,3 +304,87 @@ def test_threshold_zero_publishes_every_move(db_url: str) -> None:
             ServiceCore.open(model, MARKET, repo, margin_threshold=1.5)
     finally:
         repo.close()
+
+
+# -- the controller's state document (live.dynamic) ---------------------------------------------
+
+def _run(dyn: LiveDynamic, hours: range, prices: list[float]) -> list[dict[str, Any]]:
+    """Hourly updates from 2026-02-04 00:00: BTC index ``prices[h]``, funding stress on day 1,
+    calm after; the ``margin_parameters`` payloads they trigger."""
+    from datetime import UTC, datetime, timedelta
+
+    from margin_engine.live.dynamic import RegimeSignals
+    out = []
+    for h in hours:
+        t = datetime(2026, 2, 4, tzinfo=UTC) + timedelta(hours=h)
+        mk = MARKET.model_copy(update={"timestamp": t, "index": {**MARKET.index,
+                                                                 "BTC": prices[h]}})
+        sig = RegimeSignals(funding=0.001 if h < 24 else 0.0001, dvol=0.5 + 0.01 * (h % 7))
+        out += [ch.payload() for ch in dyn.observe(mk, sig)]
+    return out
+
+
+def test_state_document_resumes_the_controller_exactly() -> None:
+    """Cut a 12-day run at every 37th hour into a state document, resume a fresh controller
+    (same seed) from it: the same decisions, payloads and scale as the uninterrupted run."""
+    seed = synthetic_series(date(2026, 2, 4))
+    prices = [73_000.0 * (1 + 0.03 * ((h // 24) % 3 - 1)) for h in range(24 * 12 + 1)]
+    cfg = LiveDynamicConfig(atm_iv=False)
+    whole = LiveDynamic(cfg, seed)
+    want = _run(whole, range(len(prices)), prices)
+    assert [(p["phase"], p["market_time"]) for p in want][:2] == [
+        ("announced", "2026-02-05T00:00:00Z"), ("in_effect", "2026-02-06T00:00:00Z")]
+    for cut in (13, 30, 47, 50, 121, 250):  # 30, 47: with the increase pending
+        first = LiveDynamic(cfg, seed)
+        got = _run(first, range(cut), prices)
+        doc = json.loads(json.dumps(first.state_doc()))  # through JSON, as stored
+        resumed = LiveDynamic(cfg, seed)
+        resumed.restore_doc(doc)
+        assert resumed.state_doc() == doc
+        got += _run(resumed, range(cut, len(prices)), prices)
+        assert got == want, cut
+        assert resumed.scale == whole.scale
+
+
+def test_checkpoint_rollback_undoes_observations() -> None:
+    seed = synthetic_series(date(2026, 2, 4))
+    prices = [73_000.0] * 60
+    dyn = LiveDynamic(LiveDynamicConfig(atm_iv=False), seed)
+    _run(dyn, range(20), prices)
+    doc, cp = dyn.state_doc(), dyn.checkpoint()
+    assert _run(dyn, range(20, 60), prices)  # decisions were taken
+    dyn.rollback(cp)
+    assert dyn.state_doc() == doc and len(dyn.records) == 0
+    twin = LiveDynamic(LiveDynamicConfig(atm_iv=False), seed)
+    _run(twin, range(20), prices)
+    assert _run(dyn, range(20, 60), prices) == _run(twin, range(20, 60), prices)
+
+
+def test_a_state_for_another_underlying_is_refused() -> None:
+    from margin_engine.errors import InputError
+    dyn = LiveDynamic(LiveDynamicConfig(atm_iv=False), synthetic_series(date(2026, 2, 4)))
+    doc = dyn.state_doc()
+    other = LiveDynamic(LiveDynamicConfig(atm_iv=False, underlying="ETH"),
+                        synthetic_series(date(2026, 2, 4)))
+    with pytest.raises(InputError, match=r"dynamic_state\.underlying"):
+        other.restore_doc(doc)
+    with pytest.raises(InputError, match="dynamic_state"):
+        dyn.restore_doc({**doc, "controller": {"multiplier": "x"}})
+
+
+def test_serve_refuses_a_damaged_dynamic_state_in_one_line(tmp_path: Path) -> None:
+    import sys
+
+    from margin_engine.service.repository import StoredDynamic
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    repo = Repository.open(url)
+    repo.record_market_update(MARKET.model_dump_json(), "2026-02-04T00:00:00Z",
+                              dynamic=StoredDynamic('{"version": 99}', 1.25))
+    repo.close()
+    out = subprocess.run(
+        [sys.executable, "-c", "from margin_engine.cli.main import app; app()", "serve",
+         "--model", "binance-usdm", "--dynamic", "--db", url, "--port", "0"],
+        env=_env(0), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: dynamic_state.version: expected 1, got 99"]

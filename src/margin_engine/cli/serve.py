@@ -84,7 +84,16 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         try:  # migrate now, so a bad URL is one line here rather than a startup traceback
             repo = Repository.open(db)
             stored = repo.stored_market()
+            saved = repo.stored_dynamic() if controller is not None else None
             repo.close()
+            if saved is not None:  # a state that cannot be resumed: one line, not a trace
+                try:
+                    doc = json.loads(saved.state)
+                except ValueError:
+                    raise InputError("dynamic_state.state", "not JSON") from None
+                if not isinstance(doc, dict):
+                    raise InputError("dynamic_state.state", "not a JSON object")
+                live_dynamic(history, snap).restore_doc(doc)
             if stored is not None:  # a damaged stored market: one line, not a startup trace
                 try:
                     parse_model(MarketSnapshot, json.loads(stored.snapshot), "market_state")
@@ -103,6 +112,10 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
     if stored is not None:
         err_console.print(f"note: resuming from the stored market of {stored.market_timestamp} "
                           f"({stored.updates} updates applied; the start market is not used)",
+                          style="dim")
+    if saved is not None:
+        err_console.print(f"note: resuming the dynamic controller at multiplier "
+                          f"{saved.im_multiplier:.6g} (stored {saved.market_timestamp})",
                           style="dim")
     application = create_app(mdl, snap, db, operator_key=key.key, dynamic=controller,
                              feeds=feeds)
