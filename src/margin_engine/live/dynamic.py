@@ -320,7 +320,6 @@ class LiveDynamic:
         self.scale = next_scale(IDENTITY, self.controller.multiplier, mm_share=cfg.mm_share,
                                 mm_cap=cfg.mm_cap)
         self._closes: dict[_dt.date, float] = {}
-        self._seed_days: dict[_dt.date, float] = {}
         if self.seed is not None:
             if cfg.underlying not in self.seed.symbols:
                 raise InputError("--history", f"no {cfg.underlying} closes for the dynamic "
@@ -330,7 +329,8 @@ class LiveDynamic:
                             self.seed.closes[:, col].tolist(), strict=True):
                 if math.isfinite(p) and p > 0:
                     self._closes[d] = float(p)
-        self._seed_days = dict(self._closes)
+        self._seed_closes = dict(self._closes)
+        self._fed: set[_dt.date] = set()  # days whose close came from the feed
         self._dvol: dict[_dt.date, float] = {}
         self._iv: dict[_dt.date, float] = {}
         self._funding: dict[_dt.date, list[float]] = {}
@@ -348,7 +348,6 @@ class LiveDynamic:
         sc = self.scale
         p = st.pending
         ann = self._announced
-        seeded = set(self._seed_days)
         return {
             "version": STATE_VERSION, "underlying": self.config.underlying,
             "scale": {"im_multiplier": sc.im_multiplier, "mm_multiplier": sc.mm_multiplier,
@@ -362,8 +361,7 @@ class LiveDynamic:
                     "new_multiplier": p.new_multiplier}},
             "announced": None if ann is None else {"time": _iso(ann[0]), "reason": ann[1]},
             "day": _d(self._day),
-            "closes": {d.isoformat(): v for d, v in sorted(self._closes.items())
-                       if d not in seeded or self._seed_days[d] != v},
+            "closes": {d.isoformat(): self._closes[d] for d in sorted(self._fed)},
             "dvol": _days(self._dvol), "iv": _days(self._iv), "depth": _days(self._depth),
             "funding": {d.isoformat(): list(v) for d, v in sorted(self._funding.items())},
         }
@@ -403,8 +401,9 @@ class LiveDynamic:
                 _dt.datetime.fromisoformat(ann["time"].replace("Z", "+00:00")),
                 str(ann["reason"]))
             self._day = _pd(doc["day"])
-            self._closes.update({_dt.date.fromisoformat(k): float(v)
-                                 for k, v in doc["closes"].items()})
+            closes = {_dt.date.fromisoformat(k): float(v) for k, v in doc["closes"].items()}
+            self._closes.update(closes)
+            self._fed |= set(closes)
             for name in ("dvol", "iv", "depth"):
                 getattr(self, f"_{name}").update({_dt.date.fromisoformat(k): float(v)
                                                   for k, v in doc[name].items()})
@@ -422,7 +421,8 @@ class LiveDynamic:
         ctl = self.controller
         return DynamicCheckpoint(
             self.scale, ctl.state, ctl.log, ctl.trace, tuple(self.records), tuple(self.days),
-            self._day, self._announced, dict(self._closes), dict(self._dvol), dict(self._iv),
+            self._day, self._announced, {d: self._closes[d] for d in self._fed},
+            dict(self._dvol), dict(self._iv),
             {d: list(v) for d, v in self._funding.items()}, dict(self._depth))
 
     def rollback(self, cp: DynamicCheckpoint) -> None:
@@ -433,7 +433,14 @@ class LiveDynamic:
         self.records = list(cp.records)
         self.days = list(cp.days)
         self._day, self._announced = cp.day, cp.announced
-        self._closes, self._dvol, self._iv = dict(cp.closes), dict(cp.dvol), dict(cp.iv)
+        for d in self._fed - set(cp.closes):  # a day first fed after the checkpoint
+            if d in self._seed_closes:
+                self._closes[d] = self._seed_closes[d]
+            else:
+                del self._closes[d]
+        self._closes.update(cp.closes)
+        self._fed = set(cp.closes)
+        self._dvol, self._iv = dict(cp.dvol), dict(cp.iv)
         self._funding = {d: list(v) for d, v in cp.funding.items()}
         self._depth = dict(cp.depth)
 
@@ -459,6 +466,7 @@ class LiveDynamic:
         px = market.index.get(self.config.underlying)
         if px is not None and math.isfinite(px) and px > 0:
             self._closes[day] = float(px)
+            self._fed.add(day)
         sig = signals or RegimeSignals()
         if sig.dvol is not None:
             self._dvol[day] = sig.dvol
