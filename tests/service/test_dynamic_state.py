@@ -284,6 +284,9 @@ def test_margin_events_are_coalesced_status_changes_are_not(core: ServiceCore) -
     assert not moved_enough((1.0, 0.0), (1.01, 0.0), 0.01)
     assert moved_enough((1.0, 0.0), (1.0, 1e-9), 0.01)  # a move away from 0 counts
     assert moved_enough((1.0,), (1.0 + 1e-12,), 0.0)  # threshold 0: every move
+    from margin_engine.cli import serve
+    from margin_engine.service import core as core_mod
+    assert serve.MARGIN_EVENT_THRESHOLD == core_mod.MARGIN_EVENT_THRESHOLD == 0.01
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -372,19 +375,27 @@ def test_a_state_for_another_underlying_is_refused() -> None:
         dyn.restore_doc({**doc, "controller": {"multiplier": "x"}})
 
 
-def test_serve_refuses_a_damaged_dynamic_state_in_one_line(tmp_path: Path) -> None:
-    import sys
+@pytest.mark.parametrize(("state", "extra", "line"), [
+    ('{"version": 99}', (), "error: dynamic_state.version: expected 1, got 99"),
+    ("[1]", (), "error: dynamic_state.state: not a JSON object"),
+    (None, ("--margin-event-threshold", "1.5"),
+     "error: --margin-event-threshold: must lie in [0, 1), got 1.5"),
+])
+def test_serve_refuses_a_bad_state_or_threshold_in_one_line(
+        state: str | None, extra: tuple[str, ...], line: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
 
+    from margin_engine.cli.main import app
     from margin_engine.service.repository import StoredDynamic
     url = f"sqlite:///{tmp_path / 'bad.db'}"
-    repo = Repository.open(url)
-    repo.record_market_update(MARKET.model_dump_json(), "2026-02-04T00:00:00Z",
-                              dynamic=StoredDynamic('{"version": 99}', 1.25))
-    repo.close()
-    out = subprocess.run(
-        [sys.executable, "-c", "from margin_engine.cli.main import app; app()", "serve",
-         "--model", "binance-usdm", "--dynamic", "--db", url, "--port", "0"],
-        env=_env(0), cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [
-        "error: dynamic_state.version: expected 1, got 99"]
+    if state is not None:
+        repo = Repository.open(url)
+        repo.record_market_update(MARKET.model_dump_json(), "2026-02-04T00:00:00Z",
+                                  dynamic=StoredDynamic(state, 1.25))
+        repo.close()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MARGIN_ENGINE_OPERATOR_KEY", OP)
+    res = CliRunner().invoke(app, ["serve", "--model", "binance-usdm", "--dynamic", "--db",
+                                   url, *extra])
+    assert res.exit_code == 2 and res.output.strip().splitlines() == [line], res.output
