@@ -306,7 +306,7 @@ def run_variant(name: str, inp: Inputs, seeds: int, workdir: Path) -> dict[str, 
                         "change", "phase", "old", "new", "market_time", "effective_time",
                         "announced_time", "reason", "vol_ratio", "vol_regime",
                         "liquidity_regime")})
-                elif r.account is not None:
+                elif r.account is not None and r.kind != "margin":  # status changes only
                     evs.setdefault(r.account, []).append(
                         {"type": r.kind, "cause": r.payload["cause"],
                          "previous_status": r.payload["previous_status"],

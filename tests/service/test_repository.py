@@ -30,7 +30,7 @@ def test_migrated_schema_matches_the_table_classes(repo: Repository):
         cols = {c["name"]: c["nullable"] for c in insp.get_columns(name)}
         assert cols == {c.name: c.nullable for c in table.columns}, name
     with repo.engine.connect() as c:
-        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0002"
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0003"
     with repo.engine.connect() as c:  # Alembic's own autogenerate diff: no drift
         assert compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}),
                                 Base.metadata) == []

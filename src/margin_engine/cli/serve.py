@@ -1,5 +1,6 @@
 """``margin-engine serve [--db URL] [--host H] [--port P] --model NAME [--param k=v ...]
-[--history FILE ...] [--market FILE] [--feed SOURCE ...] [--dynamic]``: the margin service
+[--history FILE ...] [--market FILE] [--feed SOURCE ...] [--dynamic]
+[--margin-event-threshold X]``: the margin service
 (DESIGN §8) under uvicorn.
 
 Without ``--market`` the service starts on the demo market (``margin_engine.demo.synthetic``,
@@ -30,6 +31,10 @@ from margin_engine.io.series import load_price_series, synthetic_series
 from margin_engine.live.dynamic import LiveDynamic, LiveDynamicConfig
 
 DEFAULT_DB = "sqlite:///margin-engine.db"
+MARGIN_EVENT_THRESHOLD = 0.01
+"""``service.core.MARGIN_EVENT_THRESHOLD`` (1 %, documented there), repeated here so that the
+CLI does not import the storage layer at start (tests/service/test_dynamic_state.py checks they
+agree)."""
 
 
 def live_dynamic(history: list[Path] | None, market: MarketSnapshot) -> LiveDynamic:
@@ -59,7 +64,11 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
           feed: Annotated[list[str] | None, typer.Option(
               "--feed", help="market feed: replay:FILE[,FILE...][@SPEED|@max] or "
                              "nats://HOST:PORT/SUBJECT[?durable=NAME] (repeatable)")]
-          = None) -> None:
+          = None,
+          margin_event_threshold: Annotated[float, typer.Option(
+              "--margin-event-threshold", help="relative move of IM, MM or equity that "
+              "publishes a margin event, in [0, 1) (0: every move)")]
+          = MARGIN_EVENT_THRESHOLD) -> None:
     """Run the margin service: REST + WebSocket, durable storage, audit log, proofs."""
     import uvicorn
 
@@ -68,6 +77,9 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
     from margin_engine.service.repository import Repository
 
     try:
+        if not (0.0 <= margin_event_threshold < 1.0):
+            raise InputError("--margin-event-threshold",
+                             f"must lie in [0, 1), got {margin_event_threshold!r}")
         snap = load_market(market) if market is not None else parse_model(
             MarketSnapshot, generate_market(seed=7), "market")
         mdl, note = build_model(model, parse_params(param), history, snap)
@@ -84,7 +96,16 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         try:  # migrate now, so a bad URL is one line here rather than a startup traceback
             repo = Repository.open(db)
             stored = repo.stored_market()
+            saved = repo.stored_dynamic() if controller is not None else None
             repo.close()
+            if saved is not None:  # a state that cannot be resumed: one line, not a trace
+                try:
+                    doc = json.loads(saved.state)
+                except ValueError:
+                    raise InputError("dynamic_state.state", "not JSON") from None
+                if not isinstance(doc, dict):
+                    raise InputError("dynamic_state.state", "not a JSON object")
+                live_dynamic(history, snap).restore_doc(doc)
             if stored is not None:  # a damaged stored market: one line, not a startup trace
                 try:
                     parse_model(MarketSnapshot, json.loads(stored.snapshot), "market_state")
@@ -104,8 +125,12 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
         err_console.print(f"note: resuming from the stored market of {stored.market_timestamp} "
                           f"({stored.updates} updates applied; the start market is not used)",
                           style="dim")
+    if saved is not None:
+        err_console.print(f"note: resuming the dynamic controller at multiplier "
+                          f"{saved.im_multiplier:.6g} (stored {saved.market_timestamp})",
+                          style="dim")
     application = create_app(mdl, snap, db, operator_key=key.key, dynamic=controller,
-                             feeds=feeds)
+                             feeds=feeds, margin_event_threshold=margin_event_threshold)
     shown = f"[{host}]" if ":" in host else host
     print(f"margin-engine serving {mdl.name} on http://{shown}:{port} (database {db})",
           flush=True)

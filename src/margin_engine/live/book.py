@@ -28,11 +28,12 @@ from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.live.fills import fill_account, trade
 from margin_engine.live.market_update import apply_update, parse_update
 from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.results import AuditStamp
 from margin_engine.models.core.units import MarginUnit
 from margin_engine.policy import health
 from margin_engine.policy.assess import AccountReport, assess_account
 from margin_engine.policy.health import HealthPolicy, Status
-from margin_engine.policy.margin_scale import IDENTITY, MarginScale
+from margin_engine.policy.margin_scale import IDENTITY, MarginScale, scaled_stamp
 
 _SEVERITY = {Status.HEALTHY: 0, Status.MARGIN_CALL: 1, Status.LIQUIDATION: 2}
 _STATUS = (Status.HEALTHY, Status.MARGIN_CALL, Status.LIQUIDATION)
@@ -449,6 +450,29 @@ class LiveBook:
         return self._remargin(self.live_slots(), cause="margin_parameters", emit=emit,
                               accounts=set(range(len(self._accounts))))
 
+    def rollback(self, market: MarketSnapshot, scale: MarginScale) -> None:
+        """Put back a market and a scale the book held before (the same instruments in the same
+        order), whatever their time, and re-margin every unit without reporting events: the
+        statuses return to what they were. The service calls it when the changes it applied
+        could not be stored, so the live book never runs ahead of storage."""
+        if [i.symbol for i in market.instruments] != [
+                i.symbol for i in self._market.instruments]:
+            raise InputError("instruments", "a rollback must list the live book's instruments")
+        self._market = market
+        self.scale = scale
+        self.instruments.refresh(market, None)
+        self.engine.on_market(np.arange(len(market.instruments), dtype=np.int64))
+        self._reports.clear()
+        self._refresh_equity_inputs(None)
+        self._remargin(self.live_slots(), cause="rollback", emit=False,
+                       accounts=set(range(len(self._accounts))))
+
+    def stamp(self) -> AuditStamp:
+        """The audit stamp of the book's numbers now: the model's, with the parameters hash
+        covering the margin scale in force (:func:`~margin_engine.policy.margin_scale.
+        scaled_stamp`)."""
+        return scaled_stamp(self.model.stamp(self._market), self.scale)
+
     # -- questions ------------------------------------------------------------------------------
     def what_if(self, account_id: str, orders: Sequence[tuple[str, float, float | None]]
                 | Sequence[Mapping[str, Any]]) -> WhatIf:
@@ -660,7 +684,7 @@ class LiveBook:
         changed = acct[(old != self._a_status[acct]) & (old >= 0)] if emit else acct[:0]
         events = []
         if changed.size:
-            stamp = self.model.stamp(self._market)  # one parameter hash, not one per event
+            stamp = self.stamp()  # one parameter hash, not one per event
         for i in changed.tolist():
             new = self._state(i)
             prev = _STATUS[int(old[np.searchsorted(acct, i)])]

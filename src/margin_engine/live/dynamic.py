@@ -40,12 +40,20 @@ from margin_engine.domain.history import PriceSeries
 from margin_engine.domain.instruments import Kind
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.policy.dynamic import DynamicConfig, DynamicController, LogEntry, RegimeInputs
+from margin_engine.policy.dynamic import (
+    ControllerState,
+    DayRecord,
+    DynamicConfig,
+    DynamicController,
+    LogEntry,
+    PendingChange,
+    RegimeInputs,
+)
 from margin_engine.policy.dynamic import regime_inputs_series as _series
 from margin_engine.policy.margin_scale import IDENTITY, MarginScale, next_scale
 
-__all__ = ["LiveDynamic", "LiveDynamicConfig", "ParameterChange", "RegimeSignals",
-           "atm_implied_vol", "parse_signals"]
+__all__ = ["STATE_VERSION", "DynamicCheckpoint", "LiveDynamic", "LiveDynamicConfig",
+           "ParameterChange", "RegimeSignals", "atm_implied_vol", "parse_signals"]
 
 Phase = Literal["announced", "in_effect", "cancelled"]
 
@@ -235,6 +243,41 @@ class ParameterChange:
         }
 
 
+STATE_VERSION = 1
+"""Version of :meth:`LiveDynamic.state_doc`'s layout (stored by the service)."""
+
+
+@dataclass(frozen=True)
+class DynamicCheckpoint:
+    """What :meth:`LiveDynamic.checkpoint` keeps (opaque to callers)."""
+
+    scale: MarginScale
+    state: ControllerState
+    log: tuple[LogEntry, ...]
+    trace: tuple[DayRecord, ...]
+    records: tuple[ParameterChange, ...]
+    days: tuple[tuple[_dt.date, RegimeInputs | None, float], ...]
+    day: _dt.date | None
+    announced: tuple[_dt.datetime, str] | None
+    closes: dict[_dt.date, float]
+    dvol: dict[_dt.date, float]
+    iv: dict[_dt.date, float]
+    funding: dict[_dt.date, list[float]]
+    depth: dict[_dt.date, float]
+
+
+def _d(d: _dt.date | None) -> str | None:
+    return None if d is None else d.isoformat()
+
+
+def _pd(s: str | None) -> _dt.date | None:
+    return None if s is None else _dt.date.fromisoformat(s)
+
+
+def _days(m: Mapping[_dt.date, float]) -> dict[str, float]:
+    return {d.isoformat(): v for d, v in sorted(m.items())}
+
+
 def _iso(t: _dt.datetime) -> str:
     t = t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
     return t.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")
@@ -286,11 +329,120 @@ class LiveDynamic:
                             self.seed.closes[:, col].tolist(), strict=True):
                 if math.isfinite(p) and p > 0:
                     self._closes[d] = float(p)
+        self._seed_closes = dict(self._closes)
+        self._fed: set[_dt.date] = set()  # days whose close came from the feed
         self._dvol: dict[_dt.date, float] = {}
         self._iv: dict[_dt.date, float] = {}
         self._funding: dict[_dt.date, list[float]] = {}
         self._depth: dict[_dt.date, float] = {}
         self._day: _dt.date | None = None
+        self._announced: tuple[_dt.datetime, str] | None = None  # the last announced increase
+
+    # -- state that survives a restart ----------------------------------------------------------
+    def state_doc(self) -> dict[str, Any]:
+        """The state to store with each market update (JSON-ready; floats exact through
+        ``json``): the scale and controller state in force (an announced increase included),
+        the day being observed and the feed's own daily observations. The seed history is not
+        in it: it comes from ``--history`` again at start."""
+        st = self.controller.state
+        sc = self.scale
+        p = st.pending
+        ann = self._announced
+        return {
+            "version": STATE_VERSION, "underlying": self.config.underlying,
+            "scale": {"im_multiplier": sc.im_multiplier, "mm_multiplier": sc.mm_multiplier,
+                      "mm_ceiling": sc.mm_ceiling if math.isfinite(sc.mm_ceiling) else None},
+            "controller": {
+                "date": _d(st.date), "multiplier": st.multiplier, "vol_stress": st.vol_stress,
+                "liquidity_stress": st.liquidity_stress, "last_change": _d(st.last_change),
+                "pending": None if p is None else {
+                    "announced": p.announced.isoformat(),
+                    "effective_date": p.effective_date.isoformat(),
+                    "new_multiplier": p.new_multiplier}},
+            "announced": None if ann is None else {"time": _iso(ann[0]), "reason": ann[1]},
+            "day": _d(self._day),
+            "closes": {d.isoformat(): self._closes[d] for d in sorted(self._fed)},
+            "dvol": _days(self._dvol), "iv": _days(self._iv), "depth": _days(self._depth),
+            "funding": {d.isoformat(): list(v) for d, v in sorted(self._funding.items())},
+        }
+
+    def restore_doc(self, doc: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_doc`'s output (a restart): the multiplier in force and an
+        announced increase carry on; the controller's log starts empty.
+
+        Raises
+        ------
+        InputError
+            ``dynamic_state.<field>: reason`` for a document this version cannot resume.
+        """
+        try:
+            if doc.get("version") != STATE_VERSION:
+                raise InputError("dynamic_state.version",
+                                 f"expected {STATE_VERSION}, got {doc.get('version')!r}")
+            if doc.get("underlying") != self.config.underlying:
+                raise InputError("dynamic_state.underlying",
+                                 f"stored for {doc.get('underlying')!r}, the controller watches "
+                                 f"{self.config.underlying!r}")
+            sc, c = doc["scale"], doc["controller"]
+            p = c["pending"]
+            scale = MarginScale(float(sc["im_multiplier"]), float(sc["mm_multiplier"]),
+                                math.inf if sc["mm_ceiling"] is None
+                                else float(sc["mm_ceiling"]))
+            state = ControllerState(
+                _pd(c["date"]), float(c["multiplier"]), bool(c["vol_stress"]),
+                bool(c["liquidity_stress"]),
+                None if p is None else PendingChange(
+                    _dt.date.fromisoformat(p["announced"]),
+                    _dt.date.fromisoformat(p["effective_date"]), float(p["new_multiplier"])),
+                _pd(c["last_change"]))
+            self.controller.restore(state)
+            ann = doc["announced"]
+            self._announced = None if ann is None else (
+                _dt.datetime.fromisoformat(ann["time"].replace("Z", "+00:00")),
+                str(ann["reason"]))
+            self._day = _pd(doc["day"])
+            closes = {_dt.date.fromisoformat(k): float(v) for k, v in doc["closes"].items()}
+            self._closes.update(closes)
+            self._fed |= set(closes)
+            for name in ("dvol", "iv", "depth"):
+                getattr(self, f"_{name}").update({_dt.date.fromisoformat(k): float(v)
+                                                  for k, v in doc[name].items()})
+            self._funding.update({_dt.date.fromisoformat(k): [float(x) for x in v]
+                                  for k, v in doc["funding"].items()})
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError("dynamic_state", f"cannot resume: {type(exc).__name__}: "
+                             f"{exc}".splitlines()[0]) from None
+        self.scale = scale
+
+    def checkpoint(self) -> DynamicCheckpoint:
+        """Everything :meth:`observe` may change, to put back with :meth:`rollback`."""
+        ctl = self.controller
+        return DynamicCheckpoint(
+            self.scale, ctl.state, ctl.log, ctl.trace, tuple(self.records), tuple(self.days),
+            self._day, self._announced, {d: self._closes[d] for d in self._fed},
+            dict(self._dvol), dict(self._iv),
+            {d: list(v) for d, v in self._funding.items()}, dict(self._depth))
+
+    def rollback(self, cp: DynamicCheckpoint) -> None:
+        """Undo every :meth:`observe` since ``cp`` was taken (the service does it when the
+        update's effects could not be stored)."""
+        self.controller.restore(cp.state, log=cp.log, trace=cp.trace)
+        self.scale = cp.scale
+        self.records = list(cp.records)
+        self.days = list(cp.days)
+        self._day, self._announced = cp.day, cp.announced
+        for d in self._fed - set(cp.closes):  # a day first fed after the checkpoint
+            if d in self._seed_closes:
+                self._closes[d] = self._seed_closes[d]
+            else:
+                del self._closes[d]
+        self._closes.update(cp.closes)
+        self._fed = set(cp.closes)
+        self._dvol, self._iv = dict(cp.dvol), dict(cp.iv)
+        self._funding = {d: list(v) for d, v in cp.funding.items()}
+        self._depth = dict(cp.depth)
 
     @property
     def multiplier(self) -> float:
@@ -314,6 +466,7 @@ class LiveDynamic:
         px = market.index.get(self.config.underlying)
         if px is not None and math.isfinite(px) and px > 0:
             self._closes[day] = float(px)
+            self._fed.add(day)
         sig = signals or RegimeSignals()
         if sig.dvol is not None:
             self._dvol[day] = sig.dvol
@@ -370,12 +523,12 @@ class LiveDynamic:
         out: list[ParameterChange] = []
         p = before.pending
         if p is not None and day >= p.effective_date:  # an announced increase comes due
-            ann = next((r for r in reversed(self.records) if r.phase == "announced"), None)
+            ann = self._announced  # kept across a restart (state_doc)
             self._put(p.new_multiplier)
             out.append(ParameterChange(
                 now, "increase", "in_effect", before.multiplier, p.new_multiplier, now,
-                ann.announced_time if ann is not None else now,
-                f"in force as announced at {_iso(ann.announced_time)}: {ann.reason}"
+                ann[0] if ann is not None else now,
+                f"in force as announced at {_iso(ann[0])}: {ann[1]}"
                 if ann is not None else "announced increase in force",
                 self.scale, day, ratio, *regimes, inputs))
         for entry in ctl.log[n_log:]:
@@ -387,6 +540,7 @@ class LiveDynamic:
                 eff = _midnight(entry.effective_date) + _dt.timedelta(days=1)
                 out.append(self._record(entry, now, eff, "announced", None, regimes,
                                         f"; on the feed: in force from {_iso(eff)}"))
+                self._announced = (now, out[-1].reason)
             else:
                 out.append(self._record(entry, now, now, "cancelled", None, regimes))
         self.records.extend(out)

@@ -18,7 +18,7 @@ from margin_engine.models.core.valuation import mark
 from margin_engine.policy import health
 from margin_engine.policy.health import HealthPolicy, Status
 from margin_engine.policy.liquidation import fast_liquidation_band, nearest
-from margin_engine.policy.margin_scale import MarginScale, scaled_unit
+from margin_engine.policy.margin_scale import MarginScale, scaled_stamp, scaled_unit
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,8 @@ def assess_account(model: MarginModel, account: Account, market: MarketSnapshot,
         maintenance_margin=mm, equity=eq, available_balance=available, margin_ratio=ratio,
         status=worst.status if worst else health.status(im, mm, eq), components=comps,
         positions=tuple(pos_reports[j] for j in sorted(pos_reports)),
-        units=tuple(unit_reports), audit=model.stamp(market))
+        units=tuple(unit_reports),
+        audit=model.stamp(market) if scale is None else scaled_stamp(model.stamp(market), scale))
 
 
 def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,

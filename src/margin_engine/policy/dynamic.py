@@ -392,6 +392,32 @@ class DynamicController:
         self._log: list[LogEntry] = []
         self._trace: list[DayRecord] = []
 
+    def restore(self, state: ControllerState, *, log: Sequence[LogEntry] = (),
+                trace: Sequence[DayRecord] = ()) -> None:
+        """Put back a state taken from :attr:`state` (after a restart, or to undo a step whose
+        effect could not be stored), with the log and trace to keep (none by default).
+
+        Raises
+        ------
+        ValueError
+            A multiplier outside ``[min_multiplier, max_multiplier]`` or not finite.
+        """
+        cfg = self.config
+        m = _finite(state.multiplier, "multiplier", positive=True)
+        if not (cfg.min_multiplier - _EPS <= m <= cfg.max_multiplier + _EPS):
+            raise ValueError(f"multiplier: {m} outside [{cfg.min_multiplier}, "
+                             f"{cfg.max_multiplier}]")
+        if state.pending is not None:
+            _finite(state.pending.new_multiplier, "pending.new_multiplier", positive=True)
+        self._date = state.date
+        self._m = m
+        self._vol_stress = bool(state.vol_stress)
+        self._liq_stress = bool(state.liquidity_stress)
+        self._pending = state.pending
+        self._last_change = state.last_change
+        self._log = list(log)
+        self._trace = list(trace)
+
     # -- read-only views -----------------------------------------------------------------------
 
     @property

@@ -30,15 +30,18 @@ on the live book.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from margin_engine.models.core.results import UnitMargin
+from margin_engine.models.core.results import AuditStamp, UnitMargin
 
-__all__ = ["IDENTITY", "MarginScale", "next_scale", "scaled_unit"]
+__all__ = ["IDENTITY", "MarginScale", "next_scale", "scale_doc", "scaled_params_hash",
+           "scaled_stamp", "scaled_unit"]
 
 
 @dataclass(frozen=True)
@@ -154,3 +157,34 @@ def scaled_unit(req: UnitMargin, scale: MarginScale) -> UnitMargin:
         "model_maintenance_margin": req.maintenance_margin}}
     return dataclasses.replace(req, initial_margin=im, maintenance_margin=mm, components=comps,
                                details=details)
+
+
+def scale_doc(scale: MarginScale) -> dict[str, float | None]:
+    """The scale as JSON (``mm_ceiling`` None for no cap)."""
+    return {"im_multiplier": scale.im_multiplier, "mm_multiplier": scale.mm_multiplier,
+            "mm_ceiling": scale.mm_ceiling if math.isfinite(scale.mm_ceiling) else None}
+
+
+def scaled_params_hash(params_hash: str, scale: MarginScale) -> str:
+    """The parameters hash of a model's requirements with ``scale`` in force.
+
+    The identity scale leaves ``params_hash`` as it is (requirements as the model computed
+    them). Otherwise it is the first 16 hex digits of SHA-256 over the compact, key-sorted JSON
+    ``{"margin_scale": {"im_multiplier", "mm_multiplier", "mm_ceiling"}, "params_hash": H}``
+    (floats as Python's shortest ``repr``; ``mm_ceiling`` null for no cap), so a number stamped
+    with it names the model parameters *and* the multipliers that produced it, and anyone who
+    knows both (the ``margin_parameters`` events publish the multipliers) can recompute it.
+    """
+    if scale.is_identity:
+        return params_hash
+    canon = json.dumps({"margin_scale": scale_doc(scale), "params_hash": params_hash},
+                       sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def scaled_stamp(stamp: AuditStamp, scale: MarginScale) -> AuditStamp:
+    """``stamp`` with its ``params_hash`` replaced by :func:`scaled_params_hash` (the same
+    field names: the stamp says which parameters, multiplier included, produced a number)."""
+    if scale.is_identity:
+        return stamp
+    return dataclasses.replace(stamp, params_hash=scaled_params_hash(stamp.params_hash, scale))

@@ -23,7 +23,7 @@ from margin_engine.models.core.base import MarginModel
 
 from . import dashboard, http_errors, routes, stream
 from .auth import operator_key as env_operator_key
-from .core import ServiceCore
+from .core import MARGIN_EVENT_THRESHOLD, ServiceCore
 from .fastpath import WhatIfFastPath
 from .feeds import start_feeds, stop_feeds
 from .http_errors import error_body
@@ -96,7 +96,8 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
                rate_limit: RateLimiter | tuple[float, int] | None = DEFAULT_RATE_LIMIT,
                dynamic: LiveDynamic | None = None,
                feeds: Sequence[FeedSpec] = (),
-               fast_what_if: bool = True) -> FastAPI:
+               fast_what_if: bool = True,
+               margin_event_threshold: float = MARGIN_EVENT_THRESHOLD) -> FastAPI:
     """The service application.
 
     Parameters
@@ -126,6 +127,9 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
     fast_what_if : bool
         Answer the what-if route's happy path in :class:`~.fastpath.WhatIfFastPath` (same
         answers, a fraction of the framework's CPU); False leaves every request to FastAPI.
+    margin_event_threshold : float
+        Relative move of IM, MM or equity that publishes a ``margin`` event
+        (:data:`.core.MARGIN_EVENT_THRESHOLD`, 1 %; 0: every move).
 
     Returns
     -------
@@ -139,7 +143,8 @@ def create_app(model: MarginModel, market: MarketSnapshot, db_url: str, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         repo = Repository.open(db_url)
         try:
-            app.state.core = ServiceCore.open(model, market, repo, dynamic=dynamic)
+            app.state.core = ServiceCore.open(model, market, repo, dynamic=dynamic,
+                                              margin_threshold=margin_event_threshold)
             tasks, app.state.feeds = start_feeds(app.state.core, feeds)
             try:
                 yield

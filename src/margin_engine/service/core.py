@@ -15,12 +15,31 @@ resumes from the last applied market and its timestamp.
 
 A market update publishes, besides the status changes, a ``margin`` event for every other
 account whose initial margin, maintenance margin or equity it moved (DESIGN §8), so a client
-following the stream sees margin move with the feed.
+following the stream sees margin move with the feed. They are coalesced per account: one is
+published only when one of the three figures has moved by more than ``margin_threshold``
+(relative, default :data:`MARGIN_EVENT_THRESHOLD` = 1 %) from the figures the account's last
+published event (``margin`` or status change) carried; status changes are always published.
+
+**A market update is all or nothing.** The update is applied to the live book first (it yields
+the events and figures to store), then the controller of ``serve --dynamic`` sees the new market
+and puts a parameter change in force, then one transaction stores the market, the feed
+position, every event (status changes, ``margin`` moves, ``margin_parameters``), the commitment
+and the controller's state (multiplier in force, announced increase, its observations). If that
+write fails, the live book is rolled back to the previous market and margin scale, the
+controller to its previous state and the coalescing baseline to its previous figures, and the
+error propagates: the live book never runs ahead of storage. A restart of ``serve --dynamic``
+resumes the stored controller state (the multiplier in force and an announced increase).
+
+Every stamp (event ``audit``, audit-log entries, the account report, the commitment's audit
+entry) carries the live book's ``params_hash``, which covers the margin scale in force
+(:func:`~margin_engine.policy.margin_scale.scaled_params_hash`): a proof says which parameters,
+multiplier included, produced its number.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import threading
 from collections.abc import Callable, Mapping
@@ -34,7 +53,7 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.live import LiveBook
-from margin_engine.live.dynamic import LiveDynamic, parse_signals
+from margin_engine.live.dynamic import LiveDynamic, RegimeSignals, parse_signals
 from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.models.core.base import MarginModel
 from margin_engine.policy.assess import AccountReport, assess_account
@@ -49,7 +68,13 @@ from .repository import (
     FillResult,
     MarginStamp,
     Repository,
+    StoredDynamic,
 )
+
+MARGIN_EVENT_THRESHOLD = 0.01
+"""Relative move of IM, MM or equity (since the account's last published figures) above which a
+market update publishes a ``margin`` event: 1 %, a house choice (UNCONFIRMED, 2026-12-06) that
+keeps a large book from flooding the stream on every tick; 0 publishes every move."""
 
 
 def dec(x: float | None) -> Decimal | None:
@@ -97,18 +122,42 @@ class ServiceCore:
     _subs: list[_Subscriber] = field(default_factory=list)
     dynamic: LiveDynamic | None = None
     """The dynamic margin controller on the feed (``serve --dynamic``), or None."""
+    margin_threshold: float = MARGIN_EVENT_THRESHOLD
+    """Relative move that publishes a ``margin`` event (see :data:`MARGIN_EVENT_THRESHOLD`)."""
+    _published: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """Per account: (IM, MM, equity) of its last published event, the coalescing baseline."""
 
     @classmethod
     def open(cls, model: MarginModel, market: MarketSnapshot, repo: Repository,
-             dynamic: LiveDynamic | None = None) -> ServiceCore:
+             dynamic: LiveDynamic | None = None, *,
+             margin_threshold: float = MARGIN_EVENT_THRESHOLD) -> ServiceCore:
         """Rebuild the live book from ``repo``'s audit log on ``market`` and publish a first
-        commitment when there are accounts and none yet. With ``dynamic``, its multiplier in
-        force at start applies from the start (no events)."""
+        commitment when there are accounts and none yet. With ``dynamic``, the stored
+        controller state is resumed when there is one (else the controller starts at its
+        initial multiplier), and its multiplier in force applies from the start (no events).
+
+        Raises
+        ------
+        InputError
+            ``margin_threshold`` not in [0, 1), or a stored controller state that cannot be
+            resumed (``dynamic_state...``).
+        """
+        if not (0.0 <= margin_threshold < 1.0):
+            raise InputError("margin_threshold", f"must lie in [0, 1), got {margin_threshold!r}")
         stored = repo.stored_market()
         if stored is not None:
             market = MarketSnapshot.model_validate_json(stored.snapshot)
         live = LiveBook(model, Book(accounts=()), market)
         if dynamic is not None:
+            saved = repo.stored_dynamic()
+            if saved is not None:
+                try:
+                    doc = json.loads(saved.state)
+                except ValueError:
+                    raise InputError("dynamic_state.state", "not JSON") from None
+                if not isinstance(doc, dict):
+                    raise InputError("dynamic_state.state", "not a JSON object")
+                dynamic.restore_doc(doc)
             dynamic.observe(market)
             live.set_margin_scale(dynamic.scale, emit=False)
         after = 0
@@ -119,15 +168,16 @@ class ServiceCore:
             for e in page:
                 _replay(live, e.action, e.account, e.changes)
             after = page[-1].seq
-        core = cls(repo, live, dynamic=dynamic)
+        core = cls(repo, live, dynamic=dynamic, margin_threshold=margin_threshold)
         if live.account_ids() and repo.latest_commitment() is None:
             core.publish_commitment()
         return core
 
     # -- reads --------------------------------------------------------------------------------
     def stamp(self, account: str | None = None) -> MarginStamp:
-        """The audit stamp of the live book now (with ``account``'s figures when given)."""
-        st = self.live.model.stamp(self.live.market)
+        """The audit stamp of the live book now (with ``account``'s figures when given); its
+        ``params_hash`` covers the margin scale in force."""
+        st = self.live.stamp()
         margin: dict[str, Decimal] = {}
         if account is not None:
             margin = _figures(self.live.state(account))
@@ -245,63 +295,87 @@ class ServiceCore:
             if self.dynamic is not None and isinstance(body, Mapping) and "regime" in body:
                 signals = parse_signals(body["regime"])
                 body = {k: v for k, v in body.items() if k != "regime"}
-            before = {s.id: s for s in self.live.states()}
-            ins = body.get("instruments") if isinstance(body, Mapping) else None
-            full = isinstance(ins, list) and any(isinstance(x, dict) and "kind" in x
-                                                 for x in ins)
-            if full:
-                events = self.live.set_market(parse_model(MarketSnapshot, dict(body), "market"))
-            else:
-                events = self.live.update_market(body)
-            market = self.live.market
-            stored = self.repo.record_market_update(
-                market.model_dump_json(), _ts(market), feed=feed,
-                events=_event_rows([*events, *self._margin_moves(before, events)]),
-                figures=self._commitment_figures() if self.live.account_ids() else None)
+            prev_market, prev_scale = self.live.market, self.live.scale
+            checkpoint = self.dynamic.checkpoint() if self.dynamic is not None else None
+            published = dict(self._published)
+            try:
+                stored = self._apply_market(body, feed, signals)
+            except BaseException:
+                if self.live.market is not prev_market or self.live.scale is not prev_scale:
+                    self.live.rollback(prev_market, prev_scale)
+                if self.dynamic is not None and checkpoint is not None:
+                    self.dynamic.rollback(checkpoint)
+                self._published = published
+                raise
             for rec in stored:
                 self._push(rec)
-            if self.dynamic is not None:
-                stored += self._dynamic_step(signals)
             return stored
 
-    def _dynamic_step(self, signals: Any) -> list[EventRecord]:
-        """Let the controller see the market now; store and push each ``margin_parameters``
-        event and put a change that takes effect in force."""
-        assert self.dynamic is not None
-        out: list[EventRecord] = []
-        for ch in self.dynamic.observe(self.live.market, signals):
-            rec = self.repo.append_event("margin_parameters", _plain(ch.payload()))
-            self._push(rec)
-            out.append(rec)
-            if ch.scale is not None:
-                out += self._changed(self.live.set_margin_scale(ch.scale))
-        return out
+    def _apply_market(self, body: Mapping[str, Any], feed: tuple[str, int] | None,
+                      signals: RegimeSignals | None) -> list[EventRecord]:
+        """Apply the update (and the controller's changes) to the live book, then store it all
+        in one transaction; the caller rolls the live book back when this raises."""
+        before = {s.id: s for s in self.live.states()}
+        ins = body.get("instruments") if isinstance(body, Mapping) else None
+        full = isinstance(ins, list) and any(isinstance(x, dict) and "kind" in x for x in ins)
+        if full:
+            events = self.live.set_market(parse_model(MarketSnapshot, dict(body), "market"))
+        else:
+            events = self.live.update_market(body)
+        rows = _event_rows([*events, *self._margin_moves(before, events, "market")])
+        dyn: StoredDynamic | None = None
+        if self.dynamic is not None:
+            for ch in self.dynamic.observe(self.live.market, signals):
+                rows.append(("margin_parameters", _plain(ch.payload()), None))
+                if ch.scale is not None:
+                    mid = {s.id: s for s in self.live.states()}
+                    ev = self.live.set_margin_scale(ch.scale)
+                    rows += _event_rows([*ev, *self._margin_moves(mid, ev,
+                                                                  "margin_parameters")])
+            dyn = StoredDynamic(json.dumps(self.dynamic.state_doc(), sort_keys=True),
+                                self.dynamic.multiplier)
+        market = self.live.market
+        return self.repo.record_market_update(
+            market.model_dump_json(), _ts(market), feed=feed, events=rows,
+            figures=self._commitment_figures() if self.live.account_ids() else None,
+            dynamic=dyn, stamp=self.stamp())
 
     def feed_position(self, feed: str) -> FeedRecord | None:
         """How far ``feed`` has been applied (None before its first message)."""
         return self.repo.feed_position(feed)
 
-    def _margin_moves(self, before: Mapping[str, AccountState],
-                      status_events: list[Event]) -> list[Event]:
-        """``margin`` events: accounts whose IM, MM or equity moved without a status change."""
+    def _margin_moves(self, before: Mapping[str, AccountState], status_events: list[Event],
+                      cause: str) -> list[Event]:
+        """``margin`` events, coalesced: accounts without a status change whose IM, MM or
+        equity moved by more than ``margin_threshold`` from their last published figures
+        (:func:`moved_enough`). Every published event becomes the account's new baseline."""
+        for e in status_events:
+            self._published[e.account] = (e.initial_margin, e.maintenance_margin, e.equity)
         changed = {e.account for e in status_events}
-        stamp = self.live.model.stamp(self.live.market)
+        stamp = self.live.stamp()
         out = []
         for s in self.live.states():
             old = before.get(s.id)
-            if old is None or s.id in changed or (
-                    old.initial_margin, old.maintenance_margin, old.equity) == (
-                    s.initial_margin, s.maintenance_margin, s.equity):
+            if old is None or s.id in changed:
                 continue
+            base = self._published.get(s.id)
+            if base is None:
+                base = (old.initial_margin, old.maintenance_margin, old.equity)
+                self._published[s.id] = base
+            now = (s.initial_margin, s.maintenance_margin, s.equity)
+            if not moved_enough(base, now, self.margin_threshold):
+                continue
+            self._published[s.id] = now
             out.append(Event(0, "margin", s.id, s.status, old.status, s.initial_margin,
                              s.maintenance_margin, s.equity, s.margin_ratio, s.currency,
-                             "market", stamp))
+                             cause, stamp))
         return out
 
     def publish_commitment(self) -> None:
-        """Commit to every account's IM, MM and equity at the live market's timestamp."""
-        self.repo.publish_commitment(self._commitment_figures(),
-                                     self.live.model.stamp(self.live.market).market_timestamp)
+        """Commit to every account's IM, MM and equity at the live market's timestamp (the
+        commitment's audit entry carries the stamp: model, params hash with the scale)."""
+        st = self.stamp()
+        self.repo.publish_commitment(self._commitment_figures(), st.market_timestamp, stamp=st)
 
     def _commitment_figures(self) -> dict[str, AccountFigures]:
         figs = {}
@@ -312,6 +386,8 @@ class ServiceCore:
         return figs
 
     def _changed(self, events: list[Event]) -> list[EventRecord]:
+        for e in events:  # a published status change is the account's new baseline
+            self._published[e.account] = (e.initial_margin, e.maintenance_margin, e.equity)
         stored = self.repo.append_events(_event_rows(events))
         if self.live.account_ids():
             self.publish_commitment()
@@ -342,6 +418,14 @@ class ServiceCore:
                     sub.loop.call_soon_threadsafe(sub.queue.put_nowait, doc)
                 except RuntimeError:  # its loop has closed
                     self._subs.remove(sub)
+
+
+def moved_enough(old: tuple[float, ...], new: tuple[float, ...], threshold: float) -> bool:
+    """Whether any figure moved by more than ``threshold`` relative to the larger magnitude of
+    its old and new value: ``|n − o| > threshold × max(|o|, |n|)`` (so a move away from 0
+    counts; with ``threshold`` 0, any change)."""
+    return any(abs(n - o) > threshold * max(abs(o), abs(n)) for o, n in zip(old, new,
+                                                                          strict=True))
 
 
 def event_json(rec: EventRecord) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from .tables import (
     ChainHead,
     Commitment,
     CommitmentLeaf,
+    DynamicState,
     Event,
     FeedPosition,
     Fill,
@@ -200,6 +201,16 @@ class StoredMarket:
     snapshot: str
     market_timestamp: str
     updates: int
+
+
+@dataclass(frozen=True)
+class StoredDynamic:
+    """The dynamic controller's state: its JSON document, the IM multiplier in force
+    (dimensionless) and the market timestamp of the update that stored it."""
+
+    state: str
+    im_multiplier: float
+    market_timestamp: str = ""
 
 
 @dataclass(frozen=True)
@@ -689,18 +700,38 @@ class Repository:
     def record_market_update(self, snapshot: str, market_timestamp: str, *,
                              feed: tuple[str, int] | None = None,
                              events: Sequence[tuple[str, Mapping[str, Any], str | None]] = (),
-                             figures: Mapping[str, AccountFigures] | None = None
-                             ) -> list[EventRecord]:
+                             figures: Mapping[str, AccountFigures] | None = None,
+                             dynamic: StoredDynamic | None = None,
+                             stamp: MarginStamp | None = None) -> list[EventRecord]:
         """One market update in one transaction: the market (and feed position, as
-        :meth:`save_market`), the events it caused (as :meth:`append_events`) and, when
-        ``figures`` are given, the commitment over them (as :meth:`publish_commitment`). All of
-        it is stored or none: a crash never leaves a stored market without its events."""
+        :meth:`save_market`), the events it caused (as :meth:`append_events`), when
+        ``figures`` are given the commitment over them (as :meth:`publish_commitment`, its audit
+        entry carrying ``stamp``) and, when given, the dynamic controller's state. All of it is
+        stored or none: a crash never leaves a stored market without its events, nor a
+        multiplier in force that storage does not know."""
         with self._write() as s:
             self._market(s, snapshot, market_timestamp, feed)
             out = self._events(s, events)
             if figures:
-                self._publish(s, figures, market_timestamp, "service")
+                self._publish(s, figures, market_timestamp, "service", stamp)
+            if dynamic is not None:
+                row = s.get(DynamicState, 1, with_for_update=True)
+                if row is None:
+                    s.add(DynamicState(id=1, market_timestamp=market_timestamp,
+                                       im_multiplier=dynamic.im_multiplier,
+                                       state=dynamic.state, updated_at=_now()))
+                else:
+                    row.market_timestamp, row.im_multiplier = (market_timestamp,
+                                                               dynamic.im_multiplier)
+                    row.state, row.updated_at = dynamic.state, _now()
             return out
+
+    def stored_dynamic(self) -> StoredDynamic | None:
+        """The dynamic controller's state as last stored, or None (never stored)."""
+        with self._reads() as s:
+            row = s.get(DynamicState, 1)
+            return None if row is None else StoredDynamic(row.state, row.im_multiplier,
+                                                          row.market_timestamp)
 
     def _market(self, s: Session, snapshot: str, market_timestamp: str,
                 feed: tuple[str, int] | None) -> None:
@@ -742,15 +773,17 @@ class Repository:
     # -- commitments ------------------------------------------------------------------------------
 
     def publish_commitment(self, figures: Mapping[str, AccountFigures],
-                           market_timestamp: str, *, actor: str = "service"
-                           ) -> CommitmentRecord:
+                           market_timestamp: str, *, actor: str = "service",
+                           stamp: MarginStamp | None = None) -> CommitmentRecord:
         """Commit to every given account's figures: one leaf per account (sorted by id), the
-        RFC 6962 root stored with its leaves and recorded in the audit log."""
+        RFC 6962 root stored with its leaves and recorded in the audit log (the entry carrying
+        ``stamp``: which model and parameters, the margin scale included, produced them)."""
         with self._write() as s:
-            return self._publish(s, figures, market_timestamp, actor)
+            return self._publish(s, figures, market_timestamp, actor, stamp)
 
     def _publish(self, s: Session, figures: Mapping[str, AccountFigures],
-                 market_timestamp: str, actor: str) -> CommitmentRecord:
+                 market_timestamp: str, actor: str,
+                 stamp: MarginStamp | None = None) -> CommitmentRecord:
         salts = {a: salt for a, salt in s.execute(select(Account.id, Account.commitment_salt))}
         missing = sorted(set(figures) - set(salts))
         if missing:
@@ -769,7 +802,7 @@ class Repository:
                                                                               strict=True)))
         self._audit(s, actor=actor, action="commitment.publish", account=None,
                     changes={"seq": head.seq, "root": root, "tree_size": len(leaves),
-                             "market_timestamp": market_timestamp})
+                             "market_timestamp": market_timestamp}, stamp=stamp)
         return CommitmentRecord(head.seq, root, len(leaves), market_timestamp)
 
     def latest_commitment(self) -> CommitmentRecord | None:

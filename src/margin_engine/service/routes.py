@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat
 
 from margin_engine.io.report_json import account_json
+from margin_engine.policy.margin_scale import scale_doc
 
 from .access import Principal, caller, core_of, may_see, operator
 from .core import ServiceCore, event_json
@@ -106,7 +107,10 @@ def models(core: Core) -> dict[str, Any]:
     params = core.live.model.params.model_dump(mode="json", exclude={"history"})
     return {"model": st.model, "model_version": st.model_version,
             "params_hash": st.params_hash, "params": params,
-            "market_timestamp": st.market_timestamp, "engine_version": st.engine_version}
+            "market_timestamp": st.market_timestamp, "engine_version": st.engine_version,
+            # the dynamic multipliers in force and the hash stamped on numbers under them
+            "margin_scale": scale_doc(core.live.scale),
+            "stamp_params_hash": core.live.stamp().params_hash}
 
 
 @router.post("/v1/accounts", status_code=201,

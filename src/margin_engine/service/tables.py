@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Integer,
     Numeric,
@@ -227,4 +228,17 @@ class FeedPosition(Base):
     position: Mapped[int] = mapped_column(Integer)
     applied: Mapped[int] = mapped_column(Integer)
     market_timestamp: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DynamicState(Base):
+    """The dynamic margin controller's state (one row, ``id`` 1): its JSON
+    (:meth:`~margin_engine.live.dynamic.LiveDynamic.state_doc`) and the IM multiplier in force,
+    written in the transaction of the market update that produced it."""
+
+    __tablename__ = "dynamic_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    market_timestamp: Mapped[str] = mapped_column(String(40))
+    im_multiplier: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
