@@ -521,7 +521,10 @@ def test_property_fast_equals_reference(
     F: float, K: float, T: float, sigma: float, r: float, call: bool
 ) -> None:
     e = ref.price_usd(F, K, T, sigma, call, r)
-    floor = 1e-12 * F
-    assert abs(float(fast.price_usd(F, K, T, sigma, call, r)) - e) <= 1e-12 * max(e, floor)
+    # relative 1e-12 of the price, plus the rounding of F·N(d1) − K·N(d2) itself: a deep
+    # out-of-the-money price cancels terms of size F and K, so a few ulps of max(F, K) remain
+    # (a 3.6e-15 difference on such a price failed the purely relative bound).
+    tol = 1e-12 * e + 1e-14 * max(F, K)
+    assert abs(float(fast.price_usd(F, K, T, sigma, call, r)) - e) <= tol
     nb = float(fast.price_usd_numba(F, K, T, sigma, call, r)[0])
-    assert abs(nb - e) <= 1e-12 * max(e, floor)
+    assert abs(nb - e) <= tol
