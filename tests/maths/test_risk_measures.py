@@ -429,8 +429,8 @@ def test_bad_input_is_rejected(call: object, match: str) -> None:
 
 def test_equal_weight_es_partial_sort_matches_full_sort_to_the_bit() -> None:
     """The equal-weight ES orders only its k + 1 worst losses (np.partition); the reference is
-    the full stable sort of every row (``_tail_rows``), weights given explicitly as equal so
-    that the weighted code path is bypassed by neither. Ties and constant rows included."""
+    the full stable sort of every row (``_tail_rows`` then ``_es_from_tail``, the path every
+    equal-weight ES took before). Ties and constant rows included."""
     from margin_engine.maths import risk_measures as rm
 
     rng = np.random.default_rng(20261206)
