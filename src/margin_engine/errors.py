@@ -6,6 +6,7 @@ Every layer raises :class:`InputError` for bad input; the edges (CLI, service) p
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -90,6 +91,11 @@ def error_line(exc: InputError, max_problems: int = 5) -> str:
 def first_non_finite(doc: object) -> str | None:
     """Path (``rows[3].coverage``) of the first NaN or infinite float in a JSON-like document,
     ``None`` when every number is finite. Iterative, so depth does not matter."""
+    try:  # fast path: the C encoder refuses NaN/Infinity; walk only to name the place
+        json.dumps(doc, allow_nan=False)
+        return None
+    except (TypeError, ValueError, RecursionError):
+        pass
     stack: list[tuple[tuple[str | int, ...], object]] = [((), doc)]
     while stack:
         loc, v = stack.pop()

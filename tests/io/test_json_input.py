@@ -59,3 +59,9 @@ def test_first_non_finite_names_the_path() -> None:
     assert first_non_finite({"a": [1.0, {"b": 2}], "c": None}) is None
     assert first_non_finite({"a": [1.0, {"b": float("inf")}]}) == "a[1].b"
     assert first_non_finite([[float("nan")]]) == "[0][0]"
+
+
+def test_non_finite_walk_agrees_with_fast_check() -> None:
+    assert first_non_finite({"a": (1.0, [2, {"b": -float("inf")}])}) == "a[1][1].b"
+    assert first_non_finite({"a": object(), "b": float("nan")}) == "b"  # not JSON: walked
+    assert first_non_finite({"a": object(), "b": 1.0}) is None

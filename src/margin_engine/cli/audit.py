@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from margin_engine.errors import InputError
 from margin_engine.service.merkle import InclusionProof
-from margin_engine.service.repository import Repository
 
 from .main import app, console, err_console, fail
 
@@ -37,6 +35,11 @@ def _say_error(text: str) -> None:
 def verify(db: Annotated[str, typer.Option("--db", help="database URL, e.g. sqlite:///FILE")]
            ) -> None:
     """Recompute the audit hash chain and reconcile balances and positions with it."""
+    # imported here: SQLAlchemy and Alembic are ~30% of every other command's start-up
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from margin_engine.service.repository import Repository
+
     try:
         if db.startswith("sqlite:///") and not Path(db.removeprefix("sqlite:///")).is_file():
             raise InputError("--db", f"no database file {db.removeprefix('sqlite:///')!r}")

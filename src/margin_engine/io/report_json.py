@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.results import AuditStamp
 from margin_engine.policy.assess import AccountReport, NotMargined
+
+#: The audit stamp's fields (all strings), read directly: ``dataclasses.asdict`` deep-copies
+#: and was a fifth of the report writer's time on a 10,000-account book.
+_AUDIT_FIELDS = tuple(f.name for f in fields(AuditStamp))
 
 
 def _num(x: float | None) -> float | None:
@@ -56,7 +61,7 @@ def account_json(r: AccountReport) -> dict[str, Any]:
             "status": u.status.value, "components": _plain(dict(u.margin.components)),
             "positions": [p.index for p in u.margin.positions],
             "details": _plain(dict(u.margin.details))} for u in r.units],
-        "audit": asdict(r.audit),
+        "audit": {k: getattr(r.audit, k) for k in _AUDIT_FIELDS},
     }
 
 

@@ -224,6 +224,34 @@ class _Tail:
     sorted_w: FloatArray  # [rows, n] probabilities in sorted order
 
 
+def _counting_tail(n: int, p: float) -> tuple[int, float, float]:
+    """Equal weights: (0-based VaR position k, probability before it, its atom in the tail);
+    the cumulative probability of the j worst of ``n`` scenarios is exactly j / n."""
+    tail_count = p * n
+    tol_count = TAIL_TOLERANCE * n
+    k = min(int(np.floor(tail_count + tol_count)), n - 1)
+    prev = k / n
+    atom = p - prev
+    if k > 0 and atom < TAIL_TOLERANCE:
+        atom = 0.0
+    return k, prev, min(max(atom, 0.0), 1.0 / n)
+
+
+def _es_equal_weights(losses: FloatArray, p: float) -> FloatArray:
+    """:func:`_es_from_tail` of the counting path, from the k + 1 worst losses only.
+
+    ``np.partition`` finds them in linear time; sorted, they are exactly the first k + 1
+    columns of the full stable sort (equal values are interchangeable), so every sum below runs
+    over the same numbers in the same order and the result is the same to the last bit."""
+    n_rows, n = losses.shape
+    k, _, atom = _counting_tail(n, p)
+    worst = -np.sort(-np.partition(losses, n - k - 1, axis=1)[:, n - k - 1:], axis=1)
+    var = worst[:, k]
+    head = np.cumsum(worst, axis=1)[:, k - 1] if k > 0 else np.zeros(n_rows)
+    raw: FloatArray = (head + (atom * n) * var) / (k + atom * n)
+    return np.minimum(np.maximum(raw, var), worst[:, 0])
+
+
 def _tail_rows(losses: FloatArray, p: float, w: FloatArray | None) -> _Tail:
     """Locate the VaR scenario and the tail composition of every row of ``losses``."""
     n_rows, n = losses.shape
@@ -231,15 +259,7 @@ def _tail_rows(losses: FloatArray, p: float, w: FloatArray | None) -> _Tail:
     sorted_loss = np.take_along_axis(losses, order, axis=1)
     rows = np.arange(n_rows)
     if w is None:
-        # counting path: cumulative probability of the j worst is exactly j / n
-        tail_count = p * n
-        tol_count = TAIL_TOLERANCE * n
-        k_scalar = min(int(np.floor(tail_count + tol_count)), n - 1)  # 0-based VaR position
-        prev_scalar = k_scalar / n
-        atom_scalar = p - prev_scalar
-        if k_scalar > 0 and atom_scalar < TAIL_TOLERANCE:
-            atom_scalar = 0.0
-        atom_scalar = min(max(atom_scalar, 0.0), 1.0 / n)
+        k_scalar, prev_scalar, atom_scalar = _counting_tail(n, p)
         k = np.full(n_rows, k_scalar, dtype=np.int64)
         prev = np.full(n_rows, prev_scalar)
         atom = np.full(n_rows, atom_scalar)
@@ -325,8 +345,11 @@ def expected_shortfall_rows(
     x = _as_pnl_2d(pnl)
     p = 1.0 - _check_confidence(confidence)
     w = normalise_weights(weights, x.shape[1])
+    if w is None:  # partial sort: only the tail's k + 1 worst are ordered
+        out: FloatArray = np.maximum(_es_equal_weights(-x, p), 0.0)
+        return out
     t = _tail_rows(-x, p, w)
-    out: FloatArray = np.maximum(_es_from_tail(t, w is None), 0.0)
+    out = np.maximum(_es_from_tail(t, w is None), 0.0)
     return out
 
 
