@@ -91,7 +91,7 @@ def test_historical_joint_moves_come_from_the_dvol_file():
 def test_before_dvol_the_realised_vol_proxy_moves_the_vol():
     """h = 1 windows before DVOL: the shift is σ_now·(σ̂_t/σ̂_{t−1} − 1), σ̂ the EWMA (λ 0.94)
     realised vol recomputed here from the closes."""
-    scen = _set("historical-var", lookback_days=2000)
+    scen = _set("historical-var", lookback_days=2000, horizon_days=1)
     d, c = _col("BTC")
     r = np.diff(np.log(c))
     var = float(np.mean(r[:30] ** 2))
@@ -114,13 +114,14 @@ def test_before_dvol_the_realised_vol_proxy_moves_the_vol():
 def test_filtered_es_filters_the_vol_column_like_a_price():
     """filtered-es's joint set = the filtered generator run on (price return, Δln DVOL)
     columns built here from the raw closes."""
-    scen = _set("filtered-es", lookback_days=300)
+    scen = _set("filtered-es", lookback_days=300, horizon_days=1, decay=0.97)
     d, c = _col("BTC")
     _, v = _col("BTC_DVOL")
     keep = d[1:] > UNTIL - np.timedelta64(300, "D")
     cols = np.column_stack([np.diff(np.log(c)), np.diff(np.log(v))])[keep]
     labels = [str(x) for x in d[1:][keep]]
-    ref = scenarios.filtered_historical(("BTC", "V"), cols, labels, horizon_days=1)
+    ref = scenarios.filtered_historical(("BTC", "V"), cols, labels, horizon_days=1,
+                                        decay=0.97)
     np.testing.assert_allclose(scen.price_moves[:, 0], ref.price_moves[:, 0], rtol=1e-9,
                                atol=1e-14)
     np.testing.assert_allclose(scen.vol_shifts[:, 0], v[-1] * ref.price_moves[:, 1],
