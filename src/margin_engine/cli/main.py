@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from enum import StrEnum
@@ -107,6 +107,22 @@ def check_finite(doc: Any) -> None:
     if bad is not None:
         fail(InputError(f"output.{bad}" if not bad.startswith("[") else f"output{bad}",
                         "the result is not a finite number (input outside the model's range)"))
+
+
+def emit_document(doc: Any, output: Path | None, format: Format, show: Callable[[], None]) -> None:
+    """Write ``doc`` as JSON to ``output`` when given (JSON whatever ``--format`` says), then show
+    it on stdout: as JSON, or through ``show`` (the table)."""
+    text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    if output is not None:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text)
+        except OSError as exc:
+            fail(InputError("--output", f"cannot write: {exc.strerror or exc}"))
+    if format is Format.json:
+        sys.stdout.write(text)
+    else:
+        show()
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json")]

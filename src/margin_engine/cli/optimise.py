@@ -9,9 +9,7 @@ collateral to post. Nothing is stored. See docs/optimisation.md.
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +25,7 @@ from margin_engine.cli.main import (
     ParamOpt,
     app,
     console,
+    emit_document,
     err_console,
     fail,
 )
@@ -97,17 +96,7 @@ def optimise_cmd(
         fail(exc)
         return
     doc["audit"] = _audit(mdl, snap)
-    text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
-    if output is not None:
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text)
-        except OSError as exc:
-            fail(InputError("--output", f"cannot write: {exc.strerror or exc}"))
-    if format is Format.json:
-        sys.stdout.write(text)
-    else:
-        _print(doc)
+    emit_document(doc, output, format, lambda: _print(doc))
 
 
 def _uses_history(name: str) -> bool:

@@ -12,9 +12,7 @@ Shock grammar: docs/cascades.md (``analysis.cascade.shock``).
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +38,7 @@ from margin_engine.cli.main import (
     ParamOpt,
     app,
     console,
+    emit_document,
     err_console,
     fail,
 )
@@ -227,14 +226,4 @@ def simulate_cmd(
     except InputError as exc:
         fail(exc)
         return
-    text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
-    if output is not None:
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text)
-        except OSError as exc:
-            fail(InputError("--output", f"cannot write: {exc.strerror or exc}"))
-    if format is Format.json:
-        sys.stdout.write(text)
-    else:
-        _print(doc)
+    emit_document(doc, output, format, lambda: _print(doc))

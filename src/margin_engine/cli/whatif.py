@@ -7,9 +7,7 @@ pre-trade rule would accept them (as Deribit's ``private/get_margins`` and
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +21,7 @@ from margin_engine.cli.main import (
     ParamOpt,
     app,
     console,
+    emit_document,
     err_console,
     fail,
 )
@@ -120,17 +119,7 @@ def whatif(book: Annotated[Path, typer.Argument(help="book JSON")],
     doc: dict[str, Any] = {"model": mdl.name, "audit": _audit(live), **answer.as_dict(),
                            "orders": [{"symbol": s, "size": q, "price": p}
                                       for s, q, p in orders]}
-    text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
-    if output is not None:
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text)
-        except OSError as exc:
-            fail(InputError("--output", f"cannot write: {exc.strerror or exc}"))
-    if format is Format.json:
-        sys.stdout.write(text)
-    else:
-        _print(answer)
+    emit_document(doc, output, format, lambda: _print(answer))
 
 
 def _audit(live: LiveBook) -> dict[str, str]:
