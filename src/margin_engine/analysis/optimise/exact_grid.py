@@ -43,7 +43,11 @@ from scipy.optimize import linprog
 
 from margin_engine.analysis.optimise.candidates import Candidates
 from margin_engine.analysis.optimise.costs import TradeCost
-from margin_engine.analysis.optimise.exact_lp import CUTS, RATIO, ExactResult, SolverError
+from margin_engine.analysis.optimise.exact_lp import (
+    ExactResult,
+    SolverError,
+    trading_cost_rows,
+)
 from margin_engine.domain.book import Account, MarginMode, Position
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.live.fills import fill_account
@@ -241,20 +245,9 @@ def solve(prob: GridProblem, cands: Candidates, costs: Mapping[str, TradeCost],
     rhs.append(-prob.held)
     rows.append(sparse.hstack([-eye, eye, zero, -eye, zb]))
     rhs.append(prob.held)
-    for j, sym in enumerate(prob.symbols):
-        tc = costs[sym]
-        for q in [0.0, *(cands.bound[sym] * RATIO ** -np.arange(CUTS))]:
-            row = np.zeros(nv)
-            sl = tc.slope(float(q))
-            row[j] = row[k + j] = sl
-            row[2 * k + j] = -1.0
-            rows.append(sparse.csr_matrix(row))
-            rhs.append(np.array([sl * q - tc.cost(float(q))]))
-    if math.isfinite(budget):
-        row = np.zeros(nv)
-        row[2 * k: 3 * k] = 1.0
-        rows.append(sparse.csr_matrix(row))
-        rhs.append(np.array([budget]))
+    cost_rows, cost_rhs = trading_cost_rows(prob.symbols, cands, costs, budget, nv)
+    rows += cost_rows
+    rhs += cost_rhs
     bounds = ([(0.0, cands.bound[s]) for s in prob.symbols] * 2 + [(0.0, None)] * (2 * k)
               + [(0.0, None)] * nb)
     a = sparse.vstack(rows).tocsr()

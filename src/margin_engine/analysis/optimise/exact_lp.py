@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,20 +204,9 @@ def solve(prob: ScenarioProblem, cands: Candidates, costs: Mapping[str, TradeCos
             rhs.append(vb)
     # cost: z_j ≥ cost(q) + slope(q)·(h⁺_j + h⁻_j − q) at CUTS points of [0, bound]
     bounds: list[tuple[float | None, float | None]] = []
-    for j, sym in enumerate(prob.symbols):
-        tc = costs[sym]
-        for q in [0.0, *(cands.bound[sym] * RATIO ** -np.arange(CUTS))]:
-            row = np.zeros(nv)
-            sl = tc.slope(float(q))
-            row[j] = row[k + j] = sl
-            row[2 * k + j] = -1.0
-            rows.append(sparse.csr_matrix(row))
-            rhs.append(np.array([sl * q - tc.cost(float(q))]))
-    if math.isfinite(budget):
-        row = np.zeros(nv)
-        row[2 * k: 3 * k] = 1.0
-        rows.append(sparse.csr_matrix(row))
-        rhs.append(np.array([budget]))
+    cost_rows, cost_rhs = trading_cost_rows(prob.symbols, cands, costs, budget, nv)
+    rows += cost_rows
+    rhs += cost_rhs
     bounds += [(0.0, cands.bound[s]) for s in prob.symbols] * 2
     bounds += [(0.0, None)] * k
     for _ in blocks:
@@ -267,3 +256,29 @@ def exact_hedge(model: RiskBasedModel, account: Account, market: MarketSnapshot,
     im = recompute(trades)
     return ExactResult(trades, _cost(h, prob, costs), f0, f, bound, f - bound,
                        initial_margin_before, im, prob.currency, secs, nv, nc)
+
+
+def trading_cost_rows(symbols: Sequence[str], cands: Candidates, costs: Mapping[str, TradeCost],
+                      budget: float, nv: int) -> tuple[list[Any], list[Any]]:
+    """The trading-cost rows of the LPs (variables laid out ``h⁺``, ``h⁻``, ``z`` for the
+    ``k`` symbols first, ``nv`` in all): ``z_j ≥ cost(q) + slope(q)·(h⁺_j + h⁻_j − q)`` at
+    CUTS points of ``[0, bound]`` (the cost is concave, so the cuts bound it from above
+    between points), and ``Σ z_j ≤ budget`` when the budget is finite."""
+    k = len(symbols)
+    rows: list[Any] = []
+    rhs: list[Any] = []
+    for j, sym in enumerate(symbols):
+        tc = costs[sym]
+        for q in [0.0, *(cands.bound[sym] * RATIO ** -np.arange(CUTS))]:
+            row = np.zeros(nv)
+            sl = tc.slope(float(q))
+            row[j] = row[k + j] = sl
+            row[2 * k + j] = -1.0
+            rows.append(sparse.csr_matrix(row))
+            rhs.append(np.array([sl * q - tc.cost(float(q))]))
+    if math.isfinite(budget):
+        row = np.zeros(nv)
+        row[2 * k: 3 * k] = 1.0
+        rows.append(sparse.csr_matrix(row))
+        rhs.append(np.array([budget]))
+    return rows, rhs
