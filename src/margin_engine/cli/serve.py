@@ -74,6 +74,7 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
 
     from margin_engine.service.app import create_app
     from margin_engine.service.auth import operator_key
+    from margin_engine.service.core import stored_dynamic_state
     from margin_engine.service.repository import Repository
 
     try:
@@ -97,15 +98,10 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
             repo = Repository.open(db)
             stored = repo.stored_market()
             saved = repo.stored_dynamic() if controller is not None else None
+            state = stored_dynamic_state(repo) if saved is not None else None
             repo.close()
-            if saved is not None:  # a state that cannot be resumed: one line, not a trace
-                try:
-                    doc = json.loads(saved.state)
-                except ValueError:
-                    raise InputError("dynamic_state.state", "not JSON") from None
-                if not isinstance(doc, dict):
-                    raise InputError("dynamic_state.state", "not a JSON object")
-                live_dynamic(history, snap).restore_doc(doc)
+            if state is not None:  # a state that cannot be resumed: one line, not a trace
+                live_dynamic(history, snap).restore_doc(state)
             if stored is not None:  # a damaged stored market: one line, not a startup trace
                 try:
                     parse_model(MarketSnapshot, json.loads(stored.snapshot), "market_state")

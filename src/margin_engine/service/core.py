@@ -149,14 +149,8 @@ class ServiceCore:
             market = MarketSnapshot.model_validate_json(stored.snapshot)
         live = LiveBook(model, Book(accounts=()), market)
         if dynamic is not None:
-            saved = repo.stored_dynamic()
-            if saved is not None:
-                try:
-                    doc = json.loads(saved.state)
-                except ValueError:
-                    raise InputError("dynamic_state.state", "not JSON") from None
-                if not isinstance(doc, dict):
-                    raise InputError("dynamic_state.state", "not a JSON object")
+            doc = stored_dynamic_state(repo)
+            if doc is not None:
                 dynamic.restore_doc(doc)
             dynamic.observe(market)
             live.set_margin_scale(dynamic.scale, emit=False)
@@ -426,6 +420,21 @@ def moved_enough(old: tuple[float, ...], new: tuple[float, ...], threshold: floa
     counts; with ``threshold`` 0, any change)."""
     return any(abs(n - o) > threshold * max(abs(o), abs(n)) for o, n in zip(old, new,
                                                                           strict=True))
+
+
+def stored_dynamic_state(repo: Repository) -> dict[str, Any] | None:
+    """The dynamic controller's stored state (None before its first decision is stored);
+    a state that is not a JSON object is refused in one line."""
+    saved = repo.stored_dynamic()
+    if saved is None:
+        return None
+    try:
+        doc = json.loads(saved.state)
+    except ValueError:
+        raise InputError("dynamic_state.state", "not JSON") from None
+    if not isinstance(doc, dict):
+        raise InputError("dynamic_state.state", "not a JSON object")
+    return doc
 
 
 def event_json(rec: EventRecord) -> dict[str, Any]:
