@@ -210,11 +210,22 @@ def _plots(doc: dict[str, Any], results: dict[str, CascadeResult], out: Path) ->
     plt.close(fig)
     pol = {k: v for k, v in doc["policies"].items() if "error" not in v}
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
-    for k, v in pol.items():
-        ax[0].scatter(v["capital_usd"] / 1e3, v["liquidated_usd"] / 1e3)
-        ax[0].annotate(k, (v["capital_usd"] / 1e3, v["liquidated_usd"] / 1e3), fontsize=7)
-        ax[1].scatter(v["capital_usd"] / 1e3, v["bad_debt_usd"] / 1e3)
-        ax[1].annotate(k, (v["capital_usd"] / 1e3, v["bad_debt_usd"] / 1e3), fontsize=7)
+    for a, y in ((ax[0], "liquidated_usd"), (ax[1], "bad_debt_usd")):
+        pts = {k: (v["capital_usd"] / 1e3, v[y] / 1e3) for k, v in pol.items()}
+        xs, ys = np.array(list(pts.values())).T
+        dx, dy = 0.06 * np.ptp(xs) or 1.0, 0.05 * np.ptp(ys) or 1.0
+        spots: list[tuple[float, float, list[str]]] = []
+        for k, (x_, y_) in pts.items():
+            a.scatter(x_, y_)
+            near = next((sp for sp in spots if abs(sp[0] - x_) <= dx and abs(sp[1] - y_) <= dy),
+                        None)
+            if near is None:
+                spots.append((x_, y_, [k]))
+            else:
+                near[2].append(k)
+        for x_, y_, names in spots:  # policies at (nearly) the same point: one label
+            a.annotate("\n".join(names), (x_, y_), fontsize=7, xytext=(4, 3),
+                       textcoords="offset points")
     ax[0].set_ylabel("liquidated notional (k USD)")
     ax[1].set_ylabel("bad debt (k USD)")
     for a in ax:
