@@ -35,6 +35,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ from margin_engine.analysis.optimise.exact_lp import (
     ExactResult,
     SolverError,
     trading_cost_rows,
+    within_budget,
 )
 from margin_engine.domain.book import Account, MarginMode, Position
 from margin_engine.domain.market import MarketSnapshot
@@ -274,20 +276,9 @@ def exact_hedge(model: GridModel, account: Account, market: MarketSnapshot,
     scratch (in the account's currency)."""
     prob = build_problem(model, account, market, cands.symbols)
     h, bound, secs, nv, nc = solve(prob, cands, costs, budget)
-    inner = budget  # the cuts under-state the cost between cut points: shrink, then scale
-    for _ in range(4):
-        spent = _cost(h, prob, costs)
-        if not math.isfinite(budget) or spent <= budget:
-            break
-        inner *= budget / spent
-        h, _, more, _, _ = solve(prob, cands, costs, inner)
-        secs += more
-    if math.isfinite(budget) and _cost(h, prob, costs) > budget:
-        lo, hi = 0.0, 1.0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if _cost(mid * h, prob, costs) <= budget else (lo, mid)
-        h = lo * h
+    h, more = within_budget(h, budget, lambda x: _cost(x, prob, costs),
+                            lambda b: itemgetter(0, 2)(solve(prob, cands, costs, b)))
+    secs += more
     trades = {s: float(q) for s, q in zip(prob.symbols, h.tolist(), strict=True) if q != 0.0}
     f0 = scenario_part(model, account, market)
     f = scenario_part(model, account, market, trades)

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -234,22 +235,9 @@ def exact_hedge(model: RiskBasedModel, account: Account, market: MarketSnapshot,
     initial margin from scratch with the trades filled."""
     prob = build_problem(model, account, market, cands.symbols)
     h, bound, secs, nv, nc = solve(prob, cands, costs, budget)
-    # the tangent cuts under-state the cost a little between cut points: re-solve with the
-    # budget shrunk by the excess (the first solve's optimum stays the lower bound), then scale
-    inner = budget
-    for _ in range(4):
-        spent = _cost(h, prob, costs)
-        if not math.isfinite(budget) or spent <= budget:
-            break
-        inner *= budget / spent
-        h, _, more, _, _ = solve(prob, cands, costs, inner)
-        secs += more
-    if math.isfinite(budget) and _cost(h, prob, costs) > budget:
-        lo, hi = 0.0, 1.0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if _cost(mid * h, prob, costs) <= budget else (lo, mid)
-        h = lo * h
+    h, more = within_budget(h, budget, lambda x: _cost(x, prob, costs),
+                            lambda b: itemgetter(0, 2)(solve(prob, cands, costs, b)))
+    secs += more
     trades = {s: float(q) for s, q in zip(prob.symbols, h.tolist(), strict=True) if q != 0.0}
     f0 = prob.objective(np.zeros(len(prob.symbols)))
     f = prob.objective(h)
@@ -282,3 +270,28 @@ def trading_cost_rows(symbols: Sequence[str], cands: Candidates, costs: Mapping[
         rows.append(sparse.csr_matrix(row))
         rhs.append(np.array([budget]))
     return rows, rhs
+
+
+def within_budget(h: np.ndarray, budget: float, cost: Callable[[np.ndarray], float],
+                  resolve: Callable[[float], tuple[np.ndarray, float]]
+                  ) -> tuple[np.ndarray, float]:
+    """Trade sizes ``h`` brought within ``budget``: the tangent cuts under-state the cost a
+    little between cut points, so re-solve (``resolve(inner) -> (h, seconds)``, at most 4 times)
+    with the budget shrunk by the excess (the first solve's optimum stays the lower bound),
+    then scale ``h`` down by bisection if it is still over. Returns ``h`` and the seconds the
+    re-solves took."""
+    secs, inner = 0.0, budget
+    for _ in range(4):
+        spent = cost(h)
+        if not math.isfinite(budget) or spent <= budget:
+            break
+        inner *= budget / spent
+        h, more = resolve(inner)
+        secs += more
+    if math.isfinite(budget) and cost(h) > budget:
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if cost(mid * h) <= budget else (lo, mid)
+        h = lo * h
+    return h, secs
