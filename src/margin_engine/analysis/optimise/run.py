@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from margin_engine.analysis.optimise import allocation, exact_grid, exact_lp
@@ -71,35 +72,30 @@ def optimise(model: MarginModel, account: Account, market: MarketSnapshot,
         why = exact_grid.not_applicable(model, account)
     if why is None and not cands.symbols:
         why = "no candidate hedge"
-    if why is None and isinstance(model, DeribitPm | Span):
+    if why is None:
+        recompute = partial(recompute_im, model, account, market, policy=policy)
+        if isinstance(model, DeribitPm | Span):
+            solver = "worst-loss LP over the venue grid, HiGHS"
+            solve = partial(exact_grid.exact_hedge, model)
+
+            def greedy_objective() -> float:
+                return exact_grid.scenario_part(model, account, market, plan.trades)
+        else:
+            assert isinstance(model, RiskBasedModel)
+            solver = "Rockafellar–Uryasev LP, HiGHS"
+            solve = partial(exact_lp.exact_hedge, model)
+
+            def greedy_objective() -> float:
+                prob = exact_lp.build_problem(model, account, market, cands.symbols)
+                return prob.objective(_vector(plan.trades, cands.symbols))
         try:
-            ex = exact_grid.exact_hedge(
-                model, account, market, cands, costs, budget=config.budget,
-                initial_margin_before=rep.initial_margin,
-                recompute=lambda t: recompute_im(model, account, market, t, policy))
+            ex = solve(account, market, cands, costs, budget=config.budget,
+                       initial_margin_before=rep.initial_margin, recompute=recompute)
         except exact_lp.SolverError as exc:
             doc["exact"] = {"applicable": True, "solved": False, "reason": str(exc)}
         else:
-            greedy_f = exact_grid.scenario_part(model, account, market, plan.trades)
-            doc["exact"] = {"applicable": True, "solved": True,
-                            "solver": "worst-loss LP over the venue grid, HiGHS",
-                            "objective_currency": "USD", **ex.as_dict(),
-                            "greedy_objective": greedy_f,
-                            "greedy_minus_exact": greedy_f - ex.objective}
-    elif why is None:
-        assert isinstance(model, RiskBasedModel)
-        try:
-            ex = exact_lp.exact_hedge(
-                model, account, market, cands, costs, budget=config.budget,
-                initial_margin_before=rep.initial_margin,
-                recompute=lambda t: recompute_im(model, account, market, t, policy))
-        except exact_lp.SolverError as exc:
-            doc["exact"] = {"applicable": True, "solved": False, "reason": str(exc)}
-        else:
-            prob = exact_lp.build_problem(model, account, market, cands.symbols)
-            greedy_f = prob.objective(_vector(plan.trades, cands.symbols))
-            doc["exact"] = {"applicable": True, "solved": True,
-                            "solver": "Rockafellar–Uryasev LP, HiGHS",
+            greedy_f = greedy_objective()
+            doc["exact"] = {"applicable": True, "solved": True, "solver": solver,
                             "objective_currency": ex.currency, **ex.as_dict(),
                             "greedy_objective": greedy_f,
                             "greedy_minus_exact": greedy_f - ex.objective}
