@@ -32,7 +32,6 @@ expose no scenario P&L matrix).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import itemgetter
@@ -40,13 +39,12 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linprog
 
 from margin_engine.analysis.optimise.candidates import Candidates
 from margin_engine.analysis.optimise.costs import TradeCost
 from margin_engine.analysis.optimise.exact_lp import (
     ExactResult,
-    SolverError,
+    run_highs,
     trading_cost_rows,
     within_budget,
 )
@@ -252,15 +250,8 @@ def solve(prob: GridProblem, cands: Candidates, costs: Mapping[str, TradeCost],
     rhs += cost_rhs
     bounds = ([(0.0, cands.bound[s]) for s in prob.symbols] * 2 + [(0.0, None)] * (2 * k)
               + [(0.0, None)] * nb)
-    a = sparse.vstack(rows).tocsr()
-    t0 = time.perf_counter()
-    res = linprog(c, A_ub=a, b_ub=np.concatenate(rhs), bounds=bounds, method="highs")
-    secs = time.perf_counter() - t0
-    if res.status != 0:
-        raise SolverError(f"HiGHS: {res.message}")
-    h = res.x[:k] - res.x[k: 2 * k]
-    h[np.abs(h) <= 1e-9 * np.maximum(1.0, np.array([cands.bound[s] for s in prob.symbols]))] = 0
-    return h, float(res.fun) + prob.const, secs, nv, a.shape[0]
+    h, fun, secs, nc = run_highs(c, rows, rhs, bounds, prob.symbols, cands)
+    return h, fun + prob.const, secs, nv, nc
 
 
 def _cost(h: np.ndarray, prob: GridProblem, costs: Mapping[str, TradeCost]) -> float:

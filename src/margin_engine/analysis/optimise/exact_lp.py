@@ -212,15 +212,8 @@ def solve(prob: ScenarioProblem, cands: Candidates, costs: Mapping[str, TradeCos
     bounds += [(0.0, None)] * k
     for _ in blocks:
         bounds += [(0.0, None)] + ([(None, None)] + [(0.0, None)] * n if es else [])
-    a = sparse.vstack(rows).tocsr()
-    t0 = time.perf_counter()
-    res = linprog(c, A_ub=a, b_ub=np.concatenate(rhs), bounds=bounds, method="highs")
-    secs = time.perf_counter() - t0
-    if res.status != 0:
-        raise SolverError(f"HiGHS: {res.message}")
-    h = res.x[:k] - res.x[k: 2 * k]
-    h[np.abs(h) <= 1e-9 * np.maximum(1.0, np.array([cands.bound[s] for s in prob.symbols]))] = 0
-    return h, float(res.fun), secs, nv, a.shape[0]
+    h, fun, secs, nc = run_highs(c, rows, rhs, bounds, prob.symbols, cands)
+    return h, fun, secs, nv, nc
 
 
 def _cost(h: np.ndarray, prob: ScenarioProblem, costs: Mapping[str, TradeCost]) -> float:
@@ -295,3 +288,20 @@ def within_budget(h: np.ndarray, budget: float, cost: Callable[[np.ndarray], flo
             lo, hi = (mid, hi) if cost(mid * h) <= budget else (lo, mid)
         h = lo * h
     return h, secs
+
+
+def run_highs(c: np.ndarray, rows: list[Any], rhs: list[Any], bounds: list[Any],
+              symbols: Sequence[str], cands: Candidates) -> tuple[np.ndarray, float, float, int]:
+    """Solve ``min c·x, A x ≤ b`` (``rows``/``rhs`` stacked) with HiGHS; the trades are
+    ``h = h⁺ − h⁻`` (the first ``2k`` variables), sizes below 1e-9 of their bound set to 0.
+    Returns ``h``, the objective, the solve's seconds and the number of constraints."""
+    k = len(symbols)
+    a = sparse.vstack(rows).tocsr()
+    t0 = time.perf_counter()
+    res = linprog(c, A_ub=a, b_ub=np.concatenate(rhs), bounds=bounds, method="highs")
+    secs = time.perf_counter() - t0
+    if res.status != 0:
+        raise SolverError(f"HiGHS: {res.message}")
+    h = res.x[:k] - res.x[k: 2 * k]
+    h[np.abs(h) <= 1e-9 * np.maximum(1.0, np.array([cands.bound[s] for s in symbols]))] = 0
+    return h, float(res.fun), secs, a.shape[0]
