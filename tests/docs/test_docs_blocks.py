@@ -13,7 +13,10 @@ How a page runs (what a reader who copies the blocks in order gets):
   tests/studies/ holds the page to the study's output;
 - a block in any other language is not run (```text for output and synopses, ```json for
   formats); a block without a language must not start with a command (``$ ``,
-  ``margin-engine``, ``python -m``): mark it ```bash to run it or ```text to show it.
+  ``margin-engine``, ``python -m``): mark it ```bash to run it or ```text to show it;
+- a ```text output block right after a run block is what that block prints (stdout and stderr
+  together, trailing spaces ignored) and is checked: ``…`` within a line stands for any text on
+  that line (a hash, a timing), a line that is only ``…`` for any number of lines.
 On failure the test names the page, the block number (1-based, counting run blocks) and the
 output.
 """
@@ -33,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 RUN = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python", "py": "python"}
-FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+FENCE = re.compile(r"^```(\S*)[ \t]*([^\n]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 COMMAND = re.compile(r"^\s*(\$ |margin-engine |\.venv/bin/|python -m |make )")
 #: Lines of a bash block not run here, and why. Allow-list: keep it to the set-up commands.
 SKIP_LINES = {
@@ -55,16 +58,41 @@ def text_run_here(page: Path) -> str:
     return GENERATED.sub("", page.read_text())
 
 
-def blocks(page: Path) -> list[tuple[str, str]]:
-    """``(kind, code)`` of the blocks a page runs, in order; ``kind`` is bash or python."""
-    return [(RUN[lang], code) for lang, code in FENCE.findall(text_run_here(page))
-            if lang in RUN]
+def blocks(page: Path) -> list[tuple[str, str, str | None]]:
+    """``(kind, code, shown)`` of the blocks a page runs, in order; ``kind`` is bash or python,
+    ``shown`` the ```text output block that follows it (``None`` if none)."""
+    fences = FENCE.findall(text_run_here(page))
+    out = []
+    for k, (lang, _, code) in enumerate(fences):
+        if lang in RUN:
+            nxt = fences[k + 1] if k + 1 < len(fences) else None
+            shown = nxt[2] if nxt and nxt[0] == "text" and nxt[1] == "output" else None
+            out.append((RUN[lang], code, shown))
+    return out
+
+
+def output_pattern(shown: str) -> re.Pattern[str]:
+    """``shown`` as a pattern: ``…`` any text within a line, a lone ``…`` any lines."""
+    parts = []
+    for line in shown.rstrip("\n").split("\n"):
+        line = line.rstrip()
+        if line == "…":
+            parts.append(r"(?:[^\n]*\n)*?")
+        else:
+            parts.append(r"[^\n]*".join(map(re.escape, line.split("…"))) + r"\n")
+    return re.compile("".join(parts))
+
+
+def shown_matches(shown: str, got: str) -> bool:
+    """Whether the output ``got`` is what the page shows (trailing spaces ignored)."""
+    lines = "".join(ln.rstrip() + "\n" for ln in got.rstrip("\n").split("\n"))
+    return output_pattern(shown).fullmatch(lines) is not None
 
 
 def unrun_commands(page: Path) -> list[str]:
     """First lines of blocks that are not run but look like a command."""
     out = []
-    for lang, code in FENCE.findall(text_run_here(page)):
+    for lang, _, code in FENCE.findall(text_run_here(page)):
         first = next((ln for ln in code.splitlines() if ln.strip()), "")
         if lang in ("", "console") and COMMAND.match(first):  # ```text: shown, not run
             out.append(f"```{lang} block starting {first.strip()[:60]!r}")
@@ -121,21 +149,35 @@ def test_every_block_of_the_page_runs(page: Path, tmp_path: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join(
         [str(src), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]])
     before = changed_outside_out()
-    for k, (kind, code) in enumerate(todo, start=1):
+    for k, (kind, code, shown) in enumerate(todo, start=1):
         script = tmp_path / f"block{k}.{'sh' if kind == 'bash' else 'py'}"
         script.write_text(bash_script(code) if kind == "bash" else code)
         cmd = ["bash", "-e", str(script)] if kind == "bash" else [sys.executable, str(script)]
         try:
-            res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                                 timeout=BLOCK_TIMEOUT_S, check=False)
+            res = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, timeout=BLOCK_TIMEOUT_S,
+                                 check=False)
         except subprocess.TimeoutExpired:
             pytest.fail(f"{page_id(page)} block {k} ({kind}) ran over {BLOCK_TIMEOUT_S} s:\n"
                         f"{code}")
         if res.returncode != 0:
-            output = (res.stdout + res.stderr)[-3000:]
             pytest.fail(f"{page_id(page)} block {k} ({kind}) exited {res.returncode}:\n"
-                        f"{code}\n--- output ---\n{output}")
+                        f"{code}\n--- output ---\n{res.stdout[-3000:]}")
+        if shown is not None and not shown_matches(shown, res.stdout):
+            pytest.fail(f"{page_id(page)} block {k} ({kind}) printed something else than the "
+                        f"```text output block after it shows:\n--- shown ---\n{shown}"
+                        f"--- printed ---\n{res.stdout[-3000:]}")
     after = changed_outside_out()
     if before is not None and after is not None:
         assert after <= before, (f"{page_id(page)} wrote outside out/: "
                                  f"{sorted(after - before)}")
+
+
+def test_an_output_block_is_matched_line_by_line_with_ellipses() -> None:
+    assert shown_matches("IM 1,000\nhash …\n", "IM 1,000   \nhash ab12\n")
+    assert not shown_matches("IM 1,000\n", "IM 1,001\n")
+    assert not shown_matches("IM 1,000\n", "IM 1,000\nmore\n")
+    assert shown_matches("first\n…\nlast\n", "first\na\nb\nlast\n")
+    assert shown_matches("first\n…\nlast\n", "first\nlast\n")
+    assert not shown_matches("first\n…\nlast\n", "first\nlast\nextra\n")
+    assert not shown_matches("a.b\n", "axb\n")  # shown text is literal, not a pattern

@@ -110,8 +110,8 @@ def check_finite(doc: Any) -> None:
 
 
 def emit_document(doc: Any, output: Path | None, format: Format, show: Callable[[], None]) -> None:
-    """Write ``doc`` as JSON to ``output`` when given (JSON whatever ``--format`` says), then show
-    it on stdout: as JSON, or through ``show`` (the table)."""
+    """Write ``doc`` as JSON to ``output`` when given (JSON whatever ``--format`` says); show it
+    on stdout as the table (``show``), or as JSON when no ``output`` takes it."""
     text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
     if output is not None:
         try:
@@ -119,10 +119,10 @@ def emit_document(doc: Any, output: Path | None, format: Format, show: Callable[
             output.write_text(text)
         except OSError as exc:
             fail(InputError("--output", f"cannot write: {exc.strerror or exc}"))
-    if format is Format.json:
-        sys.stdout.write(text)
-    else:
+    if format is not Format.json:
         show()
+    elif output is None:
+        sys.stdout.write(text)
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
