@@ -447,7 +447,7 @@ class RiskBasedModel(MarginModel):
 
         # credit
         try:
-            credit = addons.credit_addon(market_risk + liq.sum(), account.credit_rating,
+            credit = addons.credit_addon(market_risk + float(liq.sum()), account.credit_rating,
                                          p.credit_table, unrated=p.credit_unrated)
         except ValueError as exc:
             raise InputError("credit_rating", str(exc).split(": ", 1)[1]) from None
