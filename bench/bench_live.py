@@ -9,9 +9,7 @@
    ``instruments`` instruments on 10 coins, for filtered-es, binance-usdm and deribit-pm; time ÷
    the gather roofline of the same bytes (a numba kernel that only reads each position's
    instrument row) and ÷ the naive way (per-position scalar Black-76 in a Python loop,
-   aggregation and measure in Python; timed on a sample, scaled linearly). deribit-pm runs on
-   the per-unit reference path inside the live book: it is timed on ``--deribit-accounts``
-   accounts and scaled linearly (said in the output).
+   aggregation and measure in Python; timed on a sample, scaled linearly).
 2. Tick-to-margin: a BTC index update (and the BTC perpetual's mark) re-margining every unit
    holding BTC, p50/p99 over ``--ticks`` (``--risk-ticks`` for filtered-es, whose ticks each
    re-margin ~65% of the book).
@@ -221,7 +219,7 @@ def with_whale(book: Book, market: MarketSnapshot, n: int, seed: int = 9) -> Boo
 def run_model(name: str, args: argparse.Namespace) -> float | None:
     market = linear_market(args.instruments) if name == "binance-usdm" else deribit_market(
         args.instruments)
-    n_acc = args.deribit_accounts if name == "deribit-pm" else args.accounts
+    n_acc = args.accounts
     mode = MarginMode.CROSS if name == "binance-usdm" else MarginMode.PORTFOLIO
     book = with_whale(random_book(market, n_acc, args.per_account, mode=mode,
                                   coin_collateral=name == "deribit-pm"), market, 50)
@@ -242,7 +240,6 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
 
     full()
     t_full = best(full, 3)
-    scale = args.accounts / n_acc
     print(f"\n--- {name}: {n_acc:,} accounts, {n_pos:,} positions, {len(market.instruments):,} "
           f"instruments; live book built in {setup:.1f} s (engine "
           f"{type(live.engine).__name__})")
@@ -252,8 +249,7 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
         n_scen = fam.scen.n
     elif name == "deribit-pm":
         n_scen = model.grid("BTC").n_scenarios  # type: ignore[attr-defined]
-    print(f"1. full re-margin: {t_full:.3f} s" + (
-        f" (scaled to {args.accounts:,} accounts: {t_full * scale:.1f} s)" if scale != 1 else ""))
+    print(f"1. full re-margin: {t_full:.3f} s")
     t_roof, gb = roofline(live, n_scen)
     print(f"   gather roofline of the same bytes ({gb:.2f} GB): {t_roof:.3f} s -> ratio "
           f"{t_full / t_roof:.1f}x (goal <= 2x)")
@@ -270,8 +266,7 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
     print(f"   naive (per-position scalar pricing + Python aggregation, sample scaled): "
           f"{naive:.2f} s -> {naive / t_full:,.1f}x faster (goal >= 1,000x)")
     perp = "BTCUSDT" if name == "binance-usdm" else "BTC-PERPETUAL"
-    n_ticks = {"filtered-es": args.risk_ticks, "deribit-pm": min(args.ticks, 50)}.get(
-        name, args.ticks)
+    n_ticks = args.risk_ticks if name == "filtered-es" else args.ticks
     tk = ticks(live, n_ticks, perp)
     cpu_tick = pct(CPU, 50)
     held = len(live._by_ccy.get("BTC", ()))
@@ -290,8 +285,7 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
               f"time p50 {pct(CPU, 50) * 1e3:.1f} ms -> cache saves "
               f"{pct(CPU, 50) / max(cpu_tick, 1e-9):.2f}x CPU at the median")
     whale = book.accounts[-1]
-    calls = args.whatif_calls if name != "deribit-pm" else min(args.whatif_calls, 500)
-    wl = whatif_latency(live, "whale", whale.positions[0].symbol, calls)
+    wl = whatif_latency(live, "whale", whale.positions[0].symbol, args.whatif_calls)
     print(f"3. what-if (50 positions, 1 order): p50 {pct(wl, 50) * 1e6:.0f} us, p99 "
           f"{pct(wl, 99) * 1e6:.0f} us over {len(wl):,} calls (goal p99 <= 50 us); thread CPU "
           f"time p50 {pct(CPU, 50) * 1e6:.0f} us, p99 {pct(CPU, 99) * 1e6:.0f} us")
@@ -347,7 +341,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--accounts", type=int, default=100_000)
     ap.add_argument("--per-account", type=int, default=10)
     ap.add_argument("--instruments", type=int, default=5000)
-    ap.add_argument("--deribit-accounts", type=int, default=2000)
     ap.add_argument("--ticks", type=int, default=1000)
     ap.add_argument("--risk-ticks", type=int, default=20,
                     help="ticks for filtered-es (each re-margins every unit holding BTC)")
@@ -359,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="small sizes (2,000 accounts, 20 ticks, 2,000 what-ifs)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.accounts, args.deribit_accounts = 2000, 200
+        args.accounts = 2000
         args.ticks, args.risk_ticks, args.whatif_calls = 20, 10, 2000
     print(f"machine: {os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}; "
           f"coins {', '.join(COINS)} (spot {SPOT['BTC']:,.0f} BTC)")
