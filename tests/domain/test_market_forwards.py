@@ -12,6 +12,7 @@ def test_forwards_equal_forward_one_by_one():
     doc = generate_market(seed=7)
     opts = [i for i in doc["instruments"] if i["kind"] == "option"]
     opts[0]["underlying_price"] = 12345.0  # given: wins over any future
+    opts[1]["underlying_price"] = None
     opts[1]["expiry"] = (MarketSnapshot.model_validate(doc).timestamp
                          + timedelta(days=400)).isoformat()  # no future there: the index
     market = MarketSnapshot.model_validate(doc)
