@@ -201,6 +201,32 @@ def whatif_latency(live: LiveBook, account: str, symbol: str, calls: int) -> lis
     return out
 
 
+def engine_cpu(live: LiveBook, run: Callable[[], object],
+               names: tuple[str, ...] = ("on_market", "margins")) -> tuple[float, float]:
+    """(thread CPU seconds in the engine's methods ``names``, in all of ``run()``): how much of
+    a tick, a full re-margin or a what-if is the engine's, the rest being the book's."""
+    eng = live.engine
+    spent = [0.0]
+
+    def timed(f: Callable[..., object]) -> Callable[..., object]:
+        def call(*a: object) -> object:
+            c0 = time.thread_time()
+            out = f(*a)
+            spent[0] += time.thread_time() - c0
+            return out
+        return call
+
+    for k in names:
+        setattr(eng, k, timed(getattr(eng, k)))
+    c0 = time.thread_time()
+    try:
+        run()
+    finally:
+        for k in names:
+            vars(eng).pop(k)
+    return spent[0], time.thread_time() - c0
+
+
 def with_whale(book: Book, market: MarketSnapshot, n: int, seed: int = 9) -> Book:
     """The book plus one account of ``n`` positions (the what-if account)."""
     rng = np.random.default_rng(seed)
@@ -274,6 +300,14 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
           f"{pct(tk, 50) * 1e3:.1f} ms, p99 {pct(tk, 99) * 1e3:.1f} ms over {len(tk)} ticks "
           f"(goal p99 <= 50 ms); thread CPU time p50 {pct(CPU, 50) * 1e3:.1f} ms, "
           f"p99 {pct(CPU, 99) * 1e3:.1f} ms; load average {os.getloadavg()[0]:.1f}")
+    if name == "deribit-pm":  # what the engine costs, beside the book's own work
+        n_share = min(n_ticks, 50)
+        eng_t, all_t = engine_cpu(live, lambda lv=live: ticks(lv, n_share, perp))
+        eng_f, all_f = engine_cpu(live, full)
+        print(f"   of which the engine (on_market + margins): {eng_t / n_share * 1e3:.1f} ms "
+              f"thread CPU a tick of {all_t / n_share * 1e3:.1f} ms; in a full re-margin "
+              f"{eng_f:.3f} s of {all_f:.3f} s (the rest: the book's equity, collateral and "
+              f"status work)")
     if name == "binance-usdm":  # the same ticks re-pricing every position of those units
         eng = live.engine
         cached = eng.on_market
@@ -289,6 +323,13 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
     print(f"3. what-if (50 positions, 1 order): p50 {pct(wl, 50) * 1e6:.0f} us, p99 "
           f"{pct(wl, 99) * 1e6:.0f} us over {len(wl):,} calls (goal p99 <= 50 us); thread CPU "
           f"time p50 {pct(CPU, 50) * 1e6:.0f} us, p99 {pct(CPU, 99) * 1e6:.0f} us")
+    if name == "deribit-pm":
+        n_share = min(args.whatif_calls, 20000)
+        eng_w, all_w = engine_cpu(live, lambda lv=live: whatif_latency(
+            lv, "whale", whale.positions[0].symbol, n_share), ("what_if",))
+        print(f"   of which the engine's what_if (vectors, aggregation): "
+              f"{eng_w / n_share * 1e6:.0f} us thread CPU a call of "
+              f"{all_w / n_share * 1e6:.0f} us (mean)")
     del live
     gc.unfreeze()
     gc.collect()
