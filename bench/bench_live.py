@@ -336,6 +336,36 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
     return t_full
 
 
+def versus_reference(name: str, args: argparse.Namespace) -> None:
+    """The model's engine against the per-unit reference engine (``margin_unit`` per unit) on
+    the same ``--reference-accounts`` accounts, in this run: full re-margin, tick, what-if."""
+    market = linear_market(args.instruments) if name == "binance-usdm" else deribit_market(
+        args.instruments)
+    mode = MarginMode.CROSS if name == "binance-usdm" else MarginMode.PORTFOLIO
+    book = with_whale(random_book(market, args.reference_accounts, args.per_account, mode=mode,
+                                  coin_collateral=name == "deribit-pm"), market, 50)
+    model = model_for(name, market)
+    other = moved(market, 1.01)
+    perp = "BTCUSDT" if name == "binance-usdm" else "BTC-PERPETUAL"
+    sym = book.accounts[-1].positions[0].symbol
+    got = {}
+    for engine in ("reference", "auto"):
+        live = LiveBook(model, book, market, engine=engine)
+        live.set_market(other)
+        markets = itertools.cycle([market, other])
+        got[engine] = (best(lambda lv=live, m=markets: lv.set_market(next(m)), 3),
+                       pct(ticks(live, 20, perp), 50),
+                       pct(whatif_latency(live, "whale", sym, 200), 50),
+                       type(live.engine).__name__)
+        del live
+        gc.collect()
+    (fr, tr, wr, _), (fa, ta, wa, eng) = got["reference"], got["auto"]
+    print(f"\n--- {name} vs the reference engine, {args.reference_accounts:,} accounts "
+          f"(+ the 50-position account), same run: full re-margin {fr:.3f} s -> {fa:.3f} s "
+          f"({fr / fa:,.0f}x); tick p50 {tr * 1e3:.1f} -> {ta * 1e3:.1f} ms ({tr / ta:,.0f}x); "
+          f"what-if p50 {wr * 1e6:,.0f} -> {wa * 1e6:,.0f} us ({wr / wa:,.0f}x) ({eng})")
+
+
 def growth(args: argparse.Namespace, t_top: float | None) -> None:
     print("\n--- 4. growth (filtered-es, full re-margin)")
     market = deribit_market(args.instruments)
@@ -389,6 +419,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--naive-sample", type=int, default=3)
     ap.add_argument("--models", default="filtered-es,binance-usdm,deribit-pm")
     ap.add_argument("--no-growth", action="store_true")
+    ap.add_argument("--reference-accounts", type=int, default=0,
+                    help="also time each model's engine against the per-unit reference "
+                         "engine on this many accounts (0: skip)")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes (2,000 accounts, 20 ticks, 2,000 what-ifs)")
     args = ap.parse_args(argv)
@@ -402,6 +435,8 @@ def main(argv: list[str] | None = None) -> None:
         t = run_model(name, args)
         if name == "filtered-es":
             top = t
+        if args.reference_accounts:
+            versus_reference(name, args)
     if not args.no_growth:
         growth(args, top)
 

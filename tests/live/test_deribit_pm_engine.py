@@ -42,7 +42,7 @@ PARAMS = {
     "orders": {"buckets_count": 2, "extended_moves": (-0.5, 0.8, 3.0),
                "order_margins": {"acct1": {"BTC": {"open_orders_margin": 0.25,
                                                    "mmp_margin": 0.01}},
-                                 "acct2": {"usdc": {"spot_margin": 120.0}}}},
+                                 "acct2": {"eth": {"spot_margin": 0.5}}}},
 }
 
 
@@ -79,6 +79,8 @@ def test_engine_equals_reference_and_assess_book(params, seed):
     market: MarketSnapshot = MARKET
     live = LiveBook(model, book, market)
     assert isinstance(live.engine, DeribitPmEngine)
+    if params == "orders":  # order margins reach units in both coins (keys any case)
+        assert np.count_nonzero(live.engine._slot_extra) == 2
     check_units(live)
     check_states(live, book, market)
     for _ in range(14):
