@@ -176,6 +176,41 @@ def test_a_tick_regathers_only_the_moved_underlying():
     check_units(live)
 
 
+def test_vectors_of_replaced_units_are_dropped():
+    """Every fill gives the account's units new slots (new vectors); the old ones are dropped
+    once they outnumber the live ones, and the book stays equal to ``assess_book``."""
+    model = DeribitPm()
+    rng = random.Random(4)
+    book = random_book(rng, model, 4)
+    live = LiveBook(model, book, MARKET)
+    eng = live.engine
+    assert isinstance(eng, DeribitPmEngine)
+    eng.compact_min = 16
+    seen = []
+    for step in range(60):
+        i = step % len(book.accounts)
+        acct = book.accounts[i]
+        p = rng.choice(acct.positions)
+        live.apply_fill(acct.id, p.symbol, 0.5)
+        accounts = list(book.accounts)
+        accounts[i] = my_fill(acct, MARKET, p.symbol, 0.5, mark(MARKET.instrument(p.symbol),
+                                                                MARKET))
+        book = Book(accounts=tuple(accounts))
+        seen.append(eng._nv)
+    live_nv = int(np.maximum(eng._slot_nv[live.live_slots()], 0).sum())
+    assert max(seen) <= 2 * max(seen[:4]) + 32  # bounded, not one unit's vectors per fill
+    assert min(seen[4:]) < max(seen)  # compacted at least once
+    assert eng._nv <= 2 * live_nv + 32
+    check_units(live)
+    check_states(live, book, MARKET)
+    acct = book.accounts[0]
+    got = live.what_if(acct.id, [(acct.positions[0].symbol, 1.0, None)])
+    after = my_fill(acct, MARKET, acct.positions[0].symbol, 1.0,
+                    mark(MARKET.instrument(acct.positions[0].symbol), MARKET))
+    want = assess_account(model, after, MARKET, liquidation_prices=False)
+    assert close(got.after.initial_margin, want.initial_margin, abs(want.initial_margin))
+
+
 def test_cross_collateral_units_fall_back_to_the_reference():
     """X:PM (one USD unit over the account, collateral revalued in the scenarios) is margined
     by ``margin_unit``; the book still equals ``assess_book``, after a tick too."""

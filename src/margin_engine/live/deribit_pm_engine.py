@@ -154,6 +154,16 @@ class DeribitPmEngine(ReferenceEngine):
         self._mark = np.full(n, math.nan)
         self._ref = np.zeros(n)
         self._years_move = np.zeros(n)
+        self._clear_vectors()
+        self.compact_min = 4096
+        """Vectors kept before :meth:`on_units` looks for those of replaced units."""
+        self._compact_at = 0  # vectors beyond which on_units looks for replaced units' ones
+        self._keys: set[int] = set()  # (underlying, settle) keys of every vector
+        self._tab: tuple[object, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                         np.ndarray] | None = None
+
+    def _clear_vectors(self) -> None:
+        """No vectors, every slot unknown."""
         # vectors: pre-aggregated P&L, roll shock, key (underlying, settle), positions
         self._V = np.empty((1024, self._S))
         self._roll = np.empty(1024)
@@ -168,9 +178,17 @@ class DeribitPmEngine(ReferenceEngine):
         self._slot_nv = np.zeros(0, dtype=np.int64)
         self._slot_extra = np.zeros(0)
         self._lookup: dict[int, dict[int, tuple[int, int]]] = {}
-        self._keys: set[int] = set()  # (underlying, settle) keys of every vector
-        self._tab: tuple[object, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                         np.ndarray] | None = None
+
+    def _compact(self) -> None:
+        """Drop the vectors of units the book has replaced (a fill or deposit gives the
+        account's units new slots) once they outnumber the live ones: the live units are laid
+        out again and re-gathered when next read."""
+        slots = self.live.live_slots()
+        live = int(np.maximum(self._slot_nv[slots], 0).sum())
+        if self._nv > 2 * live:
+            self._clear_vectors()
+            self._layout(slots)
+        self._compact_at = max(2 * self._nv, self.compact_min)
 
     # -- instruments ---------------------------------------------------------------------------
     def _value(self, ks: np.ndarray) -> None:
@@ -337,6 +355,8 @@ class DeribitPmEngine(ReferenceEngine):
 
     def on_units(self, slots: Sequence[int]) -> None:
         self._layout(slots)
+        if self._nv > self._compact_at:
+            self._compact()
 
     def margins(self, slots: Sequence[int]) -> tuple[FloatArray, FloatArray]:
         sl = np.asarray(slots, dtype=np.int64)
