@@ -12,7 +12,10 @@ What ``DeribitPm.margin_unit`` does for a per-currency unit, over arrays:
   size (``size·contract_size/mark`` for inverse futures); with each vector its roll shock
   ``Σ |q|·P·max(min_annualised_move, annualised_move_risk·g(T))`` over futures. A vector is
   re-gathered (numba, in the model's order of additions, so to the bit) only when one of its
-  instruments moved or its unit changed;
+  instruments moved or its unit changed. A vector holds one underlying's positions and a market
+  update moves whole underlyings (``InstrumentArrays.refresh``), so re-gathering a moved vector
+  reads the same rows as adding ``Σ q·Δrow`` would, without the drift of incremental sums;
+  vectors on other underlyings (a stablecoin unit's ETH vector on a BTC tick) are untouched;
 - **aggregation** per vector (numba): extended entries reduced by the dampener (USD at the edge
   price for coins), gains times ``pnl_offset`` capped at ``max_offsetable_pnl``; the worst case
   ``max(0, −min)``, rounded as the model rounds it (Python's ``round`` to the bit,
@@ -21,7 +24,9 @@ What ``DeribitPm.margin_unit`` does for a per-currency unit, over arrays:
   ``MM = mm_factor·rmm``, ``IM = max(round(rmm + order margins), MM)``.
 
 A what-if adds ``Δq·row`` to the cached vector of each ordered instrument (and the change of
-its roll shock) and re-aggregates the unit's few vectors.
+its roll shock) and re-aggregates the unit's few vectors. A fill gives the account's units new
+slots, laid out and gathered afresh (a unit's few rows); the vectors of the replaced slots are
+dropped once they outnumber the live ones.
 
 Falls back to the reference (``margin_unit``) for X:PM units (``collateral='cross'``: one USD
 unit over the account, coin collateral revalued in the scenarios,
