@@ -9,9 +9,7 @@
    ``instruments`` instruments on 10 coins, for filtered-es, binance-usdm and deribit-pm; time ÷
    the gather roofline of the same bytes (a numba kernel that only reads each position's
    instrument row) and ÷ the naive way (per-position scalar Black-76 in a Python loop,
-   aggregation and measure in Python; timed on a sample, scaled linearly). deribit-pm runs on
-   the per-unit reference path inside the live book: it is timed on ``--deribit-accounts``
-   accounts and scaled linearly (said in the output).
+   aggregation and measure in Python; timed on a sample, scaled linearly).
 2. Tick-to-margin: a BTC index update (and the BTC perpetual's mark) re-margining every unit
    holding BTC, p50/p99 over ``--ticks`` (``--risk-ticks`` for filtered-es, whose ticks each
    re-margin ~65% of the book).
@@ -203,6 +201,32 @@ def whatif_latency(live: LiveBook, account: str, symbol: str, calls: int) -> lis
     return out
 
 
+def engine_cpu(live: LiveBook, run: Callable[[], object],
+               names: tuple[str, ...] = ("on_market", "margins")) -> tuple[float, float]:
+    """(thread CPU seconds in the engine's methods ``names``, in all of ``run()``): how much of
+    a tick, a full re-margin or a what-if is the engine's, the rest being the book's."""
+    eng = live.engine
+    spent = [0.0]
+
+    def timed(f: Callable[..., object]) -> Callable[..., object]:
+        def call(*a: object) -> object:
+            c0 = time.thread_time()
+            out = f(*a)
+            spent[0] += time.thread_time() - c0
+            return out
+        return call
+
+    for k in names:
+        setattr(eng, k, timed(getattr(eng, k)))
+    c0 = time.thread_time()
+    try:
+        run()
+    finally:
+        for k in names:
+            vars(eng).pop(k)
+    return spent[0], time.thread_time() - c0
+
+
 def with_whale(book: Book, market: MarketSnapshot, n: int, seed: int = 9) -> Book:
     """The book plus one account of ``n`` positions (the what-if account)."""
     rng = np.random.default_rng(seed)
@@ -221,7 +245,7 @@ def with_whale(book: Book, market: MarketSnapshot, n: int, seed: int = 9) -> Boo
 def run_model(name: str, args: argparse.Namespace) -> float | None:
     market = linear_market(args.instruments) if name == "binance-usdm" else deribit_market(
         args.instruments)
-    n_acc = args.deribit_accounts if name == "deribit-pm" else args.accounts
+    n_acc = args.accounts
     mode = MarginMode.CROSS if name == "binance-usdm" else MarginMode.PORTFOLIO
     book = with_whale(random_book(market, n_acc, args.per_account, mode=mode,
                                   coin_collateral=name == "deribit-pm"), market, 50)
@@ -242,7 +266,6 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
 
     full()
     t_full = best(full, 3)
-    scale = args.accounts / n_acc
     print(f"\n--- {name}: {n_acc:,} accounts, {n_pos:,} positions, {len(market.instruments):,} "
           f"instruments; live book built in {setup:.1f} s (engine "
           f"{type(live.engine).__name__})")
@@ -252,8 +275,7 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
         n_scen = fam.scen.n
     elif name == "deribit-pm":
         n_scen = model.grid("BTC").n_scenarios  # type: ignore[attr-defined]
-    print(f"1. full re-margin: {t_full:.3f} s" + (
-        f" (scaled to {args.accounts:,} accounts: {t_full * scale:.1f} s)" if scale != 1 else ""))
+    print(f"1. full re-margin: {t_full:.3f} s")
     t_roof, gb = roofline(live, n_scen)
     print(f"   gather roofline of the same bytes ({gb:.2f} GB): {t_roof:.3f} s -> ratio "
           f"{t_full / t_roof:.1f}x (goal <= 2x)")
@@ -270,8 +292,7 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
     print(f"   naive (per-position scalar pricing + Python aggregation, sample scaled): "
           f"{naive:.2f} s -> {naive / t_full:,.1f}x faster (goal >= 1,000x)")
     perp = "BTCUSDT" if name == "binance-usdm" else "BTC-PERPETUAL"
-    n_ticks = {"filtered-es": args.risk_ticks, "deribit-pm": min(args.ticks, 50)}.get(
-        name, args.ticks)
+    n_ticks = args.risk_ticks if name == "filtered-es" else args.ticks
     tk = ticks(live, n_ticks, perp)
     cpu_tick = pct(CPU, 50)
     held = len(live._by_ccy.get("BTC", ()))
@@ -279,6 +300,14 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
           f"{pct(tk, 50) * 1e3:.1f} ms, p99 {pct(tk, 99) * 1e3:.1f} ms over {len(tk)} ticks "
           f"(goal p99 <= 50 ms); thread CPU time p50 {pct(CPU, 50) * 1e3:.1f} ms, "
           f"p99 {pct(CPU, 99) * 1e3:.1f} ms; load average {os.getloadavg()[0]:.1f}")
+    if name == "deribit-pm":  # what the engine costs, beside the book's own work
+        n_share = min(n_ticks, 50)
+        eng_t, all_t = engine_cpu(live, lambda lv=live: ticks(lv, n_share, perp))
+        eng_f, all_f = engine_cpu(live, full)
+        print(f"   of which the engine (on_market + margins): {eng_t / n_share * 1e3:.1f} ms "
+              f"thread CPU a tick of {all_t / n_share * 1e3:.1f} ms; in a full re-margin "
+              f"{eng_f:.3f} s of {all_f:.3f} s (the rest: the book's equity, collateral and "
+              f"status work)")
     if name == "binance-usdm":  # the same ticks re-pricing every position of those units
         eng = live.engine
         cached = eng.on_market
@@ -290,15 +319,51 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
               f"time p50 {pct(CPU, 50) * 1e3:.1f} ms -> cache saves "
               f"{pct(CPU, 50) / max(cpu_tick, 1e-9):.2f}x CPU at the median")
     whale = book.accounts[-1]
-    calls = args.whatif_calls if name != "deribit-pm" else min(args.whatif_calls, 500)
-    wl = whatif_latency(live, "whale", whale.positions[0].symbol, calls)
+    wl = whatif_latency(live, "whale", whale.positions[0].symbol, args.whatif_calls)
     print(f"3. what-if (50 positions, 1 order): p50 {pct(wl, 50) * 1e6:.0f} us, p99 "
           f"{pct(wl, 99) * 1e6:.0f} us over {len(wl):,} calls (goal p99 <= 50 us); thread CPU "
           f"time p50 {pct(CPU, 50) * 1e6:.0f} us, p99 {pct(CPU, 99) * 1e6:.0f} us")
+    if name == "deribit-pm":
+        n_share = min(args.whatif_calls, 20000)
+        eng_w, all_w = engine_cpu(live, lambda lv=live: whatif_latency(
+            lv, "whale", whale.positions[0].symbol, n_share), ("what_if",))
+        print(f"   of which the engine's what_if (vectors, aggregation): "
+              f"{eng_w / n_share * 1e6:.0f} us thread CPU a call of "
+              f"{all_w / n_share * 1e6:.0f} us (mean)")
     del live
     gc.unfreeze()
     gc.collect()
     return t_full
+
+
+def versus_reference(name: str, args: argparse.Namespace) -> None:
+    """The model's engine against the per-unit reference engine (``margin_unit`` per unit) on
+    the same ``--reference-accounts`` accounts, in this run: full re-margin, tick, what-if."""
+    market = linear_market(args.instruments) if name == "binance-usdm" else deribit_market(
+        args.instruments)
+    mode = MarginMode.CROSS if name == "binance-usdm" else MarginMode.PORTFOLIO
+    book = with_whale(random_book(market, args.reference_accounts, args.per_account, mode=mode,
+                                  coin_collateral=name == "deribit-pm"), market, 50)
+    model = model_for(name, market)
+    other = moved(market, 1.01)
+    perp = "BTCUSDT" if name == "binance-usdm" else "BTC-PERPETUAL"
+    sym = book.accounts[-1].positions[0].symbol
+    got = {}
+    for engine in ("reference", "auto"):
+        live = LiveBook(model, book, market, engine=engine)
+        live.set_market(other)
+        markets = itertools.cycle([market, other])
+        got[engine] = (best(lambda lv=live, m=markets: lv.set_market(next(m)), 3),
+                       pct(ticks(live, 20, perp), 50),
+                       pct(whatif_latency(live, "whale", sym, 200), 50),
+                       type(live.engine).__name__)
+        del live
+        gc.collect()
+    (fr, tr, wr, _), (fa, ta, wa, eng) = got["reference"], got["auto"]
+    print(f"\n--- {name} vs the reference engine, {args.reference_accounts:,} accounts "
+          f"(+ the 50-position account), same run: full re-margin {fr:.3f} s -> {fa:.3f} s "
+          f"({fr / fa:,.0f}x); tick p50 {tr * 1e3:.1f} -> {ta * 1e3:.1f} ms ({tr / ta:,.0f}x); "
+          f"what-if p50 {wr * 1e6:,.0f} -> {wa * 1e6:,.0f} us ({wr / wa:,.0f}x) ({eng})")
 
 
 def growth(args: argparse.Namespace, t_top: float | None) -> None:
@@ -347,7 +412,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--accounts", type=int, default=100_000)
     ap.add_argument("--per-account", type=int, default=10)
     ap.add_argument("--instruments", type=int, default=5000)
-    ap.add_argument("--deribit-accounts", type=int, default=2000)
     ap.add_argument("--ticks", type=int, default=1000)
     ap.add_argument("--risk-ticks", type=int, default=20,
                     help="ticks for filtered-es (each re-margins every unit holding BTC)")
@@ -355,11 +419,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--naive-sample", type=int, default=3)
     ap.add_argument("--models", default="filtered-es,binance-usdm,deribit-pm")
     ap.add_argument("--no-growth", action="store_true")
+    ap.add_argument("--reference-accounts", type=int, default=0,
+                    help="also time each model's engine against the per-unit reference "
+                         "engine on this many accounts (0: skip)")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes (2,000 accounts, 20 ticks, 2,000 what-ifs)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.accounts, args.deribit_accounts = 2000, 200
+        args.accounts = 2000
         args.ticks, args.risk_ticks, args.whatif_calls = 20, 10, 2000
     print(f"machine: {os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}; "
           f"coins {', '.join(COINS)} (spot {SPOT['BTC']:,.0f} BTC)")
@@ -368,6 +435,8 @@ def main(argv: list[str] | None = None) -> None:
         t = run_model(name, args)
         if name == "filtered-es":
             top = t
+        if args.reference_accounts:
+            versus_reference(name, args)
     if not args.no_growth:
         growth(args, top)
 

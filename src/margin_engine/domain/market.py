@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
 from itertools import pairwise
@@ -169,6 +170,24 @@ class MarketSnapshot(BaseModel):
                         and other.expiry == ins.expiry and other.mark_price is not None):
                     return other.mark_price
         return self.index[ins.underlying]
+
+    def forwards(self, instruments: Sequence[Instrument]) -> list[float]:
+        """:meth:`forward` of many instruments, the listed futures scanned once (``forward``
+        scans every instrument per call: quadratic over a market's options)."""
+        table: dict[tuple[str, datetime], float] = {}
+        for other in self.instruments:
+            if (other.kind is Kind.FUTURE and other.expiry is not None
+                    and other.mark_price is not None):
+                table.setdefault((other.underlying, other.expiry), other.mark_price)
+        out = []
+        for ins in instruments:
+            if ins.underlying_price is not None:
+                out.append(ins.underlying_price)
+            elif ins.expiry is not None and (ins.underlying, ins.expiry) in table:
+                out.append(table[ins.underlying, ins.expiry])
+            else:
+                out.append(self.index[ins.underlying])
+        return out
 
     def implied_vol(self, ins: Instrument) -> float:
         """The option's ``mark_iv``, else the surface interpolated in strike (linear, flat

@@ -40,6 +40,16 @@ class Column:
         self.n += 1
         return self.n - 1
 
+    def extend(self, values: NDArray[np.generic]) -> None:
+        """Append every item of ``values`` (one copy, grown by doubling)."""
+        need = self.n + len(values)
+        if need > self._buf.size:
+            grown = np.empty(max(need, 2 * self._buf.size), dtype=self._buf.dtype)
+            grown[: self.n] = self._buf[: self.n]
+            self._buf = grown
+        self._buf[self.n: need] = values
+        self.n = need
+
 
 class InstrumentArrays:
     """Every instrument of the market as columns: kind, contract size, inverse, the currency

@@ -443,7 +443,7 @@ def revalue(instruments: Sequence[Instrument], market: MarketSnapshot, grid: Sce
         code = grid.vol[None, :]
         shocked = np.where(code == 1, u[:, None], np.where(code == -1, d[:, None], sig[:, None]))
         inv = np.array([x.inverse for x in o])
-        pnl = option_pnl(inv, np.array([market.forward(x) for x in o]),
+        pnl = option_pnl(inv, np.array(market.forwards(o)),
                          np.array([x.strike for x in o], dtype=np.float64), T, sig,
                          np.array([x.is_call for x in o]), grid.moves, shocked)
         if params.extended_pnl_scaling == "range_over_move":
