@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from margin_engine.demo.synthetic import generate_market
 from margin_engine.domain.market import MarketSnapshot
+from margin_engine.io.loaders import parse_model
 
 
 def test_forwards_equal_forward_one_by_one():
@@ -23,3 +24,13 @@ def test_forwards_equal_forward_one_by_one():
     far = market.instrument(opts[1]["symbol"])
     assert by[opts[0]["symbol"]] == 12345.0 and by[far.symbol] == market.index[far.underlying]
     assert len(set(want)) > len(market.index)  # futures' marks, not only the index
+
+
+def test_a_copy_with_new_instruments_looks_symbols_up_among_them():
+    market = parse_model(MarketSnapshot, generate_market(seed=7), "market")
+    first = market.instruments[0]
+    assert market.instrument(first.symbol) is first  # the lookup is now cached
+    moved = first.model_copy(update={"mark_price": (first.mark_price or 1.0) * 2})
+    copy = market.model_copy(update={"instruments": (moved, *market.instruments[1:])})
+    assert copy.instrument(first.symbol) is moved
+    assert market.instrument(first.symbol) is first

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from itertools import pairwise
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -127,6 +128,13 @@ class MarketSnapshot(BaseModel):
     @cached_property
     def _by_symbol(self) -> dict[str, Instrument]:
         return {ins.symbol: ins for ins in self.instruments}
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> MarketSnapshot:
+        """A copy (pydantic's), less the symbol lookup cached from the original's instruments."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("_by_symbol", None)
+        return copy
 
     def has(self, symbol: str) -> bool:
         return symbol in self._by_symbol
