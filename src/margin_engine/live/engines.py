@@ -3,6 +3,8 @@
 - :class:`ReferenceEngine` (every model): ``model.margin_unit`` on the unit, the readable
   per-unit path; what the fast engines are checked against.
 - :class:`BracketEngine` (``binance-usdm``): per-position brackets over arrays.
+- :class:`~margin_engine.live.derive_pmrm_engine.DerivePmrmEngine` (``derive-pmrm``): the
+  PMRM_2 scenario grid over arrays.
 - the risk-based family has its own engine (:mod:`margin_engine.live.risk_engine`): cached
   instrument scenario P&L and each unit's cached scenario vector.
 """
@@ -16,6 +18,7 @@ import numpy as np
 
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.venues.binance_usdm import BinanceUsdm
+from margin_engine.models.venues.derive_pmrm import DerivePmrm
 
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
@@ -202,10 +205,13 @@ def segment_sums(values: FloatArray, lens: np.ndarray) -> FloatArray:
 
 def make_engine(model: MarginModel, live: LiveBook) -> ReferenceEngine:
     """The fastest engine that reproduces ``model`` (the reference engine otherwise)."""
+    from margin_engine.live.derive_pmrm_engine import DerivePmrmEngine
     from margin_engine.live.risk_engine import RiskEngine, supports
 
     if isinstance(model, BinanceUsdm):
         return BracketEngine(live)
+    if isinstance(model, DerivePmrm):
+        return DerivePmrmEngine(live)
     if supports(model):
         return RiskEngine(live)
     return ReferenceEngine(live)
