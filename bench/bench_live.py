@@ -41,6 +41,7 @@ from bench.live_book_data import (
     COINS,
     SPOT,
     deribit_market,
+    derive_market,
     linear_market,
     model_for,
     random_book,
@@ -219,8 +220,9 @@ def with_whale(book: Book, market: MarketSnapshot, n: int, seed: int = 9) -> Boo
 
 
 def run_model(name: str, args: argparse.Namespace) -> float | None:
-    market = linear_market(args.instruments) if name == "binance-usdm" else deribit_market(
-        args.instruments)
+    market = linear_market(args.instruments) if name == "binance-usdm" else (
+        derive_market(args.instruments) if name == "derive-pmrm"
+        else deribit_market(args.instruments))
     n_acc = args.deribit_accounts if name == "deribit-pm" else args.accounts
     mode = MarginMode.CROSS if name == "binance-usdm" else MarginMode.PORTFOLIO
     book = with_whale(random_book(market, n_acc, args.per_account, mode=mode,
@@ -252,6 +254,8 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
         n_scen = fam.scen.n
     elif name == "deribit-pm":
         n_scen = model.grid("BTC").n_scenarios  # type: ignore[attr-defined]
+    elif name == "derive-pmrm":
+        n_scen = len(model.params.scenarios) + 3  # type: ignore[attr-defined]
     print(f"1. full re-margin: {t_full:.3f} s" + (
         f" (scaled to {args.accounts:,} accounts: {t_full * scale:.1f} s)" if scale != 1 else ""))
     t_roof, gb = roofline(live, n_scen)

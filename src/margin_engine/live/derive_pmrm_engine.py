@@ -49,7 +49,6 @@ import numba
 import numpy as np
 from numba import prange
 
-from margin_engine.domain.instruments import Kind
 from margin_engine.errors import InputError
 from margin_engine.live.engines import ReferenceEngine
 from margin_engine.live.revalue import _forward, _forwards
@@ -232,7 +231,11 @@ class DerivePmrmEngine(ReferenceEngine):
                for k, i in enumerate(arr.instruments)]
         of = {t: b for b, t in enumerate(sorted(set(key)))}  # (und, False, 0) sorts first
         self.bucket = np.array([of[t] for t in key], dtype=np.int64)
+        self.bucket_expiry = [t[2] for t in sorted(of)]
+        """Each bucket's expiry (``0`` for the perpetuals' bucket)."""
+        self.is_call = np.array([i.is_call for i in arr.instruments], dtype=bool)
         self._cache: dict[int, _Cached] = {}
+        self._coin: dict[int, tuple[tuple[str, float], ...]] = {}
 
     # -- instrument rows ---------------------------------------------------------------------
     def _revalue(self, rows: np.ndarray) -> None:
@@ -242,65 +245,80 @@ class DerivePmrmEngine(ReferenceEngine):
         p = self.model.params
         cp = self.core_params
         n = self.n
-        table = _forwards(mk)
-        opt: list[int] = []
-        f_l, k_l, t_l, v_l, c_l, d_l = [], [], [], [], [], []
-        vol_rows: list[list[float]] = []
-        for k in rows.tolist():
-            ins = lv.instruments.instruments[k]
-            self.fresh[k] = True
-            self.bad[k] = not self.supported[k]
-            if self.bad[k]:
-                continue
-            if ins.kind is Kind.PERPETUAL:
-                if ins.mark_price is None:
-                    self.bad[k] = True
-                    continue
-                self.rows[k, :n] = self.sm1 * ins.mark_price
-                self.rows[k, n:] = 0.0
-                continue
-            try:
-                fwd = _forward(ins, mk, table)
-                vol = mk.implied_vol(ins)
-                assert ins.expiry is not None and ins.strike is not None
-                rate = p.rate if p.rate is not None else mk.rates.get(
-                    ins.settle, mk.rates.get("USD", 0.0))
-                core.OptionHolding(strike=ins.strike, is_call=ins.is_call, amount=0.0, vol=vol)
-                sec = max((ins.expiry - mk.timestamp).total_seconds(), 0.0)
-                e = core.ExpiryHoldings(sec_to_expiry=sec, forward_fixed=0.0,
-                                        forward_variable=fwd, rate=rate, options=())
-                up, down = core.vol_shock_multipliers(sec, cp)
-            except (ValueError, InputError):
-                self.bad[k] = True
-                continue
-            r = max(rate, 0.0)
-            discount = math.exp(-r * sec / core.SECONDS_PER_YEAR)
-            tau = e.tau
-            pos, neg = core.static_discounts(tau, r, discount, cp)
-            _, _, _, _, lin_m, abs_m = core.skew_terms(ins.strike, fwd, tau, cp)
-            self.fwd[k], self.rate[k], self.pos[k], self.neg[k] = fwd, rate, pos, neg
-            self.factor[k] = cp.basis_cont_add_factor + cp.basis_cont_mult_factor * tau
-            opt.append(k)
-            f_l.append(fwd)
-            k_l.append(ins.strike)
-            t_l.append(tau)
-            c_l.append(ins.is_call)
-            d_l.append(discount)
-            v_l.append(vol)
-            vol_rows.append([max(cp.min_vol_up_shock, vol * up), vol * down, vol,
-                             vol * max(lin_m, 0.0), vol * max(abs_m, 0.0)])
-        if not opt:
+        arr = lv.instruments
+        self.fresh[rows] = True
+        self.bad[rows] = ~self.supported[rows]
+        ok = rows[self.supported[rows]]
+        perps = ok[self.is_perp[ok]]
+        marks = np.array([arr.instruments[k].mark_price or math.nan for k in perps.tolist()])
+        self.bad[perps[np.isnan(marks)]] = True
+        self.rows[perps, :n] = self.sm1[None, :] * marks[:, None]
+        self.rows[perps, n:] = 0.0
+        opt = ok[~self.is_perp[ok]]
+        if not opt.size:
             return
-        vols = np.array(vol_rows)
-        f = np.array(f_l)[:, None]
-        mark_vol = np.array(v_l)[:, None]
+        table = _forwards(mk)
+        rate_of: dict[str, float] = {}
+        fwd = np.empty(opt.size)
+        vol = np.empty(opt.size)
+        rate = np.empty(opt.size)
+        for j, k in enumerate(opt.tolist()):
+            ins = arr.instruments[k]
+            fwd[j] = _forward(ins, mk, table)
+            try:
+                vol[j] = mk.implied_vol(ins)
+            except InputError:
+                vol[j] = math.nan
+            if ins.settle not in rate_of:
+                rate_of[ins.settle] = p.rate if p.rate is not None else mk.rates.get(
+                    ins.settle, mk.rates.get("USD", 0.0))
+            rate[j] = rate_of[ins.settle]
+        strike = self.strike[opt]
+        good = (np.isfinite(fwd) & (fwd > 0.0) & np.isfinite(vol) & (vol >= 0.0)
+                & np.isfinite(strike) & (strike > 0.0))
+        self.bad[opt[~good]] = True
+        opt, fwd, vol, rate, strike = opt[good], fwd[good], vol[good], rate[good], strike[good]
+        # per (expiry, rate): Derive's vol shocks, discounts and basis factor (core scalars)
+        keys = list(zip(self.bucket[opt].tolist(), rate.tolist(), strict=True))
+        per: dict[tuple[int, float], tuple[float, ...] | None] = {}
+        for b, r in dict.fromkeys(keys):
+            sec = max((self.bucket_expiry[b] - mk.timestamp).total_seconds(), 0.0)
+            try:
+                up, down = core.vol_shock_multipliers(sec, cp)
+            except ValueError:
+                per[b, r] = None
+                continue
+            r0 = max(r, 0.0)
+            discount = math.exp(-r0 * sec / core.SECONDS_PER_YEAR)
+            tau = sec / core.SECONDS_PER_YEAR
+            pos, neg = core.static_discounts(tau, r0, discount, cp)
+            factor = cp.basis_cont_add_factor + cp.basis_cont_mult_factor * tau
+            per[b, r] = (tau, discount, up, down, pos, neg, factor)
+        consts = np.array([per[t] or (math.nan,) * 7 for t in keys]).reshape(-1, 7)
+        good = ~np.isnan(consts[:, 0])
+        self.bad[opt[~good]] = True
+        opt, fwd, vol, rate, strike = opt[good], fwd[good], vol[good], rate[good], strike[good]
+        tau, discount, up, down, pos, neg, factor = consts[good].T
+        skew = np.array([core.skew_terms(k, f, t, cp)[4:] for k, f, t in zip(
+            strike.tolist(), fwd.tolist(), tau.tolist(), strict=True)]).reshape(-1, 2)
+        self.fwd[opt], self.rate[opt], self.pos[opt], self.neg[opt] = fwd, rate, pos, neg
+        self.factor[opt] = factor
+        # the scenario vols: up, down, none, linear skew, abs skew (as derive_pmrm_core._expiry)
+        vols = np.stack([np.maximum(cp.min_vol_up_shock, vol * up), vol * down, vol,
+                         vol * np.maximum(skew[:, 0], 0.0), vol * np.maximum(skew[:, 1], 0.0)],
+                        axis=1)
+        f = fwd[:, None]
+        mark_vol = vol[:, None]
         spot_col = np.where(self.vol_kind >= 3, 1.0, self.shock)  # skews: unshocked forward
         fg = np.concatenate([f * spot_col + 0.0, f, f * cp.basis_spot_up + 0.0,
                              f * cp.basis_spot_down + 0.0], axis=1)
         vg = np.concatenate([vols[:, self.vol_kind], mark_vol, mark_vol, mark_vol], axis=1)
-        price = black76_fast.price_usd(fg, np.array(k_l)[:, None], np.array(t_l)[:, None], vg,
-                                       np.array(c_l)[:, None], 0.0)
-        self.rows[opt] = np.array(d_l)[:, None] * price
+        shape = fg.shape
+        flat = [np.ascontiguousarray(np.broadcast_to(x, shape)).ravel() for x in (
+            strike[:, None], tau[:, None], self.is_call[opt][:, None])]
+        price = black76_fast.price_usd_numba(fg.ravel(), flat[0], flat[1], vg.ravel(), flat[2],
+                                             0.0, validate=False).reshape(shape)
+        self.rows[opt] = discount[:, None] * price
 
     def _ensure(self, ins: np.ndarray) -> None:
         stale = ins[~self.fresh[ins]]
@@ -314,6 +332,7 @@ class DerivePmrmEngine(ReferenceEngine):
     def on_units(self, slots: Sequence[int]) -> None:
         for s in slots:
             self._cache.pop(s, None)
+            self._coin.pop(s, None)
 
     def _layout(self, slots: Sequence[int]) -> _Layout:
         lv = self.live
@@ -340,6 +359,16 @@ class DerivePmrmEngine(ReferenceEngine):
         return _Layout(ins, unit, amount, b_ptr.astype(np.int64), g_bptr.astype(np.int64), u_gptr,
                        und[g_start], ins[b_start])
 
+    def _coins(self, s: int) -> tuple[tuple[str, float], ...]:
+        """Unit ``s``'s positive balances in priced coins (kept until its unit is rebuilt)."""
+        got = self._coin.get(s)
+        if got is None:
+            index = self.live.market.index
+            got = tuple((c, a) for c, a in self.live.unit(s).collateral.items()
+                        if a > 0.0 and c in index)
+            self._coin[s] = got
+        return got
+
     def _collateral(self, slots: Sequence[int], lay: _Layout) -> FloatArray:
         """Each group's risk-cancelling collateral value (USD; 0 when none)."""
         lv = self.live
@@ -350,7 +379,7 @@ class DerivePmrmEngine(ReferenceEngine):
         stable = mk.fx.get(self.model.params.stablecoin, 1.0)
         codes = lv.instruments.ccy
         for k, s in enumerate(slots):
-            held = [(c, a) for c, a in lv.unit(s).collateral.items() if a > 0.0 and c in mk.index]
+            held = self._coins(s)
             if not held:
                 continue
             g0, g1 = int(lay.u_gptr[k]), int(lay.u_gptr[k + 1])
