@@ -160,6 +160,21 @@ def _units(rows, pos_row, amount, strike, fwd, rate, b_perp, b_pos, b_neg, b_fac
         out_bad[u] = bad
 
 
+@numba.njit(parallel=True, cache=True)
+def _sort_within(key, ptr, out):  # pragma: no cover - compiled
+    """``out``: the positions' order sorted by ``key`` within each segment ``ptr[u]..ptr[u+1]``
+    (insertion sort: a unit holds a few to a few hundred positions)."""
+    for u in prange(ptr.shape[0] - 1):
+        a = ptr[u]
+        for j in range(a, ptr[u + 1]):
+            x = j
+            i = j - 1
+            while i >= a and key[out[i]] > key[x]:
+                out[i + 1] = out[i]
+                i -= 1
+            out[i + 1] = x
+
+
 _units_parallel = numba.njit(parallel=True, cache=True)(_units)
 _units_serial = numba.njit(cache=True, nogil=True)(_units)
 _PARALLEL_FROM = 256
@@ -234,6 +249,9 @@ class DerivePmrmEngine(ReferenceEngine):
         self.bucket_expiry = [t[2] for t in sorted(of)]
         """Each bucket's expiry (``0`` for the perpetuals' bucket)."""
         self.is_call = np.array([i.is_call for i in arr.instruments], dtype=bool)
+        strike_rank = np.unique(self.strike, return_inverse=True)[1].reshape(-1)
+        self.sort_key = self.bucket * (int(strike_rank.max(initial=0)) + 1) + strike_rank
+        """Positions of a unit are laid out by bucket, then strike."""
         self._cache: dict[int, _Cached] = {}
         self._coin: dict[int, tuple[tuple[str, float], ...]] = {}
 
@@ -321,9 +339,10 @@ class DerivePmrmEngine(ReferenceEngine):
         self.rows[opt] = discount[:, None] * price
 
     def _ensure(self, ins: np.ndarray) -> None:
-        stale = ins[~self.fresh[ins]]
-        if stale.size:
-            self._revalue(np.unique(stale))
+        if not self.fresh[ins].all():
+            need = np.zeros(self.fresh.size, dtype=bool)
+            need[ins] = True
+            self._revalue(np.flatnonzero(need & ~self.fresh))
 
     # -- engine interface ----------------------------------------------------------------------
     def on_market(self, moved: np.ndarray) -> None:
@@ -340,9 +359,12 @@ class DerivePmrmEngine(ReferenceEngine):
         ins = lv.pos_ins[idx]
         self._ensure(ins)
         unit = np.repeat(np.arange(len(slots)), lens)
+        ptr = np.zeros(len(slots) + 1, dtype=np.int64)
+        np.cumsum(lens, out=ptr[1:])
+        order = np.empty(ins.size, dtype=np.int64)
+        _sort_within(self.sort_key[ins], ptr, order)
+        ins = ins[order]
         bkt = self.bucket[ins]
-        order = np.lexsort((self.strike[ins], bkt, unit))
-        ins, unit, bkt = ins[order], unit[order], bkt[order]
         amount = lv.pos_size[idx][order] * lv.instruments.contract_size[ins]
         und = lv.instruments.underlying[ins]
         m = ins.size
@@ -395,7 +417,7 @@ class DerivePmrmEngine(ReferenceEngine):
         lay = self._layout(slots)
         mk = self.live.market
         arr = self.live.instruments
-        spot = np.array([mk.index[arr.currencies[int(c)]] for c in lay.g_und.tolist()])
+        spot = np.array([mk.index.get(c, math.nan) for c in arr.currencies])[lay.g_und]
         coll = self._collateral(slots, lay)
         n_b = lay.b_ins.size
         vec = np.empty((n_b if keep else 0, self.n + 3))
