@@ -21,10 +21,13 @@ arrays:
 - **What-if**: a unit's bucket vectors and per-underlying charges are kept (built on the first
   what-if after each market change or fill); an order adds ``amount × row`` to its bucket and
   re-charges that underlying only.
-
-A re-margin (a tick on the units holding the moved underlying, a fill on its unit) re-sums the
-re-margined units' bucket vectors from the cached instrument rows: ``O(positions × scenarios)``
-multiply-adds, the order of an in-place update, with no revaluation.
+- **Per (unit, underlying) charges** (kept): an underlying's charges are recomputed only when
+  its instruments moved since (a tick on BTC re-sums the BTC buckets of the units holding BTC,
+  not their other underlyings) or when the unit was rebuilt (a fill, a deposit); a unit's IM
+  and MM are the sums of its kept charges. A de-peg of the stablecoin (the IM factor) makes
+  every charge stale. (The bucket vectors themselves are re-summed for the stale underlyings:
+  every instrument of a moved underlying has a new row, so an in-place update would touch the
+  same numbers.)
 
 Falls back to the reference (``margin_unit``) for the units it cannot reproduce exactly:
 
@@ -120,17 +123,18 @@ def _charge_group(vec, b_perp, b_pos, b_neg, b_factor, b_ptr, amount, strike, sp
 
 def _units(rows, pos_row, amount, strike, fwd, rate, b_perp, b_pos, b_neg, b_factor,
                   b_ptr, g_bptr, g_spot, g_coll, u_gptr, damp, sm1, skew, consts, keep, max_b,
-                  out_vec, out_gim, out_gmm, out_im, out_mm, out_bad):  # pragma: no cover
+                  out_vec, out_gim, out_gmm, out_gbad, out_im, out_mm):  # pragma: no cover
     """Per unit: its bucket vectors (kept in ``out_vec`` when ``keep``), each underlying's
-    charge and their sums; ``out_bad`` flags a unit with one expiry at two forwards or rates."""
+    charge and their sums; ``out_gbad`` flags an underlying with one expiry at two forwards or
+    rates."""
     n_units = u_gptr.shape[0] - 1
     width = rows.shape[1]
     for u in prange(n_units):
         buf = np.empty((max_b, width))
         im = 0.0
         mm = 0.0
-        bad = False
         for g in range(u_gptr[u], u_gptr[u + 1]):
+            bad = False
             b0 = g_bptr[g]
             b1 = g_bptr[g + 1]
             vec = out_vec[b0:b1] if keep else buf[: b1 - b0]
@@ -153,11 +157,11 @@ def _units(rows, pos_row, amount, strike, fwd, rate, b_perp, b_pos, b_neg, b_fac
                                    g_coll[g], damp, sm1, skew, consts)
             out_gim[g] = gi
             out_gmm[g] = gm
+            out_gbad[g] = bad
             im += gi
             mm += gm
         out_im[u] = im
         out_mm[u] = mm
-        out_bad[u] = bad
 
 
 @numba.njit(parallel=True, cache=True)
@@ -254,6 +258,16 @@ class DerivePmrmEngine(ReferenceEngine):
         """Positions of a unit are laid out by bucket, then strike."""
         self._cache: dict[int, _Cached] = {}
         self._coin: dict[int, tuple[tuple[str, float], ...]] = {}
+        # each (unit slot, underlying)'s charges, and the clock tick they were computed at;
+        # an underlying's version is the tick its instruments last moved
+        n_ccy = len(arr.currencies)
+        self._clock = 0
+        self._ver = np.zeros(n_ccy, dtype=np.int64)
+        self._stamp = np.full((0, n_ccy), -1, dtype=np.int64)
+        self._gim = np.zeros((0, n_ccy))
+        self._gmm = np.zeros((0, n_ccy))
+        self._gbad = np.zeros((0, n_ccy), dtype=bool)
+        self._last_consts = np.empty(0)
 
     # -- instrument rows ---------------------------------------------------------------------
     def _revalue(self, rows: np.ndarray) -> None:
@@ -347,15 +361,17 @@ class DerivePmrmEngine(ReferenceEngine):
     # -- engine interface ----------------------------------------------------------------------
     def on_market(self, moved: np.ndarray) -> None:
         self.fresh[moved] = False
+        if moved.size:
+            self._clock += 1
+            self._ver[np.unique(self.live.instruments.underlying[moved])] = self._clock
 
     def on_units(self, slots: Sequence[int]) -> None:
         for s in slots:
             self._cache.pop(s, None)
             self._coin.pop(s, None)
 
-    def _layout(self, slots: Sequence[int]) -> _Layout:
+    def _layout(self, slots: Sequence[int], idx: np.ndarray, lens: np.ndarray) -> _Layout:
         lv = self.live
-        idx, lens = lv.concat_positions(slots)
         ins = lv.pos_ins[idx]
         self._ensure(ins)
         unit = np.repeat(np.arange(len(slots)), lens)
@@ -411,32 +427,40 @@ class DerivePmrmEngine(ReferenceEngine):
                     out[g0 + int(hit[0])] = a * (mk.index[c] * stable) / stable
         return out
 
-    def _run(self, slots: Sequence[int], keep: bool
+    def _run(self, slots: Sequence[int], keep: bool,
+             positions: tuple[np.ndarray, np.ndarray] | None = None
              ) -> tuple[_Layout, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray,
                         FloatArray, np.ndarray]:
-        lay = self._layout(slots)
+        """The kernel over ``slots`` (or over ``positions``: some of their positions, and how
+        many each unit has): the layout, bucket vectors (when ``keep``), each group's IM and MM
+        charge, each unit's IM and MM, each group's collateral value and whether the reference
+        must margin the group (two forwards in one expiry, an instrument without a row)."""
+        idx, lens = positions if positions is not None else self.live.concat_positions(slots)
+        lay = self._layout(slots, idx, lens)
         mk = self.live.market
         arr = self.live.instruments
         spot = np.array([mk.index.get(c, math.nan) for c in arr.currencies])[lay.g_und]
         coll = self._collateral(slots, lay)
         n_b = lay.b_ins.size
+        n_g = lay.g_und.size
         vec = np.empty((n_b if keep else 0, self.n + 3))
-        gim = np.empty(lay.g_und.size)
-        gmm = np.empty(lay.g_und.size)
+        gim = np.empty(n_g)
+        gmm = np.empty(n_g)
+        gbad = np.empty(n_g, dtype=np.bool_)
         im = np.empty(len(slots))
         mm = np.empty(len(slots))
-        bad = np.empty(len(slots), dtype=np.bool_)
         b = lay.b_ins
         kernel = _units_parallel if len(slots) >= _PARALLEL_FROM else _units_serial
         kernel(self.rows, lay.ins, lay.amount, self.strike[lay.ins], self.fwd[lay.ins],
-                      self.rate[lay.ins], self.is_perp[b], self.pos[b], self.neg[b],
-                      self.factor[b], lay.b_ptr, lay.g_bptr, spot, coll, lay.u_gptr, self.damp,
-                      self.sm1, self.skew, self._consts(), keep,
-                      max(int(np.diff(lay.g_bptr).max(initial=0)), 1), vec, gim, gmm, im, mm, bad)
+               self.rate[lay.ins], self.is_perp[b], self.pos[b], self.neg[b], self.factor[b],
+               lay.b_ptr, lay.g_bptr, spot, coll, lay.u_gptr, self.damp, self.sm1, self.skew,
+               self._consts(), keep, max(int(np.diff(lay.g_bptr).max(initial=0)), 1), vec,
+               gim, gmm, gbad, im, mm)
         hit = self.bad[lay.ins]
         if hit.any():  # an instrument without a row: the reference raises its error
-            bad[lay.unit[hit]] = True
-        return lay, vec, gim, gmm, im, mm, coll, bad
+            per_group = np.diff(lay.b_ptr[lay.g_bptr])
+            gbad[np.repeat(np.arange(n_g), per_group)[hit]] = True
+        return lay, vec, gim, gmm, im, mm, coll, gbad
 
     def _consts(self) -> np.ndarray:
         p = self.model.params
@@ -448,18 +472,59 @@ class DerivePmrmEngine(ReferenceEngine):
     def margins(self, slots: Sequence[int]) -> tuple[FloatArray, FloatArray]:
         if not len(slots):
             return np.empty(0), np.empty(0)
-        _, _, _, _, im, mm, _, bad = self._run(slots, keep=False)
+        lv = self.live
+        sl = np.asarray(slots, dtype=np.int64)
+        self._grow(int(sl.max()) + 1)
+        consts = self._consts()
+        if not np.array_equal(consts, self._last_consts):  # the peg moved: every group
+            self._clock += 1
+            self._ver[:] = self._clock
+            self._last_consts = consts
+        idx, lens = lv.concat_positions(slots)
+        und = lv.instruments.underlying[lv.pos_ins[idx]]
+        unit = np.repeat(np.arange(len(slots)), lens)
+        stale = self._stamp[sl[unit], und] < self._ver[und]
+        if stale.any():
+            if not stale.all():
+                idx, lens = idx[stale], np.bincount(unit[stale], minlength=len(slots))
+            lay, _, gim, gmm, _, _, _, gbad = self._run(slots, False, (idx, lens))
+            gs = sl[np.repeat(np.arange(len(slots)), np.diff(lay.u_gptr))]
+            self._gim[gs, lay.g_und] = gim
+            self._gmm[gs, lay.g_und] = gmm
+            self._gbad[gs, lay.g_und] = gbad
+            self._stamp[gs, lay.g_und] = self._clock
+        im = self._gim[sl].sum(axis=1)
+        mm = self._gmm[sl].sum(axis=1)
+        bad = self._gbad[sl].any(axis=1)
         if bad.any():
             worse = [slots[k] for k in np.flatnonzero(bad).tolist()]
             im[bad], mm[bad] = super().margins(worse)
         return im, mm
+
+    def _grow(self, n: int) -> None:
+        """Room for unit slots ``0 .. n−1`` in the per-(unit, underlying) store."""
+        have = self._stamp.shape[0]
+        if n <= have:
+            return
+        size = max(n, 2 * have)
+        width = self._stamp.shape[1]
+
+        def grown(a: np.ndarray, fill: float) -> np.ndarray:
+            out = np.full((size, width), fill, dtype=a.dtype)
+            out[:have] = a
+            return out
+
+        self._stamp = grown(self._stamp, -1)
+        self._gim = grown(self._gim, 0.0)
+        self._gmm = grown(self._gmm, 0.0)
+        self._gbad = grown(self._gbad, False)
 
     def _kept(self, slot: int) -> _Cached | None:
         got = self._cache.get(slot)
         if got is not None and got.market is self.live.market:
             return got
         lay, vec, gim, gmm, _, _, coll, bad = self._run([slot], keep=True)
-        if bad[0]:
+        if bad.any():
             return None
         got = _Cached(self.live.market, lay, vec, gim, gmm, coll)
         self._cache[slot] = got
