@@ -164,11 +164,11 @@ def _units(rows, pos_row, amount, strike, fwd, rate, b_perp, b_pos, b_neg, b_fac
         out_mm[u] = mm
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sort_within(key, ptr, out):  # pragma: no cover - compiled
     """``out``: the positions' order sorted by ``key`` within each segment ``ptr[u]..ptr[u+1]``
     (insertion sort: a unit holds a few to a few hundred positions)."""
-    for u in prange(ptr.shape[0] - 1):
+    for u in range(ptr.shape[0] - 1):
         a = ptr[u]
         for j in range(a, ptr[u + 1]):
             x = j
@@ -184,6 +184,9 @@ _units_serial = numba.njit(cache=True, nogil=True)(_units)
 _PARALLEL_FROM = 256
 """Units per call from which the kernel runs on every core (below, starting the threads costs
 more than it saves: a tick on a few units, a what-if)."""
+_NUMBA_PRICES_FROM = 100_000
+"""Black-76 values per revaluation from which the parallel numba pricer is used (a tick's few
+hundred instruments price faster in one NumPy pass than the threads start)."""
 
 
 @dataclass
@@ -258,6 +261,8 @@ class DerivePmrmEngine(ReferenceEngine):
         """Positions of a unit are laid out by bucket, then strike."""
         self._cache: dict[int, _Cached] = {}
         self._coin: dict[int, tuple[tuple[str, float], ...]] = {}
+        self._has_coin = np.zeros(0, dtype=np.int8)
+        """Per slot: 1 holds coin collateral, 0 none, −1 not looked at yet."""
         # each (unit slot, underlying)'s charges, and the clock tick they were computed at;
         # an underlying's version is the tick its instruments last moved
         n_ccy = len(arr.currencies)
@@ -346,10 +351,13 @@ class DerivePmrmEngine(ReferenceEngine):
                              f * cp.basis_spot_down + 0.0], axis=1)
         vg = np.concatenate([vols[:, self.vol_kind], mark_vol, mark_vol, mark_vol], axis=1)
         shape = fg.shape
-        flat = [np.ascontiguousarray(np.broadcast_to(x, shape)).ravel() for x in (
-            strike[:, None], tau[:, None], self.is_call[opt][:, None])]
-        price = black76_fast.price_usd_numba(fg.ravel(), flat[0], flat[1], vg.ravel(), flat[2],
-                                             0.0, validate=False).reshape(shape)
+        args = (strike[:, None], tau[:, None], self.is_call[opt][:, None])
+        if fg.size < _NUMBA_PRICES_FROM:
+            price = black76_fast.price_usd(fg, args[0], args[1], vg, args[2], 0.0)
+        else:
+            flat = [np.ascontiguousarray(np.broadcast_to(x, shape)).ravel() for x in args]
+            price = black76_fast.price_usd_numba(fg.ravel(), flat[0], flat[1], vg.ravel(),
+                                                 flat[2], 0.0, validate=False).reshape(shape)
         self.rows[opt] = discount[:, None] * price
 
     def _ensure(self, ins: np.ndarray) -> None:
@@ -369,6 +377,8 @@ class DerivePmrmEngine(ReferenceEngine):
         for s in slots:
             self._cache.pop(s, None)
             self._coin.pop(s, None)
+            if s < self._has_coin.size:
+                self._has_coin[s] = -1
 
     def _layout(self, slots: Sequence[int], idx: np.ndarray, lens: np.ndarray) -> _Layout:
         lv = self.live
@@ -414,14 +424,18 @@ class DerivePmrmEngine(ReferenceEngine):
         out = np.zeros(lay.g_und.size)
         if not self.model.params.risk_cancelling_collateral:
             return out
+        sl = np.asarray(slots, dtype=np.int64)
+        if self._has_coin.size < lv.n_units:
+            self._has_coin = np.concatenate([self._has_coin, np.full(
+                max(lv.n_units, 2 * self._has_coin.size) - self._has_coin.size, -1,
+                dtype=np.int8)])
+        for s in sl[self._has_coin[sl] < 0].tolist():
+            self._has_coin[s] = 1 if self._coins(s) else 0
         stable = mk.fx.get(self.model.params.stablecoin, 1.0)
         codes = lv.instruments.ccy
-        for k, s in enumerate(slots):
-            held = self._coins(s)
-            if not held:
-                continue
+        for k in np.flatnonzero(self._has_coin[sl] == 1).tolist():
             g0, g1 = int(lay.u_gptr[k]), int(lay.u_gptr[k + 1])
-            for c, a in held:
+            for c, a in self._coins(slots[k]):
                 hit = np.flatnonzero(lay.g_und[g0:g1] == codes[c])
                 if hit.size:
                     out[g0 + int(hit[0])] = a * (mk.index[c] * stable) / stable
