@@ -52,7 +52,9 @@ import numba
 import numpy as np
 from numba import prange
 
+from margin_engine.domain.instruments import Kind
 from margin_engine.errors import InputError
+from margin_engine.live.arrays import KIND_CODE
 from margin_engine.live.engines import ReferenceEngine
 from margin_engine.live.revalue import _forward, _forwards
 from margin_engine.maths import black76_fast
@@ -205,9 +207,8 @@ class _Layout:
 
 @dataclass
 class _Cached:
-    """One unit's kept state for what-ifs (valid for one market object)."""
+    """One unit's kept state for what-ifs (dropped at the next market update)."""
 
-    market: object
     lay: _Layout
     vec: np.ndarray  # bucket vectors
     gim: np.ndarray  # per-underlying IM charges
@@ -247,7 +248,7 @@ class DerivePmrmEngine(ReferenceEngine):
         self.strike = np.array([i.strike or 0.0 for i in arr.instruments])
         self.supported = np.array([model.check_instrument(i) is None for i in arr.instruments],
                                   dtype=bool)
-        self.is_perp = arr.kind == 1
+        self.is_perp = arr.kind == KIND_CODE[Kind.PERPETUAL]
         # buckets: (underlying, perpetuals first then expiries in time order)
         key = [(int(arr.underlying[k]), i.expiry is not None, i.expiry or 0)
                for k, i in enumerate(arr.instruments)]
@@ -368,6 +369,7 @@ class DerivePmrmEngine(ReferenceEngine):
 
     # -- engine interface ----------------------------------------------------------------------
     def on_market(self, moved: np.ndarray) -> None:
+        self._cache.clear()
         self.fresh[moved] = False
         if moved.size:
             self._clock += 1
@@ -535,12 +537,12 @@ class DerivePmrmEngine(ReferenceEngine):
 
     def _kept(self, slot: int) -> _Cached | None:
         got = self._cache.get(slot)
-        if got is not None and got.market is self.live.market:
+        if got is not None:
             return got
         lay, vec, gim, gmm, _, _, coll, bad = self._run([slot], keep=True)
         if bad.any():
             return None
-        got = _Cached(self.live.market, lay, vec, gim, gmm, coll)
+        got = _Cached(lay, vec, gim, gmm, coll)
         self._cache[slot] = got
         return got
 
