@@ -243,6 +243,34 @@ def test_non_default_parameters_and_no_collateral_offset():
     check_states(live, book, market)
 
 
+def test_a_tick_recomputes_only_the_moved_underlying_and_a_depeg_everything():
+    """Each (unit, underlying) charge is kept: an ETH tick recomputes the ETH charges only (the
+    BTC ones keep their stamp) and the book stays equal to ``assess_book``; a move of the
+    stablecoin every instrument settles in (the peg-loss IM factor) recomputes every charge."""
+    model = get_model("derive-pmrm", {})
+    market = derive_market(split_forward=False)
+    book = derive_book(market, 10, 4)
+    live = LiveBook(model, book, market)
+    engine = live.engine
+    assert isinstance(engine, DerivePmrmEngine)
+    btc, eth = live.instruments.ccy["BTC"], live.instruments.ccy["ETH"]
+    slots = live.live_slots()
+    both = [s for s in slots if engine._stamp[s, btc] >= 0 and engine._stamp[s, eth] >= 0]
+    assert both  # some units hold both
+    before = engine._stamp[both].copy()
+    change = {"index": {"ETH": SPOT["ETH"] * 1.05},
+              "instruments": [{"symbol": "ETH-PERP", "mark_price": SPOT["ETH"] * 1.05}]}
+    live.update_market(change)
+    market = revalidated(market, change)
+    after = engine._stamp[both]
+    assert (after[:, btc] == before[:, btc]).all() and (after[:, eth] > before[:, eth]).all()
+    check_states(live, book, market)
+    live.update_market({"fx": {"USDC": 0.96}})
+    market = market.model_copy(update={"fx": {"USDC": 0.96}})
+    assert (engine._stamp[both][:, btc] > before[:, btc]).all()
+    check_states(live, book, market)
+
+
 # ---------------------------------------------------------------------------------------------
 # Derive's published portfolio cases
 
