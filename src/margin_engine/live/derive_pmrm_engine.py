@@ -123,12 +123,12 @@ def _charge_group(vec, b_perp, b_pos, b_neg, b_factor, b_ptr, amount, strike, sp
     return -worst * im_factor + im_cont + mm_cont, -worst * mm_factor + mm_cont
 
 
-def _units(rows, pos_row, amount, strike, fwd, rate, b_perp, b_pos, b_neg, b_factor,
-                  b_ptr, g_bptr, g_spot, g_coll, u_gptr, damp, sm1, skew, consts, keep, max_b,
-                  out_vec, out_gim, out_gmm, out_gbad, out_im, out_mm):  # pragma: no cover
+def _units(rows, pos_row, amount, strike, fwd, rate, b_perp, b_pos, b_neg, b_factor, b_ptr,
+           g_bptr, g_spot, g_coll, u_gptr, damp, sm1, skew, consts, keep, max_b, out_vec, out_gim,
+           out_gmm, out_gbad, out_im, out_mm):  # pragma: no cover - compiled below
     """Per unit: its bucket vectors (kept in ``out_vec`` when ``keep``), each underlying's
     charge and their sums; ``out_gbad`` flags an underlying with one expiry at two forwards or
-    rates."""
+    rates. Compiled twice: on every core for large calls, on one for small ones."""
     n_units = u_gptr.shape[0] - 1
     width = rows.shape[1]
     for u in prange(n_units):
