@@ -39,6 +39,7 @@ from bench.live_book_data import (
     COINS,
     SPOT,
     deribit_market,
+    derive_market,
     linear_market,
     model_for,
     random_book,
@@ -243,8 +244,9 @@ def with_whale(book: Book, market: MarketSnapshot, n: int, seed: int = 9) -> Boo
 
 
 def run_model(name: str, args: argparse.Namespace) -> float | None:
-    market = linear_market(args.instruments) if name == "binance-usdm" else deribit_market(
-        args.instruments)
+    market = linear_market(args.instruments) if name == "binance-usdm" else (
+        derive_market(args.instruments) if name == "derive-pmrm"
+        else deribit_market(args.instruments))
     n_acc = args.accounts
     mode = MarginMode.CROSS if name == "binance-usdm" else MarginMode.PORTFOLIO
     book = with_whale(random_book(market, n_acc, args.per_account, mode=mode,
@@ -275,6 +277,8 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
         n_scen = fam.scen.n
     elif name == "deribit-pm":
         n_scen = model.grid("BTC").n_scenarios  # type: ignore[attr-defined]
+    elif name == "derive-pmrm":
+        n_scen = len(model.params.scenarios) + 3  # type: ignore[attr-defined]
     print(f"1. full re-margin: {t_full:.3f} s")
     t_roof, gb = roofline(live, n_scen)
     print(f"   gather roofline of the same bytes ({gb:.2f} GB): {t_roof:.3f} s -> ratio "

@@ -72,6 +72,16 @@ def deribit_market(n_instruments: int = 5000) -> MarketSnapshot:
                                           vol_surface={}, rates={})
 
 
+def derive_market(n_instruments: int = 5000) -> MarketSnapshot:
+    """:func:`deribit_market` made linear for Derive's PMRM_2: USDC-settled perpetuals and
+    options with USD marks (the dated futures dropped: PMRM_2 margins none)."""
+    base = deribit_market(n_instruments)
+    out = [i.model_copy(update={"settle": "USDC", "inverse": False, "mark_price": (
+        i.mark_price * SPOT[i.underlying] * 1.001 if i.is_option else i.mark_price)})
+        for i in base.instruments if i.kind is not Kind.FUTURE]
+    return base.model_copy(update={"instruments": tuple(out)})
+
+
 def linear_market(n_instruments: int = 5000) -> MarketSnapshot:
     """Per coin: a USDT-margined perpetual and dated linear futures (Binance USDⓈ-M style)."""
     per = n_instruments // len(COINS)
@@ -132,6 +142,8 @@ def model_for(name: str, market: MarketSnapshot, *, lookback_days: int | None = 
         ccy = default_currencies()["btc"].model_dump()
         opts["currency_pair"] = {f"{c.lower()}_usd": copy.deepcopy(pair) for c in COINS}
         opts["currency"] = {c.lower(): copy.deepcopy(ccy) for c in COINS}
+    elif name == "derive-pmrm":
+        pass  # Derive's mainnet parameters apply to every coin
     else:
         opts["history"] = history(history_days)
         # the live fast engine does not run the APC floor (a second scenario set); the bench

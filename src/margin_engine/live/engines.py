@@ -5,6 +5,8 @@
 - :class:`BracketEngine` (``binance-usdm``): per-position brackets over arrays.
 - ``deribit-pm`` has its own engine (:mod:`margin_engine.live.deribit_pm_engine`): instrument
   risk vectors on their pair's grid, each unit's pre-aggregated vectors cached.
+- :class:`~margin_engine.live.derive_pmrm_engine.DerivePmrmEngine` (``derive-pmrm``): the
+  PMRM_2 scenario grid over arrays.
 - the risk-based family has its own engine (:mod:`margin_engine.live.risk_engine`): cached
   instrument scenario P&L and each unit's cached scenario vector.
 """
@@ -19,6 +21,7 @@ import numpy as np
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.venues.binance_usdm import BinanceUsdm
 from margin_engine.models.venues.deribit_pm import DeribitPm
+from margin_engine.models.venues.derive_pmrm import DerivePmrm
 
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
@@ -206,12 +209,15 @@ def segment_sums(values: FloatArray, lens: np.ndarray) -> FloatArray:
 def make_engine(model: MarginModel, live: LiveBook) -> ReferenceEngine:
     """The fastest engine that reproduces ``model`` (the reference engine otherwise)."""
     from margin_engine.live.deribit_pm_engine import DeribitPmEngine
+    from margin_engine.live.derive_pmrm_engine import DerivePmrmEngine
     from margin_engine.live.risk_engine import RiskEngine, supports
 
     if isinstance(model, BinanceUsdm):
         return BracketEngine(live)
     if isinstance(model, DeribitPm):
         return DeribitPmEngine(live)
+    if isinstance(model, DerivePmrm):
+        return DerivePmrmEngine(live)
     if supports(model):
         return RiskEngine(live)
     return ReferenceEngine(live)
