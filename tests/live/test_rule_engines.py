@@ -12,6 +12,7 @@ deposits and what-ifs compares the fast book with a reference-engine book, unit 
 from __future__ import annotations
 
 import copy
+import math
 import random
 
 import pytest
@@ -226,23 +227,32 @@ def test_the_models_errors_come_through_the_fast_engines(name, opts, account):
     assert got.value.path == want.value.path
 
 
-def test_dydx_quantum_rounding_is_exact_where_floats_land_on_an_integer():
-    """Round sizes and prices: the exact notional is a whole number of quantums and the float
-    product often falls just below it (0.119 × 70000.1 × 10⁶ = 8330011899.999999 in floats);
-    the engine must match the model's fractions to the quantum (at leverage 1, IMR = notional;
-    at the default IMF the rounding up to whole ppm hides most of it)."""
+@pytest.mark.parametrize("btc_mark", [70000.1, 70000.0, 76760.00000000001, 65432.123456])
+def test_dydx_quantum_rounding_is_exact(btc_mark):
+    """Decimal sizes and prices: the exact notional is often a whole number of quantums that
+    the float product misses (0.119 × 70000.1 × 10⁶ = 8330011899.999999 in floats); the engine
+    must match the model's fractions to the quantum (at leverage 1, IMR = notional; at the
+    default IMF the rounding up to whole ppm hides most of it), on its int64 path and on its
+    fraction path (a mark with 11 decimals, 17-digit sizes, a float one ulp below a short
+    decimal: 0.29999999999999993 is not 0.3)."""
     model = model_class("dydx-v4").from_options({})
-    sizes = [round(n * 0.001, 3) * (-1) ** n for n in range(1, 400)] + [1e-6, 12.35]
+    rng = random.Random(btc_mark)
+    sizes = [round(n * 0.001, 3) * (-1) ** n for n in range(1, 300)] + [
+        1e-6, 12.35, 1234.5678901, *(rng.uniform(-5, 5) for _ in range(20)),
+        *(math.nextafter(q, 0.0) for q in (0.3, 0.119, 1.5, 2.0))]  # one ulp below a decimal
+    held = [("BTC_USDC-PERPETUAL", q) for q in sizes] + [("ETH_USDC-PERPETUAL", float(q))
+                                                         for q in range(-20, 21) if q]
     book = Book(accounts=tuple(
-        Account(id=f"r{n}", margin_mode="isolated", leverage={"BTC_USDC-PERPETUAL": 1 + n % 2},
-                positions=(Position(symbol="BTC_USDC-PERPETUAL", size=q),))
-        for n, q in enumerate(sizes)))
+        Account(id=f"r{n}", margin_mode="isolated", leverage={sym: 1 + n % 2},
+                positions=(Position(symbol=sym, size=q),))
+        for n, (sym, q) in enumerate(held)))
     live = LiveBook(model, book, MARKET)
-    live.update_market({"instruments": [{"symbol": "BTC_USDC-PERPETUAL", "mark_price": 70000.1}]})
-    market = revalidated(MARKET, {"instruments": [{"symbol": "BTC_USDC-PERPETUAL",
-                                                   "mark_price": 70000.1}]})
+    change = {"instruments": [{"symbol": "BTC_USDC-PERPETUAL", "mark_price": btc_mark},
+                              {"symbol": "ETH_USDC-PERPETUAL", "mark_price": 2100.0}]}
+    live.update_market(change)
+    market = revalidated(MARKET, change)
     for a in book.accounts:
         want = assess_account(model, a, market, liquidation_prices=False)
         st = live.state(a.id)
-        assert st.initial_margin == want.initial_margin  # to the quantum, not just 1e-9
+        assert st.initial_margin == want.initial_margin, a.positions  # to the quantum
         assert st.maintenance_margin == want.maintenance_margin

@@ -40,12 +40,43 @@ from margin_engine.models.venues.hyperliquid import Hyperliquid
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
 
-#: Bound on the relative error of ``|size|·contract_size·mark·10⁶`` in floats against the exact
-#: decimals dYdX reads (three inputs within half an ulp each, three roundings: ≤ 7·2⁻⁵³; kept
-#: with a margin of 4).
-_DYDX_REL_ERROR = 4e-15
-#: Largest integer every float below it represents exactly (2⁵³).
-_EXACT_INT = float(2**53)
+#: Largest decimal mantissa :func:`_decimals` reads (2⁵⁰: a float's rounding interval is then
+#: narrower than a quarter of the last decimal digit, so the decimal is unique).
+_MANTISSA_MAX = float(2**50)
+#: Products kept in int64 stay below this (2⁶²).
+_INT_MAX = float(2**62)
+#: Quote quantums below this (2⁵³) convert to floats exactly.
+_EXACT_INT = 2**53
+_POW10 = 10 ** np.arange(19, dtype=np.int64)
+
+
+def _decimals(v: FloatArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact decimal each non-negative float stands for (its shortest representation, as
+    ``dydx_v4.exact`` reads it) as ``m·10⁻ᵈ``: the smallest ``d ≤ 15`` with an integer
+    ``m < 2⁵⁰`` and ``m/10ᵈ == v`` (the float division is correctly rounded and ``m``, ``10ᵈ``
+    exact, so this is the round trip); ``ok`` False where there is none."""
+    m = np.zeros(v.shape, dtype=np.int64)
+    d = np.zeros(v.shape, dtype=np.int64)
+    ok = np.zeros(v.shape, dtype=bool)
+    for k in range(16):
+        scale = float(_POW10[k])
+        cand = np.round(v * scale)  # within 1/4 of the true m·10ᵈ where d is the right one
+        hit = ~ok & (cand < _MANTISSA_MAX) & (cand / scale == v)
+        m[hit] = cand[hit].astype(np.int64)
+        d[hit] = k
+        ok |= hit
+        if ok.all():
+            break
+    return m, d, ok
+
+
+def _shift(p: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``trunc(p·10ᵉ)`` for ``0 ≤ p < 2⁶²``, and whether it is below 2⁵³ (exact in floats)."""
+    up = e >= 0
+    ok = ~up | (p.astype(float) * 10.0 ** np.clip(e, 0, 18) < _INT_MAX)
+    out = np.where(up, p * _POW10[np.clip(e, 0, 18)], p // _POW10[np.clip(-e, 0, 18)])
+    out = np.where(~up & (-e > 18), 0, out)  # p < 2⁶² < 10¹⁹
+    return out, ok & (out < _EXACT_INT)
 
 
 class _NettedEngine(PositionCacheEngine):
@@ -131,10 +162,12 @@ def _mul_ppm_round_up(value: np.ndarray, ppm: np.ndarray) -> np.ndarray:
 class FractionEngine(_NettedEngine):
     """dYdX v4 margin fractions over arrays, in the protocol's integer quote quantums.
 
-    ``notional = trunc(|size|·contract_size·mark·10⁶)`` of the exact decimals is taken from the
-    float product wherever its error bound (:data:`_DYDX_REL_ERROR`) keeps it off an integer,
-    and computed exactly (fractions, as the model does) for the few positions where it does
-    not; ``IMR = ceil(notional·max(IMF_oi, custom IMF)/10⁶)`` and ``MMR =
+    ``notional = trunc(|size|·contract_size·mark·10⁶)`` of the exact decimals the model reads
+    is computed in int64 from each float's decimal mantissa (:func:`_decimals`: sizes with up
+    to 15 decimals, ``contract_size·mark`` per instrument when its mark moves), and in
+    fractions, as the model does, for the positions whose decimals do not fit (over 15
+    decimals, mantissas ≥ 2⁵⁰, products ≥ 2⁶², notionals ≥ 2⁵³ quantums);
+    ``IMR = ceil(notional·max(IMF_oi, custom IMF)/10⁶)`` and ``MMR =
     ceil(ceil(notional·base IMF/10⁶)·fraction/10⁶)`` in int64; the OI-scaled IMF per market
     is recomputed (exactly) when its oracle price moves.
 
@@ -160,11 +193,26 @@ class FractionEngine(_NettedEngine):
         """Open interest valued at the oracle price, quote quantums, per instrument."""
         self.imf_oi = self.base.copy()
         self._custom: dict[float, int] = {}
-        self._update_open_interest(np.arange(len(ins), dtype=np.int64))
+        self.mantissa = np.zeros(len(ins), dtype=np.int64)
+        self.digits = np.zeros(len(ins), dtype=np.int64)
+        self.decimal = np.zeros(len(ins), dtype=bool)
+        everything = np.arange(len(ins), dtype=np.int64)
+        self._update_prices(everything)
+        self._update_open_interest(everything)
 
     def _oi_base(self, ins: Instrument) -> float | None:
         oi = self.model.params.open_interest
         return oi.get(ins.symbol, oi.get(ins.underlying))
+
+    def _update_prices(self, rows: np.ndarray) -> None:
+        """``contract_size·mark`` of instruments ``rows`` as an exact decimal ``m·10⁻ᵈ``."""
+        arr = self.live.instruments
+        mc, dc, okc = _decimals(arr.contract_size[rows])
+        mp, dp, okp = _decimals(arr.mark[rows])
+        ok = okc & okp & (mc.astype(float) * mp.astype(float) < _INT_MAX)
+        self.mantissa[rows] = np.where(ok, mc * mp, 0)
+        self.digits[rows] = dc + dp
+        self.decimal[rows] = ok
 
     def _update_open_interest(self, rows: np.ndarray) -> None:
         instruments = self.live.instruments.instruments
@@ -177,6 +225,7 @@ class FractionEngine(_NettedEngine):
 
     def on_market(self, moved: np.ndarray) -> None:
         super().on_market(moved)
+        self._update_prices(moved)
         if self.model.params.open_interest:
             self._update_open_interest(moved)
 
@@ -207,17 +256,18 @@ class FractionEngine(_NettedEngine):
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
         arr = self.live.instruments
         ins = self.live.pos_ins[g]
-        x = np.abs(size) * arr.contract_size[ins] * arr.mark[ins] * float(QUOTE_QUANTUMS)
-        err = x * _DYDX_REL_ERROR
-        lo = np.floor(x - err)
-        sure = (lo == np.floor(x + err)) & (x < _EXACT_INT)
-        notional = np.where(sure, lo, 0.0).astype(np.int64)
+        ms, ds, sure = _decimals(np.abs(size))
+        ci = self.mantissa[ins]
+        sure &= self.decimal[ins] & (ms.astype(float) * ci.astype(float) < _INT_MAX)
+        notional, fits = _shift(np.where(sure, ms * ci, 0), 6 - ds - self.digits[ins])
+        sure &= fits
+        notional = np.where(sure, notional, 0)
         custom = self._custom_imf(g)[0]
         imr = _mul_ppm_round_up(notional, np.maximum(self.imf_oi[ins], custom))
         mmr = _mul_ppm_round_up(_mul_ppm_round_up(notional, self.base[ins]), self.fraction[ins])
         im = imr / float(QUOTE_QUANTUMS)
         mm = mmr / float(QUOTE_QUANTUMS)
-        for j in np.flatnonzero(~sure).tolist():  # exactly, as the model does
+        for j in np.flatnonzero(~sure).tolist():  # in fractions, as the model does
             k = int(ins[j])
             net = abs(exact(float(size[j])) * exact(float(arr.contract_size[k])))
             qq = quote_quantums(net * exact(float(arr.mark[k])))
@@ -268,6 +318,7 @@ class StandardEngine(PositionCacheEngine):
         mk = self.live.market
         arr = self.live.instruments
         consts = {"im_base": p.option_im_base, "im_floor": p.option_im_floor, "mm": p.option_mm}
+        forwards: dict[tuple[object, ...], float] = {}  # market.forward scans the instruments
         for k in rows.tolist():
             ins = arr.instruments[k]
             if self.model.check_instrument(ins) is not None:
@@ -280,8 +331,13 @@ class StandardEngine(PositionCacheEngine):
                 continue
             assert ins.strike is not None
             mark = float(arr.mark[k])
-            s = mk.index[ins.underlying] if p.option_otm_reference == "index" \
-                else mk.forward(ins)
+            if p.option_otm_reference == "index":
+                s = mk.index[ins.underlying]
+            else:  # what market.forward reads of the option
+                key = (ins.underlying_price, ins.underlying, ins.expiry)
+                if key not in forwards:
+                    forwards[key] = mk.forward(ins)
+                s = forwards[key]
             otm = max(ins.strike - s, 0.0) if ins.is_call else max(s - ins.strike, 0.0)
             if ins.inverse:
                 im1, mm1 = short_option_margin(ins.is_call, otm, s, mark, **consts)
