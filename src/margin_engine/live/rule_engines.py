@@ -163,10 +163,10 @@ class FractionEngine(_NettedEngine):
     """dYdX v4 margin fractions over arrays, in the protocol's integer quote quantums.
 
     ``notional = trunc(|size|·contract_size·mark·10⁶)`` of the exact decimals the model reads
-    is computed in int64 from each float's decimal mantissa (:func:`_decimals`: sizes with up
-    to 15 decimals, ``contract_size·mark`` per instrument when its mark moves), and in
-    fractions, as the model does, for the positions whose decimals do not fit (over 15
-    decimals, mantissas ≥ 2⁵⁰, products ≥ 2⁶², notionals ≥ 2⁵³ quantums);
+    is computed in int64 from the decimal mantissas of the size (:func:`_decimals`, up to 15
+    decimals) and of ``contract_size·mark`` (per instrument, when its mark moves); in Python
+    integers where those do not fit in int64 (e.g. a mark with 17 digits), and in fractions, as
+    the model does, for sizes with more than 15 decimals;
     ``IMR = ceil(notional·max(IMF_oi, custom IMF)/10⁶)`` and ``MMR =
     ceil(ceil(notional·base IMF/10⁶)·fraction/10⁶)`` in int64; the OI-scaled IMF per market
     is recomputed (exactly) when its oracle price moves.
@@ -183,8 +183,9 @@ class FractionEngine(_NettedEngine):
         self.model = model
         ins = live.instruments.instruments
         none = LiquidityTier(initial_margin_ppm=0, maintenance_fraction_ppm=0)
-        self.tiers = [model.tier_of(i)[1] if model.check_instrument(i) is None else none
-                      for i in ins]
+        self.accepted = np.array([model.check_instrument(i) is None for i in ins], dtype=bool)
+        self.tiers = [model.tier_of(i)[1] if ok else none
+                      for i, ok in zip(ins, self.accepted.tolist(), strict=True)]
         self.base = np.array([t.initial_margin_ppm for t in self.tiers], dtype=np.int64)
         self.fraction = np.array([t.maintenance_fraction_ppm for t in self.tiers],
                                  dtype=np.int64)
@@ -193,9 +194,11 @@ class FractionEngine(_NettedEngine):
         """Open interest valued at the oracle price, quote quantums, per instrument."""
         self.imf_oi = self.base.copy()
         self._custom: dict[float, int] = {}
-        self.mantissa = np.zeros(len(ins), dtype=np.int64)
+        self.exact_mantissa = [0] * len(ins)
+        """``contract_size·mark`` per instrument: ``exact_mantissa·10^-digits`` exactly."""
+        self.mantissa = np.zeros(len(ins), dtype=np.int64)  # the same where it fits in int64
         self.digits = np.zeros(len(ins), dtype=np.int64)
-        self.decimal = np.zeros(len(ins), dtype=bool)
+        self.fits = np.zeros(len(ins), dtype=bool)
         everything = np.arange(len(ins), dtype=np.int64)
         self._update_prices(everything)
         self._update_open_interest(everything)
@@ -205,14 +208,18 @@ class FractionEngine(_NettedEngine):
         return oi.get(ins.symbol, oi.get(ins.underlying))
 
     def _update_prices(self, rows: np.ndarray) -> None:
-        """``contract_size·mark`` of instruments ``rows`` as an exact decimal ``m·10⁻ᵈ``."""
+        """``contract_size·mark`` of instruments ``rows`` as the exact decimal ``m·10⁻ᵈ`` the
+        model reads (``m`` also in int64 where it fits)."""
         arr = self.live.instruments
-        mc, dc, okc = _decimals(arr.contract_size[rows])
-        mp, dp, okp = _decimals(arr.mark[rows])
-        ok = okc & okp & (mc.astype(float) * mp.astype(float) < _INT_MAX)
-        self.mantissa[rows] = np.where(ok, mc * mp, 0)
-        self.digits[rows] = dc + dp
-        self.decimal[rows] = ok
+        for k in rows[self.accepted[rows]].tolist():
+            f = exact(float(arr.contract_size[k])) * exact(float(arr.mark[k]))
+            d = 0
+            while (10**d) % f.denominator:  # a decimal's denominator divides some 10^d
+                d += 1
+            m = f.numerator * (10**d // f.denominator)
+            self.exact_mantissa[k], self.digits[k] = m, d
+            self.fits[k] = m < _INT_MAX
+            self.mantissa[k] = m if self.fits[k] else 0
 
     def _update_open_interest(self, rows: np.ndarray) -> None:
         instruments = self.live.instruments.instruments
@@ -256,21 +263,26 @@ class FractionEngine(_NettedEngine):
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
         arr = self.live.instruments
         ins = self.live.pos_ins[g]
-        ms, ds, sure = _decimals(np.abs(size))
+        ms, ds, decimal = _decimals(np.abs(size))
         ci = self.mantissa[ins]
-        sure &= self.decimal[ins] & (ms.astype(float) * ci.astype(float) < _INT_MAX)
-        notional, fits = _shift(np.where(sure, ms * ci, 0), 6 - ds - self.digits[ins])
-        sure &= fits
-        notional = np.where(sure, notional, 0)
+        fast = decimal & self.fits[ins] & (ms.astype(float) * ci.astype(float) < _INT_MAX)
+        notional, small = _shift(np.where(fast, ms * ci, 0), 6 - ds - self.digits[ins])
+        fast &= small
+        notional = np.where(fast, notional, 0)
         custom = self._custom_imf(g)[0]
         imr = _mul_ppm_round_up(notional, np.maximum(self.imf_oi[ins], custom))
         mmr = _mul_ppm_round_up(_mul_ppm_round_up(notional, self.base[ins]), self.fraction[ins])
         im = imr / float(QUOTE_QUANTUMS)
         mm = mmr / float(QUOTE_QUANTUMS)
-        for j in np.flatnonzero(~sure).tolist():  # in fractions, as the model does
+        for j in np.flatnonzero(~fast).tolist():  # in Python integers or fractions
             k = int(ins[j])
-            net = abs(exact(float(size[j])) * exact(float(arr.contract_size[k])))
-            qq = quote_quantums(net * exact(float(arr.mark[k])))
+            if decimal[j]:
+                e = 6 - int(ds[j]) - int(self.digits[k])
+                p = int(ms[j]) * self.exact_mantissa[k]
+                qq = p * 10**e if e >= 0 else p // 10**-e
+            else:  # as the model does
+                net = abs(exact(float(size[j]))) * exact(float(arr.contract_size[k]))
+                qq = quote_quantums(net * exact(float(arr.mark[k])))
             im[j] = initial_margin_qq(qq, self.tiers[k], self.oi[k], int(custom[j])) \
                 / QUOTE_QUANTUMS
             mm[j] = maintenance_margin_qq(qq, self.tiers[k]) / QUOTE_QUANTUMS
