@@ -12,8 +12,10 @@ deposits and what-ifs compares the fast book with a reference-engine book, unit 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -256,3 +258,36 @@ def test_dydx_quantum_rounding_is_exact(btc_mark):
         st = live.state(a.id)
         assert st.initial_margin == want.initial_margin, a.positions  # to the quantum
         assert st.maintenance_margin == want.maintenance_margin
+
+
+def _bench_data():
+    """bench/live_book_data.py (not a package on the test path)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "live_book_data.py"
+    spec = importlib.util.spec_from_file_location("live_book_data", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", sorted(ENGINE))
+def test_the_bench_configuration_runs_on_the_fast_engine(name):
+    """bench_live's market and model for each venue (one linear perpetual per coin for
+    hyperliquid and dydx-v4): the fast engine, equal to the reference engine on a small
+    generated book (10 coins, whole sizes), before and after every price moves 1%."""
+    lbd = _bench_data()
+    perps = name in ("hyperliquid", "dydx-v4")
+    market = lbd.linear_market(len(lbd.COINS)) if perps else lbd.deribit_market(200)
+    book = lbd.random_book(market, 40, min(10, len(market.instruments)), mode="cross")
+    fast = LiveBook(lbd.model_for(name, market), book, market)
+    ref = LiveBook(lbd.model_for(name, market), book, market, engine="reference")
+    assert type(fast.engine) is ENGINE[name]
+    same_units(fast, ref)
+    other = MarketSnapshot.model_construct(  # not model_copy: it keeps the symbol lookup
+        timestamp=market.timestamp, index={k: v * 1.01 for k, v in market.index.items()},
+        fx=market.fx, order_books={}, vol_surface={}, rates={},
+        instruments=tuple(i.model_copy(update={"mark_price": i.mark_price * 1.01})
+                          for i in market.instruments))
+    for lv in (fast, ref):
+        lv.set_market(other)
+    same_units(fast, ref)

@@ -161,11 +161,12 @@ class PositionCacheEngine(ReferenceEngine):
 
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
-        if self._reference([slot])[0]:
+        if (self._ref[slot] if slot < self._ref.size else self._reference([slot])[0]):
             return None
         lv = self.live
         idx = lv.unit_positions(slot)
-        self._refresh(idx)
+        if not (self._fresh.size >= lv.pos_ins.size and self._fresh[idx].all()):
+            self._refresh(idx)
         ins_l = lv.pos_ins[idx].tolist()
         sizes: dict[int, float] = {}
         for row, q in orders:
