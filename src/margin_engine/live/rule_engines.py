@@ -10,7 +10,9 @@ lists: that path also raises the model's own errors for them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -91,10 +93,22 @@ class _NettedEngine(PositionCacheEngine):
         return bool(np.unique(ins).size < ins.size
                     or (lv.instruments.settle[ins] != settle).any())
 
+    _lev = np.zeros(0)
+
     def _leverage(self, g: np.ndarray) -> FloatArray:
         """The account's leverage of positions ``g`` (the model's default where it sets one;
-        NaN: none)."""
-        return np.asarray(self.live.pos_leverage(g), dtype=float)
+        NaN: none), kept per position (a position's leverage is fixed when it opens)."""
+        n = self.live.pos_ins.size
+        if self._lev.size < n:
+            new = np.arange(self._lev.size, n, dtype=np.int64)
+            self._lev = np.concatenate([self._lev, np.asarray(self.live.pos_leverage(new),
+                                                              dtype=float)])
+        return self._lev[g]
+
+    def _leverage_one(self, g: int) -> float:
+        """:meth:`_leverage` of one position."""
+        return float(self._lev[g]) if g < self._lev.size else float(
+            self._leverage(np.array([g]))[0])
 
 
 class TierEngine(_NettedEngine):
@@ -120,6 +134,7 @@ class TierEngine(_NettedEngine):
         self.deduction = np.zeros((n, width))
         self.tier_leverage = np.ones((n, width))
         self.top = np.ones(n)
+        self._tables: dict[int, tuple[list[float], list[float], list[float], list[float]]] = {}
         for k, t in enumerate(tables):
             if t is None:
                 continue
@@ -142,6 +157,25 @@ class TierEngine(_NettedEngine):
     def needs_reference(self, slot: int) -> bool:
         return super().needs_reference(slot) or not self._chosen(
             self.live.unit_positions(slot))[1].all()
+
+    def price_one(self, g: int, size: float) -> tuple[float, float]:
+        """:meth:`price` of one position in plain floats (the same operations in the same
+        order: ``hyperliquid.tier_margin``'s)."""
+        arr = self.live.instruments
+        k = int(self.live.pos_ins[g])
+        n = abs(size) * (float(arr.contract_size[k]) * float(arr.mark[k]))
+        bounds, rates, deductions, levs = self._table(k)
+        tier = sum(1 for b in bounds if n >= b) - 1
+        chosen = self._leverage_one(g)  # valid: the unit is not one for the reference
+        lev = min(float(self.top[k]) if math.isnan(chosen) else chosen, levs[tier])
+        return n / lev, max(n * rates[tier] - deductions[tier], 0.0)
+
+    def _table(self, k: int) -> tuple[list[float], list[float], list[float], list[float]]:
+        got = self._tables.get(k)
+        if got is None:
+            got = self._tables[k] = (self.bound[k].tolist(), self.rate[k].tolist(),
+                                     self.deduction[k].tolist(), self.tier_leverage[k].tolist())
+        return got
 
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
         arr = self.live.instruments
@@ -259,6 +293,16 @@ class FractionEngine(_NettedEngine):
         mixed = lv.unit(slot).scope != "position" and np.unique(lv.pos_ins[g]).size > 1 \
             and bool(self.isolated[lv.pos_ins[g]].any())
         return super().needs_reference(slot) or mixed or not self._custom_imf(g)[1].all()
+
+    def price_one(self, g: int, size: float) -> tuple[float, float]:
+        """:meth:`price` of one position, in fractions: the model's own arithmetic."""
+        k = int(self.live.pos_ins[g])
+        qq = int(abs(exact(size)) * self.exact_mantissa[k]
+                 * Fraction(10) ** (6 - int(self.digits[k])))
+        lev = self._leverage_one(g)  # valid: the unit is not one for the reference
+        custom = 0 if math.isnan(lev) else self._custom.get(lev) or leverage_to_imf_ppm(lev)
+        return (initial_margin_qq(qq, self.tiers[k], self.oi[k], custom) / QUOTE_QUANTUMS,
+                maintenance_margin_qq(qq, self.tiers[k]) / QUOTE_QUANTUMS)
 
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
         arr = self.live.instruments
