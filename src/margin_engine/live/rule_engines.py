@@ -86,14 +86,16 @@ class _NettedEngine(PositionCacheEngine):
     currency (the settlement currency): a unit holding one symbol twice (possible in a loaded
     book, never after fills) goes through the reference path."""
 
+    def __init__(self, live: LiveBook) -> None:
+        super().__init__(live)
+        self._lev = np.zeros(0)
+
     def needs_reference(self, slot: int) -> bool:
         lv = self.live
         ins = lv.pos_ins[lv.unit_positions(slot)]
         settle = lv.instruments.ccy[lv.unit(slot).currency]
         return bool(np.unique(ins).size < ins.size
                     or (lv.instruments.settle[ins] != settle).any())
-
-    _lev = np.zeros(0)
 
     def _leverage(self, g: np.ndarray) -> FloatArray:
         """The account's leverage of positions ``g`` (the model's default where it sets one;
@@ -294,18 +296,22 @@ class FractionEngine(_NettedEngine):
             and bool(self.isolated[lv.pos_ins[g]].any())
         return super().needs_reference(slot) or mixed or not self._custom_imf(g)[1].all()
 
+    def _notional(self, k: int, size: float) -> int:
+        """``trunc(|size|·contract_size·mark·10⁶)`` of instrument ``k`` in fractions (the
+        model's ``quote_quantums`` of the same exact decimals)."""
+        return int(abs(exact(size)) * self.exact_mantissa[k]
+                   * Fraction(10) ** (6 - int(self.digits[k])))
+
     def price_one(self, g: int, size: float) -> tuple[float, float]:
         """:meth:`price` of one position, in fractions: the model's own arithmetic."""
         k = int(self.live.pos_ins[g])
-        qq = int(abs(exact(size)) * self.exact_mantissa[k]
-                 * Fraction(10) ** (6 - int(self.digits[k])))
+        qq = self._notional(k, size)
         lev = self._leverage_one(g)  # valid: the unit is not one for the reference
         custom = 0 if math.isnan(lev) else self._custom.get(lev) or leverage_to_imf_ppm(lev)
         return (initial_margin_qq(qq, self.tiers[k], self.oi[k], custom) / QUOTE_QUANTUMS,
                 maintenance_margin_qq(qq, self.tiers[k]) / QUOTE_QUANTUMS)
 
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
-        arr = self.live.instruments
         ins = self.live.pos_ins[g]
         ms, ds, decimal = _decimals(np.abs(size))
         ci = self.mantissa[ins]
@@ -324,9 +330,8 @@ class FractionEngine(_NettedEngine):
                 e = 6 - int(ds[j]) - int(self.digits[k])
                 p = int(ms[j]) * self.exact_mantissa[k]
                 qq = p * 10**e if e >= 0 else p // 10**-e
-            else:  # as the model does
-                net = abs(exact(float(size[j]))) * exact(float(arr.contract_size[k]))
-                qq = quote_quantums(net * exact(float(arr.mark[k])))
+            else:
+                qq = self._notional(k, float(size[j]))
             im[j] = initial_margin_qq(qq, self.tiers[k], self.oi[k], int(custom[j])) \
                 / QUOTE_QUANTUMS
             mm[j] = maintenance_margin_qq(qq, self.tiers[k]) / QUOTE_QUANTUMS
