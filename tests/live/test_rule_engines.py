@@ -291,3 +291,29 @@ def test_the_bench_configuration_runs_on_the_fast_engine(name):
     for lv in (fast, ref):
         lv.set_market(other)
     same_units(fast, ref)
+
+
+@pytest.mark.parametrize("config", ["deribit-standard-segregated", "deribit-standard-cross"])
+def test_deribit_what_if_on_every_kind_of_position(config):
+    """A what-if on each kind of held position (linear and inverse perpetuals and futures,
+    short and long inverse and linear options, quoted and Black-76 marks) equals
+    ``assess_account`` on the account with the order filled."""
+    name, opts = CONFIGS[config]
+    model = model_class(name).from_options(copy.deepcopy(opts))
+    picks = {"BTCUSDT": 3.5, "ETH_USDC-PERPETUAL": -40.0, "BTC-PERPETUAL": -25_000.0,
+             "BTC-27FEB26": 12_000.0}
+    opts_held = [i.symbol for i in MARKET.instruments if i.is_option]
+    for n, sym in enumerate(opts_held[::13]):
+        picks[sym] = -2.5 if n % 3 else 1.5
+    picks.update({s: -3.0 for s in opts_held if s.endswith(("-USDC", "-B76"))})
+    acct = Account(id="k", margin_mode="cross", collateral={"USDC": 5e5, "BTC": 3.0, "ETH": 40.0},
+                   positions=tuple(Position(symbol=s, size=q) for s, q in picks.items()))
+    live = LiveBook(model, Book(accounts=(acct,)), MARKET)
+    check_states(live, Book(accounts=(acct,)), MARKET)
+    for sym, q in picks.items():
+        for size in (q * 0.5, -q * 1.5):
+            got = live.what_if("k", [(sym, size, None)])
+            after = my_fill(acct, MARKET, sym, size, mark(MARKET.instrument(sym), MARKET))
+            want = assess_account(model, after, MARKET, liquidation_prices=False)
+            for f in FIELDS:
+                assert close(getattr(got.after, f), getattr(want, f)), (sym, size, f)
