@@ -6,7 +6,9 @@
 
 1. Full re-margin (``LiveBook.set_market``: a new snapshot → every instrument revalued → every
    unit and account's IM, MM, equity, status) of ``accounts × per-account`` positions over
-   ``instruments`` instruments on 10 coins, for filtered-es, binance-usdm and deribit-pm; time ÷
+   ``instruments`` instruments on 10 coins, for filtered-es, binance-usdm and deribit-pm (and,
+   by ``--models``, hyperliquid and dydx-v4 on one linear perpetual per coin, deribit-standard
+   on the Deribit market; their naive way is the per-unit reference path); time ÷
    the gather roofline of the same bytes (a numba kernel that only reads each position's
    instrument row) and ÷ the naive way (per-position scalar Black-76 in a Python loop,
    aggregation and measure in Python; timed on a sample, scaled linearly).
@@ -48,7 +50,12 @@ from margin_engine.domain.book import Account, Book, MarginMode, Position
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.live import LiveBook
 from margin_engine.maths import black76
+from margin_engine.models.core.base import MarginModel
 
+#: Rule-based models (cross accounts; the naive way is their per-unit reference path).
+RULE_BASED = frozenset({"binance-usdm", "hyperliquid", "dydx-v4", "deribit-standard"})
+#: Models of linear perpetuals only: their market is one USDT perpetual per coin.
+PERPS_ONLY = frozenset({"hyperliquid", "dydx-v4"})
 
 @numba.njit(parallel=True, cache=True)
 def _gather_rows(pnl, unit_ptr, rows, sizes, out):  # pragma: no cover - compiled
@@ -160,6 +167,18 @@ def naive_brackets(book: Book, market: MarketSnapshot, model: object, sample: in
     return (time.perf_counter() - t0) / len(accounts)
 
 
+def naive_reference(book: Book, market: MarketSnapshot, model: MarginModel,
+                    sample: int) -> float:
+    """Seconds per account of the per-unit reference path (``model.margin_unit`` on each of
+    the account's units), on the first ``sample`` accounts."""
+    accounts = book.accounts[:sample]
+    t0 = time.perf_counter()
+    for a in accounts:
+        for u in model.units(a, market):
+            model.margin_unit(u, a, market)
+    return (time.perf_counter() - t0) / len(accounts)
+
+
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.array(xs), q))
 
@@ -244,13 +263,19 @@ def with_whale(book: Book, market: MarketSnapshot, n: int, seed: int = 9) -> Boo
 
 
 def run_model(name: str, args: argparse.Namespace) -> float | None:
-    market = linear_market(args.instruments) if name == "binance-usdm" else (
-        derive_market(args.instruments) if name == "derive-pmrm"
-        else deribit_market(args.instruments))
+    if name in PERPS_ONLY:  # linear perpetuals only: one per coin
+        market = linear_market(len(COINS))
+    elif name == "binance-usdm":
+        market = linear_market(args.instruments)
+    elif name == "derive-pmrm":
+        market = derive_market(args.instruments)
+    else:
+        market = deribit_market(args.instruments)
     n_acc = args.accounts
-    mode = MarginMode.CROSS if name == "binance-usdm" else MarginMode.PORTFOLIO
-    book = with_whale(random_book(market, n_acc, args.per_account, mode=mode,
-                                  coin_collateral=name == "deribit-pm"), market, 50)
+    mode = MarginMode.CROSS if name in RULE_BASED else MarginMode.PORTFOLIO
+    book = with_whale(random_book(market, n_acc, min(args.per_account, len(market.instruments)),
+                                  mode=mode, coin_collateral=name == "deribit-pm"),
+                      market, min(50, len(market.instruments)))
     model = model_for(name, market)
     t0 = time.perf_counter()
     live = LiveBook(model, book, market)
@@ -285,6 +310,8 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
           f"{t_full / t_roof:.1f}x (goal <= 2x)")
     if name == "binance-usdm":
         per = naive_brackets(book, market, model, min(2000, n_acc))
+    elif name in RULE_BASED:
+        per = naive_reference(book, market, model, min(2000, n_acc))
     else:
         if name == "filtered-es":
             moves = fam.scen.price_moves  # type: ignore[union-attr]
@@ -295,7 +322,7 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
     naive = per * n_acc
     print(f"   naive (per-position scalar pricing + Python aggregation, sample scaled): "
           f"{naive:.2f} s -> {naive / t_full:,.1f}x faster (goal >= 1,000x)")
-    perp = "BTCUSDT" if name == "binance-usdm" else "BTC-PERPETUAL"
+    perp = "BTCUSDT" if name == "binance-usdm" or name in PERPS_ONLY else "BTC-PERPETUAL"
     n_ticks = args.risk_ticks if name == "filtered-es" else args.ticks
     tk = ticks(live, n_ticks, perp)
     cpu_tick = pct(CPU, 50)
@@ -324,7 +351,8 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
               f"{pct(CPU, 50) / max(cpu_tick, 1e-9):.2f}x CPU at the median")
     whale = book.accounts[-1]
     wl = whatif_latency(live, "whale", whale.positions[0].symbol, args.whatif_calls)
-    print(f"3. what-if (50 positions, 1 order): p50 {pct(wl, 50) * 1e6:.0f} us, p99 "
+    print(f"3. what-if ({len(whale.positions)} positions, 1 order): p50 "
+          f"{pct(wl, 50) * 1e6:.0f} us, p99 "
           f"{pct(wl, 99) * 1e6:.0f} us over {len(wl):,} calls (goal p99 <= 50 us); thread CPU "
           f"time p50 {pct(CPU, 50) * 1e6:.0f} us, p99 {pct(CPU, 99) * 1e6:.0f} us")
     if name == "deribit-pm":

@@ -129,13 +129,22 @@ def random_book(market: MarketSnapshot, n_accounts: int, per_account: int, *, se
 
 def model_for(name: str, market: MarketSnapshot, *, lookback_days: int | None = None,
               history_days: int = 1500) -> MarginModel:
-    """The benchmark's model: brackets and Deribit pair parameters copied to every coin
-    (synthetic: only BTC/ETH have published ones), a 10-coin synthetic history."""
+    """The benchmark's model: brackets, Deribit pair parameters and futures rates copied to
+    every coin (synthetic: only BTC/ETH have published ones), dYdX liquidity tiers for every
+    coin, a 10-coin synthetic history."""
     opts: dict[str, Any] = {}
     if name == "binance-usdm":
         table = default_tables()["BTCUSDT"]
         opts["brackets"] = {i.symbol: table.model_copy(update={"symbol": i.symbol})
                             for i in market.instruments}
+    elif name == "dydx-v4":  # BTC, ETH Large-Cap (genesis); the other coins Mid-Cap
+        opts["market_liquidity_tier"] = {c: 0 if c in ("BTC", "ETH") else 5 for c in COINS}
+    elif name == "deribit-standard":
+        from margin_engine.models.venues.deribit_standard import default_futures_rates
+        btc = default_futures_rates()["BTC"].model_dump()
+        opts["futures"] = {c: dict(btc) for c in COINS}
+    elif name == "hyperliquid":
+        pass  # the default tables cover the 10 coins
     elif name == "deribit-pm":
         from margin_engine.models.venues.deribit_pm import default_currencies, default_pairs
         pair = default_pairs()["btc_usd"].model_dump()

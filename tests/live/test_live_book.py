@@ -157,7 +157,7 @@ def orders_for(rng: random.Random, model, account: Account, market: MarketSnapsh
 
 @pytest.mark.parametrize("name, steps", [
     ("binance-usdm", 40), ("historical-var", 25), ("filtered-es", 15), ("deribit-pm", 20),
-    ("hyperliquid", 25), ("okx-pm", 10)])
+    ("hyperliquid", 25), ("okx-pm", 10), ("dydx-v4", 30), ("deribit-standard", 30)])
 def test_live_book_equals_recomputing_from_scratch(name, steps):
     model = build(name)
     book = margined(model)
@@ -212,7 +212,8 @@ def test_live_book_equals_recomputing_from_scratch(name, steps):
         assert [p.margin.size for p in a.positions] == [p.margin.size for p in b.positions]
 
 
-@pytest.mark.parametrize("name", ["filtered-es", "binance-usdm", "deribit-pm"])
+@pytest.mark.parametrize("name", ["filtered-es", "binance-usdm", "deribit-pm", "hyperliquid",
+                                  "dydx-v4", "deribit-standard"])
 def test_set_market_and_both_engines_equal_assess_book(name):
     model = build(name)
     book = margined(model)
