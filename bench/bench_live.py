@@ -262,20 +262,29 @@ def with_whale(book: Book, market: MarketSnapshot, n: int, seed: int = 9) -> Boo
     return Book.model_construct(accounts=(*book.accounts, whale))
 
 
-def run_model(name: str, args: argparse.Namespace) -> float | None:
+def bench_market(name: str, instruments: int) -> MarketSnapshot:
+    """The market a model is benchmarked on (its venue's instruments)."""
     if name in PERPS_ONLY:  # linear perpetuals only: one per coin
-        market = linear_market(len(COINS))
-    elif name == "binance-usdm":
-        market = linear_market(args.instruments)
-    elif name == "derive-pmrm":
-        market = derive_market(args.instruments)
-    else:
-        market = deribit_market(args.instruments)
-    n_acc = args.accounts
+        return linear_market(len(COINS))
+    if name == "binance-usdm":
+        return linear_market(instruments)
+    if name == "derive-pmrm":
+        return derive_market(instruments)
+    return deribit_market(instruments)
+
+
+def bench_book(name: str, market: MarketSnapshot, n_accounts: int, per_account: int) -> Book:
+    """``n_accounts`` random accounts and the 50-position ``whale`` (fewer on a small market)."""
     mode = MarginMode.CROSS if name in RULE_BASED else MarginMode.PORTFOLIO
-    book = with_whale(random_book(market, n_acc, min(args.per_account, len(market.instruments)),
+    return with_whale(random_book(market, n_accounts, min(per_account, len(market.instruments)),
                                   mode=mode, coin_collateral=name == "deribit-pm"),
                       market, min(50, len(market.instruments)))
+
+
+def run_model(name: str, args: argparse.Namespace) -> float | None:
+    market = bench_market(name, args.instruments)
+    n_acc = args.accounts
+    book = bench_book(name, market, n_acc, args.per_account)
     model = model_for(name, market)
     t0 = time.perf_counter()
     live = LiveBook(model, book, market)
@@ -371,14 +380,11 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
 def versus_reference(name: str, args: argparse.Namespace) -> None:
     """The model's engine against the per-unit reference engine (``margin_unit`` per unit) on
     the same ``--reference-accounts`` accounts, in this run: full re-margin, tick, what-if."""
-    market = linear_market(args.instruments) if name == "binance-usdm" else deribit_market(
-        args.instruments)
-    mode = MarginMode.CROSS if name == "binance-usdm" else MarginMode.PORTFOLIO
-    book = with_whale(random_book(market, args.reference_accounts, args.per_account, mode=mode,
-                                  coin_collateral=name == "deribit-pm"), market, 50)
+    market = bench_market(name, args.instruments)
+    book = bench_book(name, market, args.reference_accounts, args.per_account)
     model = model_for(name, market)
     other = moved(market, 1.01)
-    perp = "BTCUSDT" if name == "binance-usdm" else "BTC-PERPETUAL"
+    perp = "BTCUSDT" if name == "binance-usdm" or name in PERPS_ONLY else "BTC-PERPETUAL"
     sym = book.accounts[-1].positions[0].symbol
     got = {}
     for engine in ("reference", "auto"):
