@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from margin_engine.live.arrays import Column, Grouping, RunningSums
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.venues.binance_usdm import BinanceUsdm
 
@@ -59,12 +60,14 @@ class BracketEngine(ReferenceEngine):
     """Binance USDⓈ-M brackets over arrays: every position's notional, bracket, IM and MM at
     once (``binance_usdm._position_margin`` vectorised).
 
-    Each position's (IM, MM) is cached and recomputed only when its instrument's mark moved
-    (:meth:`on_market`) or its unit changed (:meth:`on_units`: a fill, a deposit, a new
-    account); a unit's requirement is the left-to-right sum of its positions' cached figures,
-    the same numbers in the same order as recomputing every position. A BTC tick on a book where
-    two thirds of the units hold BTC thus re-prices the BTC positions only (a tenth of the book
-    on ten coins), not every position of those units.
+    Each position's (IM, MM) is cached, and so is each unit's total of them
+    (:class:`~margin_engine.live.arrays.RunningSums`). A market move re-prices only the
+    positions on the moved instruments (:meth:`on_market`) and adds their changes to their
+    units' totals: a BTC tick on a book where two thirds of the units hold BTC touches the BTC
+    positions only (a tenth of the book on ten coins), not every position of those units. A
+    unit whose positions changed (:meth:`on_units`: a fill, a deposit, a new account), whose
+    total's rounding drift reached its bound, or after a whole new market is re-summed left to
+    right from its positions' figures, the numbers and the order of recomputing every position.
     """
 
     def __init__(self, live: LiveBook) -> None:
@@ -91,23 +94,52 @@ class BracketEngine(ReferenceEngine):
             self.cum[k, : len(b)] = [r.cum for r in b]
             self.lev[k, : len(b)] = [r.initialLeverage for r in b]
         self._tables: dict[int, tuple[list[float], list[float], list[float], list[float]]] = {}
-        self._pim = np.zeros(0)
-        self._pmm = np.zeros(0)
-        self._fresh = np.zeros(0, dtype=bool)
+        self._pim = Column(np.float64)
+        self._pmm = Column(np.float64)
+        self._fresh = Column(np.bool_)
         """Whether a position's cached (IM, MM) is current, by global position id."""
+        self._uim = RunningSums()
+        self._umm = RunningSums()
+        """Each unit's Σ position IM and Σ position MM, by slot."""
+
+    def _grow(self) -> None:
+        lv = self.live
+        n = lv.pos_ins.size
+        self._pim.extend_to(n, 0.0)
+        self._pmm.extend_to(n, 0.0)
+        self._fresh.extend_to(n, False)
+        self._uim.extend_to(lv.n_units)
+        self._umm.extend_to(lv.n_units)
 
     def on_market(self, moved: np.ndarray) -> None:
-        n = min(self._fresh.size, self.live.pos_ins.size)
-        if moved.size and n:
-            hit = np.zeros(len(self.live.instruments.instruments), dtype=bool)
-            hit[moved] = True
-            self._fresh[:n] &= ~hit[self.live.pos_ins[:n]]
+        lv = self.live
+        self._grow()
+        if moved.size == len(lv.instruments.instruments):  # a whole market: re-sum everything
+            self._fresh.a[:] = False
+            self._uim.invalidate(slice(None))
+            self._umm.invalidate(slice(None))
+            return
+        plan = lv.tick_plan(moved)
+        pos, lev, groups = plan.pos, plan.leverage, plan.units
+        ins, size = plan.ins[plan.live], plan.size[plan.live]
+        fresh = self._fresh.a[pos]
+        if not fresh.all():  # positions never priced: priced with their (stale) units
+            pos, ins, size, lev = pos[fresh], ins[fresh], size[fresh], lev[fresh]
+            groups = Grouping(lv.pos_slot[pos])
+        im, mm = self.position_margins(ins, size, lev)
+        self._uim.add(groups, im - self._pim.a[pos])
+        self._umm.add(groups, mm - self._pmm.a[pos])
+        self._pim.a[pos] = im
+        self._pmm.a[pos] = mm
 
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
-        for s in slots:
-            pos = lv.unit_positions(s)
-            self._fresh[pos[pos < self._fresh.size]] = False
+        self._grow()
+        sl = np.asarray(slots, dtype=np.int64)
+        idx, _ = lv.concat_positions(sl)
+        self._fresh.a[idx] = False
+        self._uim.invalidate(sl)
+        self._umm.invalidate(sl)
 
     def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray
                          ) -> tuple[FloatArray, FloatArray]:
@@ -124,21 +156,19 @@ class BracketEngine(ReferenceEngine):
 
     def margins(self, slots: Sequence[int]) -> tuple[FloatArray, FloatArray]:
         lv = self.live
-        if not len(slots):
-            return np.empty(0), np.empty(0)
-        idx, lens = lv.concat_positions(slots)
-        n = lv.pos_ins.size
-        if self._fresh.size < n:  # positions opened since: not computed yet
-            grow = n - self._fresh.size
-            self._pim = np.concatenate([self._pim, np.zeros(grow)])
-            self._pmm = np.concatenate([self._pmm, np.zeros(grow)])
-            self._fresh = np.concatenate([self._fresh, np.zeros(grow, dtype=bool)])
-        stale = idx[~self._fresh[idx]]
-        if stale.size:  # a position is in one unit only: no duplicates
-            self._pim[stale], self._pmm[stale] = self.position_margins(
-                lv.pos_ins[stale], lv.pos_size[stale], lv.pos_leverage(stale))
-            self._fresh[stale] = True
-        return segment_sums(self._pim[idx], lens), segment_sums(self._pmm[idx], lens)
+        sl = np.asarray(slots, dtype=np.int64)
+        self._grow()
+        redo = np.union1d(self._uim.stale(sl), self._umm.stale(sl))
+        if redo.size:  # left-to-right sums of the units' position figures
+            idx, lens = lv.concat_positions(redo)
+            stale = idx[~self._fresh.a[idx]]
+            if stale.size:  # a position is in one unit only: no duplicates
+                self._pim.a[stale], self._pmm.a[stale] = self.position_margins(
+                    lv.pos_ins[stale], lv.pos_size[stale], lv.pos_leverage(stale))
+                self._fresh.a[stale] = True
+            self._uim.set_exact(redo, segment_sums(self._pim.a[idx], lens))
+            self._umm.set_exact(redo, segment_sums(self._pmm.a[idx], lens))
+        return self._uim.values(sl), self._umm.values(sl)
 
     def position_margin(self, k: int, size: float, leverage: float) -> tuple[float, float]:
         """:meth:`position_margins` of one position in plain floats (the same operations in
@@ -163,11 +193,11 @@ class BracketEngine(ReferenceEngine):
                 ) -> tuple[float, float] | None:
         lv = self.live
         idx = lv.unit_positions(slot)
-        if self._fresh.size >= lv.pos_ins.size and self._fresh[idx].all():
+        if self._fresh.n >= lv.pos_ins.size and self._fresh.a[idx].all():
             # the unit's cached position figures, the ordered positions re-priced
             ins_l = lv.pos_ins[idx].tolist()
-            im_l = self._pim[idx].tolist()
-            mm_l = self._pmm[idx].tolist()
+            im_l = self._pim.a[idx].tolist()
+            mm_l = self._pmm.a[idx].tolist()
             sizes: dict[int, float] = {}
             for row, q in orders:
                 if row not in ins_l:
