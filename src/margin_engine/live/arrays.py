@@ -19,17 +19,15 @@ KIND_CODE = {Kind.SPOT: 0, Kind.PERPETUAL: 1, Kind.FUTURE: 2, Kind.OPTION: 3}
 
 
 class Column:
-    """A 1-D NumPy array that grows by doubling; ``a`` is the live view of its ``n`` items."""
+    """A 1-D NumPy array that grows by doubling; ``a`` is the live view of its ``n`` items
+    (an attribute re-made whenever it grows: the hot paths read it many times per call)."""
 
     def __init__(self, dtype: type, values: Sequence[float] | NDArray[np.generic] = ()) -> None:
         data: np.ndarray = np.asarray(values, dtype=dtype)
         self._buf: np.ndarray = np.empty(max(16, 2 * data.size), dtype=dtype)
         self._buf[: data.size] = data
         self.n = int(data.size)
-
-    @property
-    def a(self) -> np.ndarray:
-        return self._buf[: self.n]
+        self.a: np.ndarray = self._buf[: self.n]
 
     def append(self, value: float) -> int:
         if self.n == self._buf.size:
@@ -38,6 +36,7 @@ class Column:
             self._buf = grown
         self._buf[self.n] = value
         self.n += 1
+        self.a = self._buf[: self.n]
         return self.n - 1
 
     def extend_to(self, n: int, fill: float = 0) -> None:
@@ -50,6 +49,7 @@ class Column:
             self._buf = grown
         self._buf[self.n: n] = fill
         self.n = n
+        self.a = self._buf[: n]
 
 
 #: Unit roundoff of float64 (2**-53): one rounding moves a result by at most this × its size.
@@ -92,6 +92,17 @@ class RunningSums:
     def values(self, groups: IntArray) -> FloatArray:
         """The totals of ``groups`` (valid for the ones not stale)."""
         return self._total.a[groups] + self._comp.a[groups]
+
+    @property
+    def n(self) -> int:
+        """How many groups there is room for."""
+        return self._total.n
+
+    def value_one(self, group: int) -> float | None:
+        """The total of one group as a float, ``None`` when it must be re-summed first."""
+        if not self._ok.a[group]:
+            return None
+        return float(self._total.a[group]) + float(self._comp.a[group])
 
     def is_current(self, groups: IntArray) -> NDArray[np.bool_]:
         """Whether each of ``groups`` holds its terms' total (else it must be re-summed)."""

@@ -172,6 +172,8 @@ class LiveBook:
         self._a_peq_ccy = np.full(n, -1, dtype=np.int64)
         self._a_peq.extend_to(n)
         self._touched: dict[frozenset[str], tuple[int, np.ndarray, np.ndarray]] = {}
+        self._held_cache: dict[int, tuple[int, dict[int, int]]] = {}
+        self._refused: dict[int, str | None] = {}  # check_instrument by instrument row
         self._reports: dict[int, AccountReport] = {}
         self._version = 0  # bumped whenever an account's positions or units change
         self._concat_cache: dict[tuple[int, int],
@@ -655,7 +657,9 @@ class LiveBook:
         k = self.instruments.index.get(symbol)
         if k is None:
             raise InputError(f"{at}.symbol", f"unknown symbol {symbol!r}")
-        why = self.model.check_instrument(self.instruments.instruments[k])
+        why = self._refused.get(k, "")
+        if why == "":  # the model's answer for an instrument is fixed: asked once
+            why = self._refused[k] = self.model.check_instrument(self.instruments.instruments[k])
         if why:
             raise InputError(f"{at}.symbol", f"{symbol!r}: {why}")
         if not isinstance(size, int | float) or not math.isfinite(size) or size == 0:
@@ -966,7 +970,7 @@ class LiveBook:
         """``assess_account``'s account-level arithmetic over the cached unit numbers."""
         mk = self._market
         slots = self._acct_units[i]
-        ccy = self._account_currency(i)
+        ccy = self.instruments.currencies[int(self._a_ccy[i])]  # _account_currency's, kept
         units = []
         for s in slots:
             im, mm = (im_mm or {}).get(s, (float(self._im.a[s]), float(self._mm.a[s])))
@@ -989,51 +993,52 @@ class LiveBook:
                       ) -> AccountState | None:
         """Answer from the cache when every order adds to a position the account holds."""
         arr = self.instruments
-        mk = self._market
         slots = self._acct_units[i]
+        held = self._held(i)
+        pos_slot, pos_eq, pos_ins = self._pos_slot.a, self._pos_eq.a, self._pos_ins.a
         by_slot: dict[int, list[tuple[int, float]]] = {}
-        coll = dict(self._collateral[i])
+        coll = self._collateral[i]
         changed: dict[int, tuple[float, float | None]] = {}  # position -> (size, entry)
-        cash_moved = False
         for k, q, px in orders:
-            slot = next((s for s in slots if (self._pos_ins.a[self._unit_pos[s]] == k).any()),
-                        None)
-            if slot is None or (self._units[slot].scope == "position" and len(slots) > 1):
+            g = held.get(k, -1)
+            slot = -1 if g < 0 else int(pos_slot[g])
+            if slot < 0 or (self._units[slot].scope == "position" and len(slots) > 1):
                 return None  # a new unit, or isolated: the rebuild decides
             by_slot.setdefault(slot, []).append((k, q))
-            g = next(g for g in self._acct_pos[i] if int(self._pos_ins.a[g]) == k)
-            e0 = float(self._pos_entry.a[g])
-            size0, entry0 = changed.get(g, (float(self._pos_size.a[g]),
-                                            None if math.isnan(e0) else e0))
+            if g in changed:
+                size0, entry0 = changed[g]
+            else:
+                e0 = float(self._pos_entry.a[g])
+                size0, entry0 = float(self._pos_size.a[g]), None if math.isnan(e0) else e0
             ins = arr.instruments[k]
             new, entry, cash = trade(size0, entry0, q, px, ins, float(arr.mark[k]))
             changed[g] = (new, entry)
             if cash != 0.0:
+                if coll is self._collateral[i]:
+                    coll = dict(coll)
                 coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
-                cash_moved = True
-        pos_delta = {g: position_equity_one(arr, int(self._pos_ins.a[g]), q,
-                                            math.nan if e is None else e)
-                     - float(self._pos_eq.a[g]) for g, (q, e) in changed.items()}
-        account = self.account_object(i)
-        eq_delta: dict[int, float] = {}
-        for s in slots:
-            u = self._units[s]
-            d = sum(self._convert(pos_delta[g], g, u.currency)
-                    for g in self._unit_pos[s].tolist() if g in pos_delta)
-            if u.scope == "currency":
-                ucoll: Mapping[str, float] = {u.currency: coll.get(u.currency, 0.0)}
-            elif u.scope == "position" and not math.isnan(
-                    self._pos_iso.a[self._unit_pos[s][0]]):
-                ucoll = u.collateral
-            else:
-                ucoll = coll
-            if cash_moved:  # else the unit's collateral value is the cached one
-                d += health.collateral_value(ucoll, u.currency, account, mk,
-                                             self.policy) - float(self._coll.a[s])
-            eq_delta[s] = d
-        ccy = self._account_currency(i)
+        pos_delta = {g: position_equity_one(arr, int(pos_ins[g]), q, math.nan if e is None else e)
+                     - float(pos_eq[g]) for g, (q, e) in changed.items()}
+        eq_delta = dict.fromkeys(slots, 0.0)
+        for g, v in pos_delta.items():  # a position is in one unit
+            s = int(pos_slot[g])
+            eq_delta[s] += self._convert(v, g, self._units[s].currency)
+        ccy = arr.currencies[int(self._a_ccy[i])]
         whole = sum(self._convert(v, g, ccy) for g, v in pos_delta.items())
-        if cash_moved:
+        if coll is not self._collateral[i]:  # cash moved: collateral re-valued
+            mk = self._market
+            account = self.account_object(i)
+            for s in slots:
+                u = self._units[s]
+                if u.scope == "currency":
+                    ucoll: Mapping[str, float] = {u.currency: coll.get(u.currency, 0.0)}
+                elif u.scope == "position" and not math.isnan(
+                        self._pos_iso.a[self._unit_pos[s][0]]):
+                    ucoll = u.collateral
+                else:
+                    ucoll = coll
+                eq_delta[s] += health.collateral_value(ucoll, u.currency, account, mk,
+                                                       self.policy) - float(self._coll.a[s])
             whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
                 self._whole_coll[i])
         im_mm = {}
@@ -1043,6 +1048,21 @@ class LiveBook:
                 return None
             im_mm[slot] = self.scale.apply_one(*got) if not self.scale.is_identity else got
         return self._aggregate(i, im_mm=im_mm, eq_delta=eq_delta, whole_delta=whole)
+
+    def _held(self, i: int) -> dict[int, int]:
+        """Account ``i``'s first position on each instrument row it holds (kept until an
+        account changes)."""
+        got = self._held_cache.get(i)
+        if got is not None and got[0] == self._version:
+            return got[1]
+        held: dict[int, int] = {}
+        ids = self._acct_pos[i]
+        for k, g in zip(self._pos_ins.a[ids].tolist(), ids, strict=True):
+            held.setdefault(k, g)
+        if len(self._held_cache) >= 4096:
+            self._held_cache.clear()
+        self._held_cache[i] = (self._version, held)
+        return held
 
     def _convert(self, value: float, g: int, currency: str) -> float:
         arr = self.instruments

@@ -193,21 +193,24 @@ class BracketEngine(ReferenceEngine):
                 ) -> tuple[float, float] | None:
         lv = self.live
         idx = lv.unit_positions(slot)
-        if self._fresh.n >= lv.pos_ins.size and self._fresh.a[idx].all():
-            # the unit's cached position figures, the ordered positions re-priced
+        im = self._uim.value_one(slot) if slot < self._uim.n else None
+        mm = self._umm.value_one(slot) if slot < self._umm.n else None
+        if im is not None and mm is not None:
+            # the unit's current totals (its positions' figures are current), plus the
+            # ordered positions' changes
             ins_l = lv.pos_ins[idx].tolist()
-            im_l = self._pim.a[idx].tolist()
-            mm_l = self._pmm.a[idx].tolist()
             sizes: dict[int, float] = {}
             for row, q in orders:
                 if row not in ins_l:
                     return None
-                j = ins_l.index(row)
-                sizes[j] = sizes.get(j, float(lv.pos_size[idx[j]])) + q
-            for j, q in sizes.items():
-                im_l[j], mm_l[j] = self.position_margin(
-                    ins_l[j], q, lv.pos_leverage_one(int(idx[j])))
-            return float(sum(im_l)), float(sum(mm_l))
+                g = int(idx[ins_l.index(row)])
+                sizes[g] = sizes.get(g, float(lv.pos_size[g])) + q
+            pim, pmm, ins = self._pim.a, self._pmm.a, lv.pos_ins
+            for g, q in sizes.items():
+                new_im, new_mm = self.position_margin(int(ins[g]), q, lv.pos_leverage_one(g))
+                im += new_im - float(pim[g])
+                mm += new_mm - float(pmm[g])
+            return im, mm
         ins = lv.pos_ins[idx]
         size = lv.pos_size[idx].copy()
         for row, q in orders:
