@@ -60,7 +60,8 @@ class TickPlan:
     of ticks on the same underlyings prepares them once)."""
 
     hit: np.ndarray
-    """Global ids of the positions on the moved instruments."""
+    """Global ids of the positions on the moved instruments, ascending (the arrays indexed by
+    position are then read in order)."""
     ins: np.ndarray
     size: np.ndarray
     entry: np.ndarray
@@ -69,8 +70,11 @@ class TickPlan:
     live: np.ndarray
     """Whether each is in a live unit."""
     pos: np.ndarray
+    pos_ins: np.ndarray
+    pos_size: np.ndarray
     leverage: np.ndarray
-    """``hit[live]`` and their leverage (:meth:`LiveBook.pos_leverage`)."""
+    """``hit[live]``, their instrument rows, sizes and leverage (:meth:`LiveBook.pos_leverage`).
+    """
     units: Grouping
     """The units of ``pos``."""
     to_unit: np.ndarray
@@ -242,14 +246,15 @@ class LiveBook:
         got = self._plans.get(key)
         if got is not None and got[0] == now:
             return got[1]
-        hit = self.positions_on(rows)
+        hit = np.sort(self.positions_on(rows))
         ins = self._pos_ins.a[hit]
         slot = self._pos_slot.a[hit]
         live = slot >= 0
         acct = self._pos_acct.a[hit]
         pos = hit[live]
-        plan = TickPlan(hit, ins, self._pos_size.a[hit], self._pos_entry.a[hit],
-                        self.instruments.settle[ins], live, pos, self.pos_leverage(pos),
+        size = self._pos_size.a[hit]
+        plan = TickPlan(hit, ins, size, self._pos_entry.a[hit], self.instruments.settle[ins],
+                        live, pos, ins[live], size[live], self.pos_leverage(pos),
                         Grouping(slot[live]), self._unit_ccy.a[slot[live]], acct,
                         Grouping(acct))
         if len(self._plans) >= 16 or (got is not None and got[0][0] != now[0]):
@@ -905,6 +910,9 @@ class LiveBook:
         arr = self.instruments
         usd = arr.usd
         nu, su = self._account_units(acct)
+        if nu.size and nu.min() == 1 and nu.max() == 1:
+            self._aggregate_single(acct, su)
+            return
         uccy = self._unit_ccy.a[su]
         # account currency: the units' one currency, else USD
         usd_code = arr.ccy["USD"]
@@ -923,12 +931,7 @@ class LiveBook:
         im_u, mm_u, eq_u = self._im.a[su], self._mm.a[su], self._eq.a[su]
         im_t = segment_sums(conv(im_u), nu)
         mm_t = segment_sums(conv(mm_u), nu)
-        resum = (self._a_peq_ccy[acct] != accy) | ~self._a_peq.is_current(acct)
-        if resum.any():
-            redo, to = acct[resum], accy[resum]
-            self._a_peq.set_exact(redo, self._converted_sums(*self._account_positions(redo), to))
-            self._a_peq_ccy[redo] = to
-        eq = self._whole_coll[acct] + self._a_peq.values(acct)
+        eq = self._whole_coll[acct] + self._account_equity(acct, accy)
         spare = conv(eq_u - im_u)
         available = eq - im_t
         if su.size:
@@ -963,6 +966,34 @@ class LiveBook:
         a["avail"][acct], a["ratio"][acct] = available, ratio
         self._a_status[acct] = status
         self._a_ccy[acct] = accy
+
+    def _aggregate_single(self, acct: np.ndarray, su: np.ndarray) -> None:
+        """:meth:`_aggregate_many` when each account has one unit (``su``, in account order):
+        the unit's numbers are the account's, in the unit's currency (the same values the
+        general path gives, without its per-account reductions)."""
+        accy = self._unit_ccy.a[su]
+        im_u, mm_u, eq_u = self._im.a[su], self._mm.a[su], self._eq.a[su]
+        eq = self._whole_coll[acct] + self._account_equity(acct, accy)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(eq_u > 0, mm_u / eq_u,
+                             np.where((mm_u == 0) & (eq_u == 0), 0.0, np.nan))
+        a = self._a
+        a["im"][acct], a["mm"][acct], a["eq"][acct] = im_u, mm_u, eq
+        a["avail"][acct] = np.minimum(eq - im_u, eq_u - im_u)
+        a["ratio"][acct] = ratio
+        self._a_status[acct] = np.where((eq_u < 0) | ((mm_u > 0) & (eq_u <= mm_u)), 2,
+                                        np.where(eq_u < im_u, 1, 0))
+        self._a_ccy[acct] = accy
+
+    def _account_equity(self, acct: np.ndarray, accy: np.ndarray) -> np.ndarray:
+        """Σ position equity value of accounts ``acct`` in currency codes ``accy`` (the kept
+        sums; re-summed where stale or kept in another currency)."""
+        resum = (self._a_peq_ccy[acct] != accy) | ~self._a_peq.is_current(acct)
+        if resum.any():
+            redo, to = acct[resum], accy[resum]
+            self._a_peq.set_exact(redo, self._converted_sums(*self._account_positions(redo), to))
+            self._a_peq_ccy[redo] = to
+        return self._a_peq.values(acct)
 
     def _aggregate(self, i: int, *, im_mm: Mapping[int, tuple[float, float]] | None = None,
                    eq_delta: Mapping[int, float] | None = None, whole_delta: float = 0.0

@@ -96,8 +96,9 @@ class BracketEngine(ReferenceEngine):
         self._tables: dict[int, tuple[list[float], list[float], list[float], list[float]]] = {}
         self._pim = Column(np.float64)
         self._pmm = Column(np.float64)
+        self._prow = Column(np.int64)
         self._fresh = Column(np.bool_)
-        """Whether a position's cached (IM, MM) is current, by global position id."""
+        """A position's cached (IM, MM, bracket row), and whether current, by global id."""
         self._uim = RunningSums()
         self._umm = RunningSums()
         """Each unit's Σ position IM and Σ position MM, by slot."""
@@ -107,6 +108,7 @@ class BracketEngine(ReferenceEngine):
         n = lv.pos_ins.size
         self._pim.extend_to(n, 0.0)
         self._pmm.extend_to(n, 0.0)
+        self._prow.extend_to(n, 0)
         self._fresh.extend_to(n, False)
         self._uim.extend_to(lv.n_units)
         self._umm.extend_to(lv.n_units)
@@ -120,13 +122,16 @@ class BracketEngine(ReferenceEngine):
             self._umm.invalidate(slice(None))
             return
         plan = lv.tick_plan(moved)
-        pos, lev, groups = plan.pos, plan.leverage, plan.units
-        ins, size = plan.ins[plan.live], plan.size[plan.live]
+        pos, ins, size, lev, groups = (plan.pos, plan.pos_ins, plan.pos_size, plan.leverage,
+                                       plan.units)
         fresh = self._fresh.a[pos]
         if not fresh.all():  # positions never priced: priced with their (stale) units
             pos, ins, size, lev = pos[fresh], ins[fresh], size[fresh], lev[fresh]
             groups = Grouping(lv.pos_slot[pos])
-        im, mm = self.position_margins(ins, size, lev)
+        before = self._prow.a[pos]
+        im, mm, row = self.position_margins(ins, size, lev, before)
+        if row is not before:  # a notional crossed into another bracket
+            self._prow.a[pos] = row
         self._uim.add(groups, im - self._pim.a[pos])
         self._umm.add(groups, mm - self._pmm.a[pos])
         self._pim.a[pos] = im
@@ -141,18 +146,35 @@ class BracketEngine(ReferenceEngine):
         self._uim.invalidate(sl)
         self._umm.invalidate(sl)
 
-    def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray
-                         ) -> tuple[FloatArray, FloatArray]:
+    def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray,
+                         row: np.ndarray | None = None
+                         ) -> tuple[FloatArray, FloatArray, np.ndarray]:
+        """(IM, MM, bracket row) of positions at the current marks; ``row``: each one's
+        bracket before (checked, and searched again only where the notional left it)."""
         arr = self.live.instruments
         n = np.abs(size) * arr.contract_size[ins] * arr.mark[ins]
-        row = (n[:, None] >= self.cap[ins]).sum(axis=1)  # first bracket with N < cap
-        row = np.minimum(row, self.rows[ins] - 1)
-        mmr = self.mmr[ins, row]
-        cum = self.cum[ins, row]
-        lev = np.minimum(leverage, self.lev[ins, row])
-        mm = np.maximum(n * mmr - cum, 0.0)
+        width = self.cap.shape[1]
+        cap = self.cap.ravel()
+        if row is None:
+            row = self._bracket(ins, n)
+        else:  # the bracket [cap[row - 1], cap[row]) still holding the notional
+            at = ins * width + row
+            below = np.where(row > 0, cap[at - 1], -np.inf)
+            out = ~((n < cap[at]) & (n >= below))
+            if out.any():
+                row = row.copy()
+                row[out] = self._bracket(ins[out], n[out])
+        at = ins * width + row
+        lev = np.minimum(leverage, self.lev.ravel()[at])
+        mm = np.maximum(n * self.mmr.ravel()[at] - self.cum.ravel()[at], 0.0)
         im = np.maximum(n / lev, mm)
-        return im, mm
+        return im, mm, row
+
+    def _bracket(self, ins: np.ndarray, notional: np.ndarray) -> np.ndarray:
+        """The bracket row of each notional: the first with notional < its cap."""
+        row = (notional[:, None] >= self.cap[ins]).sum(axis=1)
+        # a symbol without a table (refused by the model) would give -1: its padding is row 0's
+        return np.maximum(np.minimum(row, self.rows[ins] - 1), 0)
 
     def margins(self, slots: Sequence[int]) -> tuple[FloatArray, FloatArray]:
         lv = self.live
@@ -163,7 +185,8 @@ class BracketEngine(ReferenceEngine):
             idx, lens = lv.concat_positions(redo)
             stale = idx[~self._fresh.a[idx]]
             if stale.size:  # a position is in one unit only: no duplicates
-                self._pim.a[stale], self._pmm.a[stale] = self.position_margins(
+                (self._pim.a[stale], self._pmm.a[stale],
+                 self._prow.a[stale]) = self.position_margins(
                     lv.pos_ins[stale], lv.pos_size[stale], lv.pos_leverage(stale))
                 self._fresh.a[stale] = True
             self._uim.set_exact(redo, segment_sums(self._pim.a[idx], lens))
@@ -218,7 +241,7 @@ class BracketEngine(ReferenceEngine):
             if not hit.size:
                 return None
             size[hit[0]] += q
-        im_p, mm_p = self.position_margins(ins, size, lv.pos_leverage(idx))
+        im_p, mm_p, _ = self.position_margins(ins, size, lv.pos_leverage(idx))
         return float(sum(im_p.tolist())), float(sum(mm_p.tolist()))
 
 
