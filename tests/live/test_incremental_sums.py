@@ -162,3 +162,26 @@ def test_thousands_of_ticks_equal_recomputing_from_scratch(monkeypatch, toleranc
         assert max(market.index[c] / lbd.SPOT[c] for c in coins) > 1.2  # prices did wander
     else:  # the guard fired far beyond the fills' own re-summing
         assert resummed[0] - start > 1000
+
+
+def test_bracket_rows_kept_between_ticks_give_the_searched_rows():
+    """A tick re-prices a position from its previous bracket row, searching the table only
+    where the notional left that bracket: any previous rows (right, wrong, out of date) must
+    give the numbers of a full search."""
+    book, market = _book_and_market(4)
+    live = LiveBook(lbd.model_for("binance-usdm", market), book, market)
+    eng = live.engine
+    rng = np.random.default_rng(2)
+    n = 5000
+    ins = rng.integers(0, len(market.instruments), n)
+    size = rng.choice([-1.0, 1.0], n) * 10 ** rng.uniform(-2, 5, n)
+    lev = rng.choice([2.0, 5.0, 20.0, 125.0], n)  # as pos_leverage gives (default applied)
+    want = eng.position_margins(ins, size, lev)
+    assert len(set(want[2].tolist())) > 5  # the notionals span many brackets
+    for hint in (want[2], np.zeros(n, dtype=np.int64), rng.integers(0, 12, n)):
+        got = eng.position_margins(ins, size, lev, hint)
+        for a, b in zip(got, want, strict=True):
+            assert np.array_equal(a, b, equal_nan=True)
+    for k, q, v, im, mm in zip(ins[:300].tolist(), size[:300].tolist(), lev[:300].tolist(),
+                               want[0][:300].tolist(), want[1][:300].tolist(), strict=True):
+        assert eng.position_margin(k, q, v) == (im, mm)  # the scalar what-if path: same bits

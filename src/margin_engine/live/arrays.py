@@ -133,18 +133,19 @@ class RunningSums:
         size = groups.sums(np.abs(changes))
         s = self._total.a[ids]
         t = s + d
+        abs_s = np.abs(s)
         with np.errstate(invalid="ignore"):  # inf - inf: NaN, caught below
-            self._comp.a[ids] += np.where(np.abs(s) >= np.abs(d), (s - t) + d, (d - t) + s)
+            comp = self._comp.a[ids] + np.where(abs_s >= np.abs(d), (s - t) + d, (d - t) + s)
+        self._comp.a[ids] = comp
         self._total.a[ids] = t
         # each change and their sum: count + 1 roundings of at most ROUNDOFF × size each; the
         # compensated addition itself only adds second-order terms (ROUNDOFF² × |total|)
-        bound = self._bound.a[ids] + (groups.count + 1) * ROUNDOFF * size + (
-            ROUNDOFF * ROUNDOFF) * np.abs(s)
+        bound = self._bound.a[ids] + groups.roundings * size + (ROUNDOFF * ROUNDOFF) * abs_s
         self._bound.a[ids] = bound
-        total = t + self._comp.a[ids]
-        bad = ~(bound <= self.TOLERANCE * np.maximum(np.abs(total), 1.0)) | ~np.isfinite(total)
-        if bad.any():
-            self._ok.a[ids[bad]] = False
+        total = np.abs(t + comp)
+        ok = (bound <= self.TOLERANCE * np.maximum(total, 1.0)) & (total < np.inf)
+        if not ok.all():
+            self._ok.a[ids[~ok]] = False
 
 
 class Grouping:
@@ -168,6 +169,8 @@ class Grouping:
     def __init__(self, groups: IntArray) -> None:
         self.ids, self.index, self.count = np.unique(groups, return_inverse=True,
                                                      return_counts=True)
+        self.roundings = (self.count + 1) * ROUNDOFF
+        """Bound on the relative rounding of a group's summed changes (count + 1 roundings)."""
 
     def sums(self, values: FloatArray) -> FloatArray:
         """Σ ``values`` per group of ``ids``."""

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -198,8 +199,10 @@ class BracketEngine(ReferenceEngine):
         the same order, so the same bits), for the what-if's few changed positions."""
         arr = self.live.instruments
         n = abs(size) * float(arr.contract_size[k]) * float(arr.mark[k])
-        row = min(sum(1 for c in self._table(k)[0] if n >= c), int(self.rows[k]) - 1)
-        _, mmr, cum, lev_row = self._table(k)
+        caps, mmr, cum, lev_row = self._table(k)
+        # caps ascend: how many are <= n is the bisection point (NaN: none, as the arrays say)
+        below = bisect_right(caps, n) if n == n else 0
+        row = max(min(below, int(self.rows[k]) - 1), 0)
         lev = min(leverage, lev_row[row])
         mm = max(n * mmr[row] - cum[row], 0.0)
         return max(n / lev, mm), mm
