@@ -2,7 +2,11 @@
 incrementally.
 
 - A market update revalues only the instruments on the touched underlyings and re-margins only
-  the margin units that hold them (or hold collateral in a touched currency).
+  the margin units that hold them (or hold collateral in a touched currency). Each unit's and
+  account's Σ position equity (and the bracket engine's Σ position IM/MM) is a running sum to
+  which a tick adds only the moved positions' changes (:class:`~margin_engine.live.arrays.
+  RunningSums`: compensated, its rounding drift bounded; a sum past its bound, held in a
+  currency whose price moved, or whose positions changed is re-summed from its positions).
 - A fill changes one account: its positions, its collateral, its units.
 - A what-if answers from the cached state without changing it.
 - Every status change (healthy → margin call → liquidation → recovery) comes back as an
