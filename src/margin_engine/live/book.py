@@ -755,16 +755,17 @@ class LiveBook:
 
         Position values: of ``accounts`` (their positions changed; their sums are re-summed);
         else of the positions on ``moved`` instruments, their changes added to their units' and
-        accounts' sums (``usd_before``: the currency prices before the move); else of every
-        position (a whole new market: every sum re-summed).
+        accounts' sums (``usd_before``: the currency prices before the move); else (or when
+        every instrument moved, as a new timestamp does) of every position, every sum
+        re-summed, as the bracket engine does.
         """
         hit = np.empty(0, dtype=np.int64)
         if accounts is not None:
             accounts = list(accounts)
             hit = np.fromiter((g for i in accounts for g in self._acct_pos[i]), dtype=np.int64)
             self._a_peq_ccy[accounts] = -1
-        elif moved is None:
-            hit = np.arange(self._pos_ins.n)
+        elif moved is None or moved.size == len(self.instruments.instruments):
+            hit = np.arange(self._pos_ins.n)  # everything moved: every sum re-summed
             self._u_peq.invalidate(slice(None))
             self._a_peq_ccy[:] = -1
         else:
