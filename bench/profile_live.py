@@ -1,23 +1,27 @@
 """Where a full re-margin of the live book spends its time (issue 9, benchmarks 1 and 4).
 
-    python -m bench.profile_live [--accounts 10000] [--model filtered-es]
+    python -m bench.profile_live [--accounts 10000] [--model filtered-es] [--ticks N]
 
 Builds the bench's book (``bench.live_book_data``: 10 random positions per account over 5,000
 instruments on 10 coins), then times the phases of ``LiveBook.set_market`` separately, each the
 best of three: the instrument revaluation (``engine.on_market``: every instrument's scenario
 P&L), the whole re-margin, and, for filtered-es, the fused unit kernel with and without the
 diversification cap's per-underlying measures. Prints a pyinstrument profile of one full
-re-margin when pyinstrument is installed. No assertion: the figures go in docs/performance.md.
+re-margin when pyinstrument is installed. With ``--ticks N``: instead, cProfile over N
+tick-to-margin updates (the BTC index and the BTC perpetual's mark, as ``bench_live``'s
+benchmark 2). No assertion: the figures go in docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
+import pstats
 
 import numpy as np
 
-from bench.bench_live import best, moved
+from bench.bench_live import CPU, best, moved, pct, ticks
 from bench.live_book_data import (
     deribit_market,
     history,
@@ -36,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--instruments", type=int, default=5000)
     ap.add_argument("--model", default="filtered-es")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--ticks", type=int, default=0,
+                    help="cProfile this many BTC ticks instead of the full re-margin")
     args = ap.parse_args(argv)
     linear = args.model == "binance-usdm"
     market = linear_market(args.instruments) if linear else deribit_market(args.instruments)
@@ -44,6 +50,17 @@ def main(argv: list[str] | None = None) -> None:
     live = LiveBook(model_for(args.model, market), book, market)
     gc.collect()
     gc.freeze()
+    if args.ticks:
+        perp = "BTCUSDT" if linear else "BTC-PERPETUAL"
+        ticks(live, 5, perp)  # the tick plan built, the first re-sums done
+        prof = cProfile.Profile()
+        prof.enable()
+        ticks(live, args.ticks, perp)
+        prof.disable()
+        print(f"{args.model}: {args.ticks} ticks, thread CPU time p50 {pct(CPU, 50) * 1e3:.1f} "
+              f"ms (under the profiler)")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+        return
     flip = [moved(market, 1.01), market]
     k = [0]
 

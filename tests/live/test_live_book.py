@@ -271,7 +271,7 @@ def test_bracket_engine_reprices_only_what_moved_and_stays_exact():
         live.update_market(change)
         market = revalidated(market, change)
         check_states(live, book, market)
-    fresh = live.engine._fresh  # type: ignore[attr-defined]
+    fresh = live.engine._fresh.a  # type: ignore[attr-defined]
     assert fresh.all()  # every position was re-priced on demand by the re-margin
     # what-ifs answered from the cached position figures (orders on held symbols)
     for acct in book.accounts:

@@ -19,36 +19,172 @@ KIND_CODE = {Kind.SPOT: 0, Kind.PERPETUAL: 1, Kind.FUTURE: 2, Kind.OPTION: 3}
 
 
 class Column:
-    """A 1-D NumPy array that grows by doubling; ``a`` is the live view of its ``n`` items."""
+    """A 1-D NumPy array that grows by doubling; ``a`` is the live view of its ``n`` items
+    (an attribute re-made whenever it grows: the hot paths read it many times per call)."""
 
     def __init__(self, dtype: type, values: Sequence[float] | NDArray[np.generic] = ()) -> None:
         data: np.ndarray = np.asarray(values, dtype=dtype)
         self._buf: np.ndarray = np.empty(max(16, 2 * data.size), dtype=dtype)
         self._buf[: data.size] = data
         self.n = int(data.size)
+        self.a: np.ndarray = self._buf[: self.n]
 
-    @property
-    def a(self) -> np.ndarray:
-        return self._buf[: self.n]
-
-    def append(self, value: float) -> int:
-        if self.n == self._buf.size:
-            grown = np.empty(2 * self._buf.size, dtype=self._buf.dtype)
-            grown[: self.n] = self._buf[: self.n]
-            self._buf = grown
-        self._buf[self.n] = value
-        self.n += 1
-        return self.n - 1
-
-    def extend(self, values: NDArray[np.generic]) -> None:
-        """Append every item of ``values`` (one copy, grown by doubling)."""
-        need = self.n + len(values)
+    def _reserve(self, need: int) -> None:
+        """Room for ``need`` items (the buffer at least doubles when it grows)."""
         if need > self._buf.size:
             grown = np.empty(max(need, 2 * self._buf.size), dtype=self._buf.dtype)
             grown[: self.n] = self._buf[: self.n]
             self._buf = grown
+
+    def append(self, value: float) -> int:
+        self._reserve(self.n + 1)
+        self._buf[self.n] = value
+        self.n += 1
+        self.a = self._buf[: self.n]
+        return self.n - 1
+
+    def extend(self, values: NDArray[np.generic]) -> None:
+        """Append every item of ``values``."""
+        need = self.n + len(values)
+        self._reserve(need)
         self._buf[self.n: need] = values
         self.n = need
+        self.a = self._buf[: need]
+
+    def extend_to(self, n: int, fill: float = 0) -> None:
+        """Grow to ``n`` items, the new ones set to ``fill`` (nothing when already that long)."""
+        if n <= self.n:
+            return
+        self._reserve(n)
+        self._buf[self.n: n] = fill
+        self.n = n
+        self.a = self._buf[: n]
+
+
+#: Unit roundoff of float64 (2**-53): one rounding moves a result by at most this × its size.
+ROUNDOFF = 2.0 ** -53
+
+
+class RunningSums:
+    """Per-group totals (of units, of accounts) kept current by adding the changes of the terms
+    that moved, with the rounding drift bounded.
+
+    Each group holds a compensated (Neumaier) sum: ``total + compensation`` carries the lost
+    low-order bits of every addition, so adding changes does not lose precision with the number
+    of additions. What can still drift is the rounding in each change itself (a term's new value
+    minus its old one, and the changes of one group summed together): ``bound`` accumulates a
+    bound on that, and a group whose bound exceeds :attr:`TOLERANCE` × its size (or whose total
+    is not finite) is marked stale, so the owner re-sums it from its terms. A stale group is
+    re-summed by :meth:`set_exact`; until then the changes added to it are ignored.
+
+    Attributes
+    ----------
+    TOLERANCE : float
+        Drift allowed relative to ``max(1, |total|)`` before a group must be re-summed (1e-12:
+        a thousandth of the live book's 1e-9 contract with ``assess_book``).
+    """
+
+    TOLERANCE = 1e-12
+
+    def __init__(self) -> None:
+        self._total = Column(np.float64)
+        self._comp = Column(np.float64)
+        self._bound = Column(np.float64)
+        self._ok = Column(np.bool_)
+
+    def extend_to(self, n: int) -> None:
+        """Make room for groups ``0 .. n-1`` (new groups stale)."""
+        for col in (self._total, self._comp, self._bound):
+            col.extend_to(n, 0.0)
+        self._ok.extend_to(n, False)
+
+    def values(self, groups: IntArray) -> FloatArray:
+        """The totals of ``groups`` (valid for the ones not stale)."""
+        return self._total.a[groups] + self._comp.a[groups]
+
+    @property
+    def n(self) -> int:
+        """How many groups there is room for."""
+        return self._total.n
+
+    def value_one(self, group: int) -> float | None:
+        """The total of one group as a float, ``None`` when it must be re-summed first."""
+        if not self._ok.a[group]:
+            return None
+        return float(self._total.a[group]) + float(self._comp.a[group])
+
+    def is_current(self, groups: IntArray) -> NDArray[np.bool_]:
+        """Whether each of ``groups`` holds its terms' total (else it must be re-summed)."""
+        return self._ok.a[groups]
+
+    def stale(self, groups: IntArray) -> IntArray:
+        """Those of ``groups`` that must be re-summed from their terms."""
+        return groups[~self._ok.a[groups]]
+
+    def invalidate(self, groups: IntArray | slice) -> None:
+        """Mark ``groups`` stale (their terms changed in a way not added here)."""
+        self._ok.a[groups] = False
+
+    def set_exact(self, groups: IntArray, totals: FloatArray) -> None:
+        """``groups`` re-summed from their terms: ``totals``, no drift."""
+        self._total.a[groups] = totals
+        self._comp.a[groups] = 0.0
+        self._bound.a[groups] = 0.0
+        self._ok.a[groups] = np.isfinite(totals)
+
+    def add(self, groups: Grouping, changes: FloatArray) -> None:
+        """Add ``changes[j]`` (a term's new value minus its old one) to the group of term ``j``
+        (``groups``)."""
+        if not changes.size:
+            return
+        ids = groups.ids
+        d = groups.sums(changes)
+        size = groups.sums(np.abs(changes))
+        s = self._total.a[ids]
+        t = s + d
+        abs_s = np.abs(s)
+        with np.errstate(invalid="ignore"):  # inf - inf: NaN, caught below
+            comp = self._comp.a[ids] + np.where(abs_s >= np.abs(d), (s - t) + d, (d - t) + s)
+        self._comp.a[ids] = comp
+        self._total.a[ids] = t
+        # each change and their sum: count + 1 roundings of at most ROUNDOFF × size each; the
+        # compensated addition itself only adds second-order terms (ROUNDOFF² × |total|)
+        bound = self._bound.a[ids] + groups.roundings * size + (ROUNDOFF * ROUNDOFF) * abs_s
+        self._bound.a[ids] = bound
+        total = np.abs(t + comp)
+        ok = (bound <= self.TOLERANCE * np.maximum(total, 1.0)) & (total < np.inf)
+        if not ok.all():
+            self._ok.a[ids[~ok]] = False
+
+
+class Grouping:
+    """Terms assigned to groups, ready to be summed per group (build once, sum many times).
+
+    Parameters
+    ----------
+    groups : ndarray of int
+        The group of each term.
+
+    Attributes
+    ----------
+    ids : ndarray of int
+        The distinct groups, ascending.
+    index : ndarray of int
+        Each term's position in ``ids``.
+    count : ndarray of int
+        How many terms each of ``ids`` has.
+    """
+
+    def __init__(self, groups: IntArray) -> None:
+        self.ids, self.index, self.count = np.unique(groups, return_inverse=True,
+                                                     return_counts=True)
+        self.roundings = (self.count + 1) * ROUNDOFF
+        """Bound on the relative rounding of a group's summed changes (count + 1 roundings)."""
+
+    def sums(self, values: FloatArray) -> FloatArray:
+        """Σ ``values`` per group of ``ids``."""
+        return np.bincount(self.index, weights=values,
+                           minlength=self.ids.size).astype(np.float64, copy=False)
 
 
 class InstrumentArrays:

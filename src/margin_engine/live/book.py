@@ -2,7 +2,11 @@
 incrementally.
 
 - A market update revalues only the instruments on the touched underlyings and re-margins only
-  the margin units that hold them (or hold collateral in a touched currency).
+  the margin units that hold them (or hold collateral in a touched currency). Each unit's and
+  account's Σ position equity (and the bracket engine's Σ position IM/MM) is a running sum to
+  which a tick adds only the moved positions' changes (:class:`~margin_engine.live.arrays.
+  RunningSums`: compensated, its rounding drift bounded; a sum past its bound, held in a
+  currency whose price moved, or whose positions changed is re-summed from its positions).
 - A fill changes one account: its positions, its collateral, its units.
 - A what-if answers from the cached state without changing it.
 - Every status change (healthy → margin call → liquidation → recovery) comes back as an
@@ -15,14 +19,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
 from margin_engine.domain.book import Account, Book, Position, check_against_market
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.live.arrays import Column, InstrumentArrays, position_equity, position_equity_one
+from margin_engine.live.arrays import (
+    Column,
+    Grouping,
+    InstrumentArrays,
+    RunningSums,
+    position_equity,
+    position_equity_one,
+)
 from margin_engine.live.engines import ReferenceEngine, make_engine, segment_sums
 from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.live.fills import fill_account, trade
@@ -43,6 +55,37 @@ def _event_type(old: Status, new: Status) -> str:
     if new is Status.HEALTHY:
         return "recovery"
     return new.value
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    """The positions a move of some instruments touches, grouped by unit and by account, and
+    their fixed inputs (:meth:`LiveBook.tick_plan`; kept while no account changes, so a stream
+    of ticks on the same underlyings prepares them once)."""
+
+    hit: np.ndarray
+    """Global ids of the positions on the moved instruments, ascending (the arrays indexed by
+    position are then read in order)."""
+    ins: np.ndarray
+    size: np.ndarray
+    entry: np.ndarray
+    settle: np.ndarray
+    """Their instrument rows, sizes, entry prices (NaN: none), settlement currency codes."""
+    live: np.ndarray
+    """Whether each is in a live unit."""
+    pos: np.ndarray
+    pos_ins: np.ndarray
+    pos_size: np.ndarray
+    leverage: np.ndarray
+    """``hit[live]``, their instrument rows, sizes and leverage (:meth:`LiveBook.pos_leverage`).
+    """
+    units: Grouping
+    """The units of ``pos``."""
+    to_unit: np.ndarray
+    """The currency code of the unit of each of ``hit[live]``."""
+    acct: np.ndarray
+    accounts: Grouping
+    """The account of each of ``hit``, and them grouped."""
 
 
 class LiveBook:
@@ -88,8 +131,10 @@ class LiveBook:
         row = self.instruments.index
         cols: tuple[list[float], ...] = ([], [], [], [], [])
         self._acct_pos: list[list[int]] = []
-        for a in self._accounts:
+        owner: list[int] = []
+        for i, a in enumerate(self._accounts):
             start = len(cols[0])
+            owner.extend([i] * len(a.positions))
             for p in a.positions:
                 cols[0].append(row[p.symbol])
                 cols[1].append(p.size)
@@ -103,6 +148,11 @@ class LiveBook:
         self._pos_lev = Column(np.float64, cols[3])
         self._pos_iso = Column(np.float64, cols[4])
         self._pos_eq = Column(np.float64, np.zeros(len(cols[0])))
+        self._pos_acct = Column(np.int64, owner)
+        self._pos_slot = Column(np.int64, np.full(len(cols[0]), -1))  # its live unit
+        self._by_ins: tuple[int, np.ndarray, np.ndarray] | None = None  # positions by instrument
+        self._last_on: tuple[int, bytes, np.ndarray] | None = None
+        self._plans: dict[bytes, tuple[tuple[int, int], TickPlan]] = {}
         # units (slots) ----------------------------------------------------------------------
         self._units: list[MarginUnit] = []
         self._unit_acct: list[int] = []
@@ -114,6 +164,10 @@ class LiveBook:
         self._mm = Column(np.float64)
         self._eq = Column(np.float64)
         self._coll = Column(np.float64)  # collateral value of each unit, in its currency
+        # Σ position equity value per unit (unit currency) and per account (in the currency
+        # ``_a_peq_ccy`` names; -1: not summed yet), kept current by adding changes
+        self._u_peq = RunningSums()
+        self._a_peq = RunningSums()
         self._whole_coll = np.zeros(len(self._accounts))
         self._by_ccy: dict[str, set[int]] = {}  # units whose requirement or equity may move
         self._coll_by_ccy: dict[str, set[int]] = {}  # units whose collateral value may move
@@ -123,6 +177,11 @@ class LiveBook:
         self._a = {k: np.zeros(n) for k in ("im", "mm", "eq", "avail", "ratio")}
         self._a_status = np.full(n, -1, dtype=np.int64)
         self._a_ccy = np.zeros(n, dtype=np.int64)
+        self._a_peq_ccy = np.full(n, -1, dtype=np.int64)
+        self._a_peq.extend_to(n)
+        self._touched: dict[frozenset[str], tuple[int, np.ndarray, np.ndarray]] = {}
+        self._held_cache: dict[int, tuple[int, dict[int, int]]] = {}
+        self._refused: dict[int, str | None] = {}  # check_instrument by instrument row
         self._reports: dict[int, AccountReport] = {}
         self._version = 0  # bumped whenever an account's positions or units change
         self._concat_cache: dict[tuple[int, int],
@@ -156,6 +215,59 @@ class LiveBook:
     def pos_size(self) -> np.ndarray:
         return self._pos_size.a
 
+    @property
+    def pos_slot(self) -> np.ndarray:
+        """The live unit slot of each position (-1: in none)."""
+        return self._pos_slot.a
+
+    def positions_on(self, rows: np.ndarray) -> np.ndarray:
+        """Global ids of the positions on instruments ``rows`` (an index of positions by
+        instrument is kept; positions opened since it was built are scanned)."""
+        n = self._pos_ins.n
+        key = rows.tobytes()
+        if self._last_on is not None and self._last_on[:2] == (n, key):
+            return self._last_on[2]  # the engine and the equity refresh ask for the same
+        if self._by_ins is None or n - self._by_ins[0] > max(1024, self._by_ins[0] // 8):
+            order = np.argsort(self._pos_ins.a, kind="stable")
+            starts = np.searchsorted(self._pos_ins.a[order],
+                                     np.arange(len(self.instruments.instruments) + 1))
+            self._by_ins = (n, order, starts)
+        n0, order, starts = self._by_ins
+        parts = [order[starts[k]: starts[k + 1]] for k in rows.tolist()]
+        if n > n0:
+            flag = np.zeros(len(self.instruments.instruments), dtype=bool)
+            flag[rows] = True
+            parts.append(n0 + np.flatnonzero(flag[self._pos_ins.a[n0:]]))
+        out = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        self._last_on = (n, key, out)
+        return out
+
+    def tick_plan(self, rows: np.ndarray) -> TickPlan:
+        """:class:`TickPlan` of a move of instruments ``rows`` (kept, for the last 16 sets of
+        rows, until an account changes: ticks on the same underlyings reuse it)."""
+        key = rows.tobytes()
+        now = (self._version, self._pos_ins.n)
+        got = self._plans.get(key)
+        if got is not None and got[0] == now:
+            return got[1]
+        hit = np.sort(self.positions_on(rows))
+        ins = self._pos_ins.a[hit]
+        slot = self._pos_slot.a[hit]
+        live = slot >= 0
+        acct = self._pos_acct.a[hit]
+        pos = hit[live]
+        size = self._pos_size.a[hit]
+        plan = TickPlan(hit, ins, size, self._pos_entry.a[hit], self.instruments.settle[ins],
+                        live, pos, ins[live], size[live], self.pos_leverage(pos),
+                        Grouping(slot[live]), self._unit_ccy.a[slot[live]], acct,
+                        Grouping(acct))
+        if len(self._plans) >= 16 or (got is not None and got[0][0] != now[0]):
+            self._plans = {k: v for k, v in self._plans.items() if v[0] == now}
+            if len(self._plans) >= 16:
+                self._plans.clear()
+        self._plans[key] = (now, plan)
+        return plan
+
     def pos_leverage(self, idx: np.ndarray) -> np.ndarray:
         lev = self._pos_lev.a[idx]
         default = getattr(self.model.params, "default_leverage", math.nan)
@@ -185,14 +297,16 @@ class LiveBook:
     def live_slots(self) -> list[int]:
         return [s for slots in self._acct_units for s in slots]
 
-    def concat_positions(self, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def concat_positions(self, slots: Sequence[int] | np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
         """The positions of ``slots`` one after the other, and how many each unit has (the
         concatenation over every live unit is kept until an account changes)."""
-        key = (len(slots), hash(tuple(slots)))
+        sl = np.asarray(slots, dtype=np.int64)
+        key = (sl.size, hash(sl.tobytes()))
         hit = self._concat_cache.get(key)
         if hit is not None and hit[0] == self._version:
             return hit[1], hit[2]
-        pos = [self._unit_pos[s] for s in slots]
+        pos = [self._unit_pos[s] for s in sl.tolist()]
         lens = np.fromiter((p.size for p in pos), dtype=np.int64, count=len(pos))
         idx = np.concatenate(pos) if pos else np.empty(0, dtype=np.int64)
         if len(slots) > 1000:
@@ -265,15 +379,31 @@ class LiveBook:
         upd = parse_update(update, self._market)
         market, touched, _symbols = apply_update(self._market, upd)
         self._market = market
+        usd = self.instruments.usd.copy()
         moved = self.instruments.refresh(market, touched)
         self.engine.on_market(moved)
+        self._refresh_equity_inputs(touched, moved=moved, usd_before=usd)
+        slots, accts = self._touched_by(touched)
+        return self._remargin(slots, cause="market", acct=accts)
+
+    def _touched_by(self, touched: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The unit slots a move of ``touched`` currencies may change, and every account they
+        or a collateral holding in those currencies belong to (sorted; kept until an account
+        changes)."""
+        hit = self._touched.get(touched)
+        if hit is not None and hit[0] == self._version:
+            return hit[1], hit[2]
         slots: set[int] = set()
         accts: set[int] = set()
         for ccy in touched:
             slots |= self._by_ccy.get(ccy, set())
             accts |= self._acct_by_ccy.get(ccy, set())
-        self._refresh_equity_inputs(touched, moved=moved)
-        return self._remargin(sorted(slots), cause="market", accounts=accts)
+        sl = np.array(sorted(slots), dtype=np.int64)
+        acct = np.union1d(self._unit_acct_a.a[sl], np.fromiter(accts, dtype=np.int64))
+        if len(self._touched) >= 16:
+            self._touched.clear()
+        self._touched[touched] = (self._version, sl, acct)
+        return sl, acct
 
     def add_account(self, account: Account) -> list[Event]:
         """Open an account (``POST /v1/accounts``) and margin it.
@@ -296,13 +426,15 @@ class LiveBook:
             self._acct_by_ccy.setdefault(c, set()).add(i)
         ids = []
         for p in account.positions:
-            ids.append(self._add_position(account, p.symbol, p.size, p.entry_price,
+            ids.append(self._add_position(i, account, p.symbol, p.size, p.entry_price,
                                           p.isolated_margin))
         self._acct_pos.append(ids)
         self._acct_units.append([])
         self._a = {k: np.append(v, 0.0) for k, v in self._a.items()}
         self._a_status = np.append(self._a_status, -1)
         self._a_ccy = np.append(self._a_ccy, 0)
+        self._a_peq_ccy = np.append(self._a_peq_ccy, -1)
+        self._a_peq.extend_to(len(self._accounts))
         self._whole_coll = np.append(self._whole_coll, 0.0)
         return self._account_changed(i, "open")
 
@@ -398,7 +530,7 @@ class LiveBook:
         mark_now = float(self.instruments.mark[k])
         if hit is None:
             new, entry, cash = trade(0.0, None, q, px, ins, mark_now)
-            g = self._add_position(self._accounts[i], symbol, new, entry)
+            g = self._add_position(i, self._accounts[i], symbol, new, entry)
             ids.append(g)
         else:
             e0 = self._pos_entry.a[hit]
@@ -534,7 +666,9 @@ class LiveBook:
         k = self.instruments.index.get(symbol)
         if k is None:
             raise InputError(f"{at}.symbol", f"unknown symbol {symbol!r}")
-        why = self.model.check_instrument(self.instruments.instruments[k])
+        why = self._refused.get(k, "")
+        if why == "":  # the model's answer for an instrument is fixed: asked once
+            why = self._refused[k] = self.model.check_instrument(self.instruments.instruments[k])
         if why:
             raise InputError(f"{at}.symbol", f"{symbol!r}: {why}")
         if not isinstance(size, int | float) or not math.isfinite(size) or size == 0:
@@ -547,9 +681,11 @@ class LiveBook:
             px = float(price)
         return k, float(size), px
 
-    def _add_position(self, account: Account, symbol: str, size: float,
+    def _add_position(self, i: int, account: Account, symbol: str, size: float,
                       entry: float | None, isolated: float | None = None) -> int:
         k = self.instruments.index[symbol]
+        self._pos_acct.append(i)
+        self._pos_slot.append(-1)
         self._pos_ins.append(k)
         self._pos_size.append(size)
         self._pos_entry.append(math.nan if entry is None else entry)
@@ -566,6 +702,7 @@ class LiveBook:
         account = self.account_object(i)
         arr = self.instruments
         ids = self._acct_pos[i]
+        self._pos_slot.a[ids] = -1
         slots = []
         for unit in self.model.units(account, self._market):
             s = len(self._units)
@@ -574,6 +711,7 @@ class LiveBook:
             self._unit_acct_a.append(i)
             pos = np.array([ids[j] for j in unit.position_indices], dtype=np.int64)
             self._unit_pos.append(pos)
+            self._pos_slot.a[pos] = s
             ins = arr.instruments
             ccys = {unit.currency, *unit.collateral}
             for g in pos.tolist():
@@ -588,6 +726,7 @@ class LiveBook:
             for col in (self._im, self._mm, self._eq, self._coll):
                 col.append(0.0)
             slots.append(s)
+        self._u_peq.extend_to(len(self._units))  # the new units: summed when re-margined
         self._acct_units[i] = slots
         return slots
 
@@ -609,21 +748,33 @@ class LiveBook:
 
     def _refresh_equity_inputs(self, touched: frozenset[str] | None,
                                accounts: Iterable[int] | None = None,
-                               moved: np.ndarray | None = None) -> None:
-        """Position equity values (of positions in ``moved`` instruments; all when None) and
-        collateral values of the units and accounts whose collateral may have moved."""
-        n = self._pos_ins.n
-        if n:
-            if moved is None or accounts is not None:
-                self._pos_eq.a[:] = position_equity(self.instruments, self._pos_ins.a,
-                                                    self._pos_size.a, self._pos_entry.a)
-            elif moved.size:
-                flag = np.zeros(len(self.instruments.instruments), dtype=bool)
-                flag[moved] = True
-                hit = np.flatnonzero(flag[self._pos_ins.a])
-                self._pos_eq.a[hit] = position_equity(
-                    self.instruments, self._pos_ins.a[hit], self._pos_size.a[hit],
-                    self._pos_entry.a[hit])
+                               moved: np.ndarray | None = None,
+                               usd_before: np.ndarray | None = None) -> None:
+        """Position equity values and collateral values of the units and accounts whose
+        collateral may have moved.
+
+        Position values: of ``accounts`` (their positions changed; their sums are re-summed);
+        else of the positions on ``moved`` instruments, their changes added to their units' and
+        accounts' sums (``usd_before``: the currency prices before the move); else (or when
+        every instrument moved, as a new timestamp does) of every position, every sum
+        re-summed, as the bracket engine does.
+        """
+        hit = np.empty(0, dtype=np.int64)
+        if accounts is not None:
+            accounts = list(accounts)
+            hit = np.fromiter((g for i in accounts for g in self._acct_pos[i]), dtype=np.int64)
+            self._a_peq_ccy[accounts] = -1
+        elif moved is None or moved.size == len(self.instruments.instruments):
+            hit = np.arange(self._pos_ins.n)  # everything moved: every sum re-summed
+            self._u_peq.invalidate(slice(None))
+            self._a_peq_ccy[:] = -1
+        else:
+            assert usd_before is not None
+            self._move_equity(self.tick_plan(moved), usd_before)
+            hit = hit[:0]
+        if hit.size:
+            self._pos_eq.a[hit] = position_equity(self.instruments, self._pos_ins.a[hit],
+                                                  self._pos_size.a[hit], self._pos_entry.a[hit])
         if accounts is not None:
             slots = [s for i in accounts for s in self._acct_units[i]]
             accts = list(accounts)
@@ -647,6 +798,30 @@ class LiveBook:
             self._whole_coll[i] = health.collateral_value(
                 self._collateral[i], ccy, self.account_object(i), self._market, self.policy)
 
+    def _move_equity(self, plan: TickPlan, usd_before: np.ndarray) -> None:
+        """Re-value the equity of ``plan``'s positions and add the changes to their units' and
+        accounts' sums (``usd_before``: the currency prices before the move); sums held in a
+        currency whose price moved are re-summed instead (every term's conversion moved)."""
+        usd = self.instruments.usd
+        moved = ~((usd == usd_before) | (np.isnan(usd) & np.isnan(usd_before)))
+        if moved.any():
+            self._u_peq.invalidate(np.flatnonzero(moved[self._unit_ccy.a]))
+            self._a_peq_ccy[(self._a_peq_ccy >= 0) & moved[self._a_peq_ccy]] = -1
+        old = self._pos_eq.a[plan.hit]
+        new = position_equity(self.instruments, plan.ins, plan.size, plan.entry)
+        self._pos_eq.a[plan.hit] = new
+        live = plan.live
+        self._u_peq.add(plan.units, _changes(new[live], old[live], plan.settle[live],
+                                             plan.to_unit, usd, usd_before))
+        dest = self._a_peq_ccy[plan.acct]
+        held = dest >= 0  # else not summed yet: re-summed when the account is aggregated
+        if held.all():
+            groups, settle = plan.accounts, plan.settle
+        else:
+            new, old, dest = new[held], old[held], dest[held]
+            groups, settle = Grouping(plan.acct[held]), plan.settle[held]
+        self._a_peq.add(groups, _changes(new, old, settle, dest, usd, usd_before))
+
     def _account_currency(self, i: int) -> str:
         ccys = {self._units[s].currency for s in self._acct_units[i]}
         return ccys.pop() if len(ccys) == 1 else "USD"
@@ -657,25 +832,31 @@ class LiveBook:
         if not lens.sum():
             return np.zeros(lens.size)
         settle = arr.settle[self._pos_ins.a[idx]]
-        dest = np.repeat(to, lens)
-        v = self._pos_eq.a[idx]
-        conv = np.where(settle == dest, v, v * arr.usd[settle] / arr.usd[dest])
-        return segment_sums(conv, lens)
+        return segment_sums(_to_ccy(self._pos_eq.a[idx], settle, np.repeat(to, lens), arr.usd),
+                            lens)
 
-    def _remargin(self, slots: Sequence[int], *, cause: str, emit: bool = True,
-                  accounts: set[int] | None = None) -> list[Event]:
+    def _remargin(self, slots: Sequence[int] | np.ndarray, *, cause: str, emit: bool = True,
+                  accounts: set[int] | None = None, acct: np.ndarray | None = None
+                  ) -> list[Event]:
+        """Re-margin units ``slots`` and their accounts (with ``accounts``; or exactly the
+        sorted accounts ``acct`` when the caller knows them); the status changes as events."""
         sl = np.asarray(slots, dtype=np.int64)
         if sl.size:
-            im, mm = self.engine.margins(slots)
+            # an int64 array serves every engine as a sequence of slots (no list of 65,000)
+            im, mm = self.engine.margins(cast(Sequence[int], sl))
             if not self.scale.is_identity:
                 im, mm = self.scale.apply(im, mm)
             self._im.a[sl] = im
             self._mm.a[sl] = mm
-            self._eq.a[sl] = self._coll.a[sl] + self._converted_sums(
-                *self.concat_positions(slots), self._unit_ccy.a[sl])
-        acct = np.unique(self._unit_acct_a.a[sl])
-        if accounts:
-            acct = np.union1d(acct, np.fromiter(accounts, dtype=np.int64))
+            redo = self._u_peq.stale(sl)
+            if redo.size:
+                self._u_peq.set_exact(redo, self._converted_sums(
+                    *self.concat_positions(redo), self._unit_ccy.a[redo]))
+            self._eq.a[sl] = self._coll.a[sl] + self._u_peq.values(sl)
+        if acct is None:
+            acct = np.unique(self._unit_acct_a.a[sl])
+            if accounts:
+                acct = np.union1d(acct, np.fromiter(accounts, dtype=np.int64))
         if self._reports:
             for i in acct.tolist():
                 self._reports.pop(i, None)
@@ -734,6 +915,9 @@ class LiveBook:
         arr = self.instruments
         usd = arr.usd
         nu, su = self._account_units(acct)
+        if nu.size and nu.min() == 1 and nu.max() == 1:
+            self._aggregate_single(acct, su)
+            return
         uccy = self._unit_ccy.a[su]
         # account currency: the units' one currency, else USD
         usd_code = arr.ccy["USD"]
@@ -752,7 +936,7 @@ class LiveBook:
         im_u, mm_u, eq_u = self._im.a[su], self._mm.a[su], self._eq.a[su]
         im_t = segment_sums(conv(im_u), nu)
         mm_t = segment_sums(conv(mm_u), nu)
-        eq = self._whole_coll[acct] + self._converted_sums(*self._account_positions(acct), accy)
+        eq = self._whole_coll[acct] + self._account_equity(acct, accy)
         spare = conv(eq_u - im_u)
         available = eq - im_t
         if su.size:
@@ -788,13 +972,41 @@ class LiveBook:
         self._a_status[acct] = status
         self._a_ccy[acct] = accy
 
+    def _aggregate_single(self, acct: np.ndarray, su: np.ndarray) -> None:
+        """:meth:`_aggregate_many` when each account has one unit (``su``, in account order):
+        the unit's numbers are the account's, in the unit's currency (the same values the
+        general path gives, without its per-account reductions)."""
+        accy = self._unit_ccy.a[su]
+        im_u, mm_u, eq_u = self._im.a[su], self._mm.a[su], self._eq.a[su]
+        eq = self._whole_coll[acct] + self._account_equity(acct, accy)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(eq_u > 0, mm_u / eq_u,
+                             np.where((mm_u == 0) & (eq_u == 0), 0.0, np.nan))
+        a = self._a
+        a["im"][acct], a["mm"][acct], a["eq"][acct] = im_u, mm_u, eq
+        a["avail"][acct] = np.minimum(eq - im_u, eq_u - im_u)
+        a["ratio"][acct] = ratio
+        self._a_status[acct] = np.where((eq_u < 0) | ((mm_u > 0) & (eq_u <= mm_u)), 2,
+                                        np.where(eq_u < im_u, 1, 0))
+        self._a_ccy[acct] = accy
+
+    def _account_equity(self, acct: np.ndarray, accy: np.ndarray) -> np.ndarray:
+        """Σ position equity value of accounts ``acct`` in currency codes ``accy`` (the kept
+        sums; re-summed where stale or kept in another currency)."""
+        resum = (self._a_peq_ccy[acct] != accy) | ~self._a_peq.is_current(acct)
+        if resum.any():
+            redo, to = acct[resum], accy[resum]
+            self._a_peq.set_exact(redo, self._converted_sums(*self._account_positions(redo), to))
+            self._a_peq_ccy[redo] = to
+        return self._a_peq.values(acct)
+
     def _aggregate(self, i: int, *, im_mm: Mapping[int, tuple[float, float]] | None = None,
                    eq_delta: Mapping[int, float] | None = None, whole_delta: float = 0.0
                    ) -> AccountState:
         """``assess_account``'s account-level arithmetic over the cached unit numbers."""
         mk = self._market
         slots = self._acct_units[i]
-        ccy = self._account_currency(i)
+        ccy = self.instruments.currencies[int(self._a_ccy[i])]  # _account_currency's, kept
         units = []
         for s in slots:
             im, mm = (im_mm or {}).get(s, (float(self._im.a[s]), float(self._mm.a[s])))
@@ -817,51 +1029,52 @@ class LiveBook:
                       ) -> AccountState | None:
         """Answer from the cache when every order adds to a position the account holds."""
         arr = self.instruments
-        mk = self._market
         slots = self._acct_units[i]
+        held = self._held(i)
+        pos_slot, pos_eq, pos_ins = self._pos_slot.a, self._pos_eq.a, self._pos_ins.a
         by_slot: dict[int, list[tuple[int, float]]] = {}
-        coll = dict(self._collateral[i])
+        coll = self._collateral[i]
         changed: dict[int, tuple[float, float | None]] = {}  # position -> (size, entry)
-        cash_moved = False
         for k, q, px in orders:
-            slot = next((s for s in slots if (self._pos_ins.a[self._unit_pos[s]] == k).any()),
-                        None)
-            if slot is None or (self._units[slot].scope == "position" and len(slots) > 1):
+            g = held.get(k, -1)
+            slot = -1 if g < 0 else int(pos_slot[g])
+            if slot < 0 or (self._units[slot].scope == "position" and len(slots) > 1):
                 return None  # a new unit, or isolated: the rebuild decides
             by_slot.setdefault(slot, []).append((k, q))
-            g = next(g for g in self._acct_pos[i] if int(self._pos_ins.a[g]) == k)
-            e0 = float(self._pos_entry.a[g])
-            size0, entry0 = changed.get(g, (float(self._pos_size.a[g]),
-                                            None if math.isnan(e0) else e0))
+            if g in changed:
+                size0, entry0 = changed[g]
+            else:
+                e0 = float(self._pos_entry.a[g])
+                size0, entry0 = float(self._pos_size.a[g]), None if math.isnan(e0) else e0
             ins = arr.instruments[k]
             new, entry, cash = trade(size0, entry0, q, px, ins, float(arr.mark[k]))
             changed[g] = (new, entry)
             if cash != 0.0:
+                if coll is self._collateral[i]:
+                    coll = dict(coll)
                 coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
-                cash_moved = True
-        pos_delta = {g: position_equity_one(arr, int(self._pos_ins.a[g]), q,
-                                            math.nan if e is None else e)
-                     - float(self._pos_eq.a[g]) for g, (q, e) in changed.items()}
-        account = self.account_object(i)
-        eq_delta: dict[int, float] = {}
-        for s in slots:
-            u = self._units[s]
-            d = sum(self._convert(pos_delta[g], g, u.currency)
-                    for g in self._unit_pos[s].tolist() if g in pos_delta)
-            if u.scope == "currency":
-                ucoll: Mapping[str, float] = {u.currency: coll.get(u.currency, 0.0)}
-            elif u.scope == "position" and not math.isnan(
-                    self._pos_iso.a[self._unit_pos[s][0]]):
-                ucoll = u.collateral
-            else:
-                ucoll = coll
-            if cash_moved:  # else the unit's collateral value is the cached one
-                d += health.collateral_value(ucoll, u.currency, account, mk,
-                                             self.policy) - float(self._coll.a[s])
-            eq_delta[s] = d
-        ccy = self._account_currency(i)
+        pos_delta = {g: position_equity_one(arr, int(pos_ins[g]), q, math.nan if e is None else e)
+                     - float(pos_eq[g]) for g, (q, e) in changed.items()}
+        eq_delta = dict.fromkeys(slots, 0.0)
+        for g, v in pos_delta.items():  # a position is in one unit
+            s = int(pos_slot[g])
+            eq_delta[s] += self._convert(v, g, self._units[s].currency)
+        ccy = arr.currencies[int(self._a_ccy[i])]
         whole = sum(self._convert(v, g, ccy) for g, v in pos_delta.items())
-        if cash_moved:
+        if coll is not self._collateral[i]:  # cash moved: collateral re-valued
+            mk = self._market
+            account = self.account_object(i)
+            for s in slots:
+                u = self._units[s]
+                if u.scope == "currency":
+                    ucoll: Mapping[str, float] = {u.currency: coll.get(u.currency, 0.0)}
+                elif u.scope == "position" and not math.isnan(
+                        self._pos_iso.a[self._unit_pos[s][0]]):
+                    ucoll = u.collateral
+                else:
+                    ucoll = coll
+                eq_delta[s] += health.collateral_value(ucoll, u.currency, account, mk,
+                                                       self.policy) - float(self._coll.a[s])
             whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
                 self._whole_coll[i])
         im_mm = {}
@@ -871,6 +1084,21 @@ class LiveBook:
                 return None
             im_mm[slot] = self.scale.apply_one(*got) if not self.scale.is_identity else got
         return self._aggregate(i, im_mm=im_mm, eq_delta=eq_delta, whole_delta=whole)
+
+    def _held(self, i: int) -> dict[int, int]:
+        """Account ``i``'s first position on each instrument row it holds (kept until an
+        account changes)."""
+        got = self._held_cache.get(i)
+        if got is not None and got[0] == self._version:
+            return got[1]
+        held: dict[int, int] = {}
+        ids = self._acct_pos[i]
+        for k, g in zip(self._pos_ins.a[ids].tolist(), ids, strict=True):
+            held.setdefault(k, g)
+        if len(self._held_cache) >= 4096:
+            self._held_cache.clear()
+        self._held_cache[i] = (self._version, held)
+        return held
 
     def _convert(self, value: float, g: int, currency: str) -> float:
         arr = self.instruments
@@ -888,6 +1116,21 @@ class LiveBook:
                              liquidation_prices=False, scale=self.scale)
         return AccountState(rep.id, rep.currency, rep.initial_margin, rep.maintenance_margin,
                             rep.equity, rep.available_balance, rep.margin_ratio, rep.status)
+
+
+def _to_ccy(v: np.ndarray, settle: np.ndarray, dest: np.ndarray, usd: np.ndarray) -> np.ndarray:
+    """Amounts ``v`` in currency codes ``settle`` converted to codes ``dest`` at USD prices
+    ``usd`` (unchanged where the two are the same)."""
+    return np.where(settle == dest, v, v * usd[settle] / usd[dest])
+
+
+def _changes(new: np.ndarray, old: np.ndarray, settle: np.ndarray, dest: np.ndarray,
+             usd: np.ndarray, usd_before: np.ndarray) -> np.ndarray:
+    """Changes of amounts (``old`` at prices ``usd_before``, ``new`` at ``usd``) in codes
+    ``settle``, converted to codes ``dest``: the new converted value minus the old one."""
+    if np.array_equal(settle, dest):
+        return new - old
+    return _to_ccy(new, settle, dest, usd) - _to_ccy(old, settle, dest, usd_before)
 
 
 def _order(o: Any, n: int) -> tuple[str, float, float | None]:

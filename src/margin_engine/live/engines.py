@@ -16,11 +16,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from margin_engine.live.arrays import Column, Grouping, RunningSums
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.venues.binance_usdm import BinanceUsdm
 from margin_engine.models.venues.deribit_pm import DeribitPm
@@ -71,36 +73,49 @@ class PositionCacheEngine(ReferenceEngine):
     """Rule-based requirements over arrays: each position's (IM, MM) cached, a unit's
     requirement the sum of its positions' figures plus any unit-level terms.
 
-    A position's figures are recomputed only when its instrument's mark moved
-    (:meth:`on_market`) or its unit changed (:meth:`on_units`: a fill, a deposit, a new
-    account). A BTC tick on a book where two thirds of the units hold BTC thus re-prices the BTC
+    Each position's (IM, MM) is cached, and so is each unit's total of them
+    (:class:`~margin_engine.live.arrays.RunningSums`). A market move re-prices only the
+    positions on the moved instruments (:meth:`on_market`) and adds their changes to their
+    units' totals: a BTC tick on a book where two thirds of the units hold BTC touches the BTC
     positions only (a tenth of the book on ten coins), not every position of those units. A
-    what-if re-prices only the ordered positions over the unit's cached figures.
+    unit whose positions changed (:meth:`on_units`: a fill, a deposit, a new account), whose
+    total's rounding drift reached its bound, or after a whole new market is re-summed left to
+    right from its positions' figures, the numbers and the order of recomputing every position.
+    A what-if adds the ordered positions' changes to the unit's total.
 
-    A subclass prices positions (:meth:`price`, NumPy over arrays) and may add unit-level terms
+    A subclass prices positions (:meth:`price`, NumPy over arrays), refreshes what it keeps per
+    instrument when the market moves (:meth:`refresh_instruments`), and may add unit-level terms
     (:meth:`unit_terms`) and name the units the arrays cannot reproduce exactly
     (:meth:`needs_reference`): those go through ``model.margin_unit`` (the reference path).
     """
 
     def __init__(self, live: LiveBook) -> None:
         super().__init__(live)
-        self._pim = np.zeros(0)
-        self._pmm = np.zeros(0)
-        self._fresh = np.zeros(0, dtype=bool)
-        """Whether a position's cached (IM, MM) is current, by global position id."""
+        self._pim = Column(np.float64)
+        self._pmm = Column(np.float64)
+        self._fresh = Column(np.bool_)
+        """A position's cached (IM, MM), and whether current, by global position id."""
+        self._uim = RunningSums()
+        self._umm = RunningSums()
+        """Each unit's Σ position IM and Σ position MM, by slot."""
         self._ref = np.zeros(0, dtype=bool)
         """:meth:`needs_reference` by unit slot (a slot's positions never change)."""
 
     # -- what a subclass provides --------------------------------------------------------------
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """(IM, MM) of positions ``g`` (global ids) at signed ``size`` (contracts), in their
-        units' currency; never raises (a unit that would is one :meth:`needs_reference`)."""
+        """(IM, MM) of positions ``g`` (global ids) at their signed ``size`` (contracts), in
+        their units' currency; never raises (a unit that would is one
+        :meth:`needs_reference`)."""
         raise NotImplementedError
 
     def price_one(self, g: int, size: float) -> tuple[float, float]:
-        """:meth:`price` of one position (for the what-if's few re-priced positions)."""
+        """(IM, MM) of position ``g`` at ``size`` (for the what-if's few re-priced positions)."""
         im, mm = self.price(np.array([g], dtype=np.int64), np.array([size]))
         return float(im[0]), float(mm[0])
+
+    def refresh_instruments(self, moved: np.ndarray) -> None:
+        """Instruments ``moved`` were revalued: refresh what :meth:`price` reads per instrument
+        (called before their positions are re-priced; default: nothing kept)."""
 
     def unit_terms(self, slots: Sequence[int]) -> tuple[FloatArray, FloatArray] | None:
         """Unit-level (IM, MM) added to the positions' sums (``None``: none)."""
@@ -110,7 +125,7 @@ class PositionCacheEngine(ReferenceEngine):
         """Whether unit ``slot`` must go through ``model.margin_unit`` (default: never)."""
         return False
 
-    def _reference(self, slots: Sequence[int]) -> np.ndarray:
+    def _reference(self, slots: Sequence[int] | np.ndarray) -> np.ndarray:
         """:meth:`needs_reference` of ``slots``, asked once per slot."""
         n = self.live.n_units
         if self._ref.size < n:
@@ -123,69 +138,96 @@ class PositionCacheEngine(ReferenceEngine):
         return self._ref[np.asarray(slots, dtype=np.int64)]
 
     # -- the cache -----------------------------------------------------------------------------
+    def _grow(self) -> None:
+        lv = self.live
+        n = lv.pos_ins.size
+        self._pim.extend_to(n, 0.0)
+        self._pmm.extend_to(n, 0.0)
+        self._fresh.extend_to(n, False)
+        self._uim.extend_to(lv.n_units)
+        self._umm.extend_to(lv.n_units)
+
     def on_market(self, moved: np.ndarray) -> None:
-        n = min(self._fresh.size, self.live.pos_ins.size)
-        if moved.size and n:
-            hit = np.zeros(len(self.live.instruments.instruments), dtype=bool)
-            hit[moved] = True
-            self._fresh[:n] &= ~hit[self.live.pos_ins[:n]]
+        lv = self.live
+        self._grow()
+        self.refresh_instruments(moved)
+        if moved.size == len(lv.instruments.instruments):  # a whole market: re-sum everything
+            self._fresh.a[:] = False
+            self._uim.invalidate(slice(None))
+            self._umm.invalidate(slice(None))
+            return
+        if not moved.size:
+            return
+        plan = lv.tick_plan(moved)
+        pos, size, groups = plan.pos, plan.pos_size, plan.units
+        fresh = self._fresh.a[pos]
+        if not fresh.all():  # positions never priced: priced with their (stale) units
+            pos, size = pos[fresh], size[fresh]
+            groups = Grouping(lv.pos_slot[pos])
+        im, mm = self.price(pos, size)
+        self._uim.add(groups, im - self._pim.a[pos])
+        self._umm.add(groups, mm - self._pmm.a[pos])
+        self._pim.a[pos] = im
+        self._pmm.a[pos] = mm
 
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
-        for s in slots:
-            pos = lv.unit_positions(s)
-            self._fresh[pos[pos < self._fresh.size]] = False
-
-    def _refresh(self, idx: np.ndarray) -> None:
-        """Price the positions of ``idx`` whose cached figures are stale."""
-        lv = self.live
-        n = lv.pos_ins.size
-        if self._fresh.size < n:  # positions opened since: not computed yet
-            grow = n - self._fresh.size
-            self._pim = np.concatenate([self._pim, np.zeros(grow)])
-            self._pmm = np.concatenate([self._pmm, np.zeros(grow)])
-            self._fresh = np.concatenate([self._fresh, np.zeros(grow, dtype=bool)])
-        stale = idx[~self._fresh[idx]]
-        if stale.size:  # a position is in one unit only: no duplicates
-            self._pim[stale], self._pmm[stale] = self.price(stale, lv.pos_size[stale])
-            self._fresh[stale] = True
+        self._grow()
+        sl = np.asarray(slots, dtype=np.int64)
+        idx, _ = lv.concat_positions(sl)
+        self._fresh.a[idx] = False
+        self._uim.invalidate(sl)
+        self._umm.invalidate(sl)
 
     def margins(self, slots: Sequence[int]) -> tuple[FloatArray, FloatArray]:
         lv = self.live
-        if not len(slots):
+        sl = np.asarray(slots, dtype=np.int64)
+        if not sl.size:
             return np.empty(0), np.empty(0)
-        idx, lens = lv.concat_positions(slots)
-        self._refresh(idx)
-        im = segment_sums(self._pim[idx], lens)
-        mm = segment_sums(self._pmm[idx], lens)
-        extra = self.unit_terms(slots)
+        self._grow()
+        redo = np.union1d(self._uim.stale(sl), self._umm.stale(sl))
+        if redo.size:  # left-to-right sums of the units' position figures
+            idx, lens = lv.concat_positions(redo)
+            stale = idx[~self._fresh.a[idx]]
+            if stale.size:  # a position is in one unit only: no duplicates
+                self._pim.a[stale], self._pmm.a[stale] = self.price(stale, lv.pos_size[stale])
+                self._fresh.a[stale] = True
+            self._uim.set_exact(redo, segment_sums(self._pim.a[idx], lens))
+            self._umm.set_exact(redo, segment_sums(self._pmm.a[idx], lens))
+        im, mm = self._uim.values(sl), self._umm.values(sl)
+        extra = self.unit_terms(sl.tolist())
         if extra is not None:
             im, mm = im + extra[0], mm + extra[1]
-        ref = np.flatnonzero(self._reference(slots))
+        ref = np.flatnonzero(self._reference(sl))
         if ref.size:
-            im[ref], mm[ref] = super().margins([slots[k] for k in ref.tolist()])
+            im[ref], mm[ref] = super().margins(sl[ref].tolist())
         return im, mm
 
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
-        if (self._ref[slot] if slot < self._ref.size else self._reference([slot])[0]):
+        if self._ref[slot] if slot < self._ref.size else self._reference([slot])[0]:
             return None
         lv = self.live
         idx = lv.unit_positions(slot)
-        if not (self._fresh.size >= lv.pos_ins.size and self._fresh[idx].all()):
-            self._refresh(idx)
         ins_l = lv.pos_ins[idx].tolist()
         sizes: dict[int, float] = {}
         for row, q in orders:
             if row not in ins_l:
                 return None
-            j = ins_l.index(row)
-            sizes[j] = sizes.get(j, float(lv.pos_size[idx[j]])) + q
-        im_l = self._pim[idx].tolist()
-        mm_l = self._pmm[idx].tolist()
-        for j, q in sizes.items():  # the unit's cached figures, the ordered positions re-priced
-            im_l[j], mm_l[j] = self.price_one(int(idx[j]), q)
-        im, mm = float(sum(im_l)), float(sum(mm_l))
+            g = int(idx[ins_l.index(row)])
+            sizes[g] = sizes.get(g, float(lv.pos_size[g])) + q
+        im = self._uim.value_one(slot) if slot < self._uim.n else None
+        mm = self._umm.value_one(slot) if slot < self._umm.n else None
+        if im is None or mm is None:  # the unit's total first (its positions priced)
+            self.margins([slot])
+            im, mm = self._uim.value_one(slot), self._umm.value_one(slot)
+            if im is None or mm is None:  # not finite: the rebuild says why
+                return None
+        pim, pmm = self._pim.a, self._pmm.a
+        for g, q in sizes.items():  # the unit's total plus the ordered positions' changes
+            new_im, new_mm = self.price_one(g, q)
+            im += new_im - float(pim[g])
+            mm += new_mm - float(pmm[g])
         extra = self.unit_terms([slot])
         if extra is not None:
             im, mm = im + float(extra[0][0]), mm + float(extra[1][0])
@@ -223,35 +265,62 @@ class BracketEngine(PositionCacheEngine):
             self.cum[k, : len(b)] = [r.cum for r in b]
             self.lev[k, : len(b)] = [r.initialLeverage for r in b]
         self._tables: dict[int, tuple[list[float], list[float], list[float], list[float]]] = {}
+        self._prow = Column(np.int64)
+        """Each position's bracket row at its last pricing, by global id."""
 
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Each position's bracket row is kept: a tick only checks the notional still lies
+        in it (any row is a valid guess: one that no longer holds is searched again)."""
         lv = self.live
-        return self.position_margins(lv.pos_ins[g], size, lv.pos_leverage(g))
+        self._prow.extend_to(lv.pos_ins.size, 0)
+        im, mm, row = self.position_margins(lv.pos_ins[g], size, lv.pos_leverage(g),
+                                            self._prow.a[g])
+        self._prow.a[g] = row
+        return im, mm
 
     def price_one(self, g: int, size: float) -> tuple[float, float]:
         lv = self.live
         return self.position_margin(int(lv.pos_ins[g]), size, lv.pos_leverage_one(g))
 
-    def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray
-                         ) -> tuple[FloatArray, FloatArray]:
+    def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray,
+                         row: np.ndarray | None = None
+                         ) -> tuple[FloatArray, FloatArray, np.ndarray]:
+        """(IM, MM, bracket row) of positions at the current marks; ``row``: each one's
+        bracket before (checked, and searched again only where the notional left it)."""
         arr = self.live.instruments
         n = np.abs(size) * arr.contract_size[ins] * arr.mark[ins]
-        row = (n[:, None] >= self.cap[ins]).sum(axis=1)  # first bracket with N < cap
-        row = np.minimum(row, self.rows[ins] - 1)
-        mmr = self.mmr[ins, row]
-        cum = self.cum[ins, row]
-        lev = np.minimum(leverage, self.lev[ins, row])
-        mm = np.maximum(n * mmr - cum, 0.0)
+        width = self.cap.shape[1]
+        cap = self.cap.ravel()
+        if row is None:
+            row = self._bracket(ins, n)
+        else:  # the bracket [cap[row - 1], cap[row]) still holding the notional
+            at = ins * width + row
+            below = np.where(row > 0, cap[at - 1], -np.inf)
+            out = ~((n < cap[at]) & (n >= below))
+            if out.any():
+                row = row.copy()
+                row[out] = self._bracket(ins[out], n[out])
+        at = ins * width + row
+        lev = np.minimum(leverage, self.lev.ravel()[at])
+        mm = np.maximum(n * self.mmr.ravel()[at] - self.cum.ravel()[at], 0.0)
         im = np.maximum(n / lev, mm)
-        return im, mm
+        return im, mm, row
+
+    def _bracket(self, ins: np.ndarray, notional: np.ndarray) -> np.ndarray:
+        """The bracket row of each notional: the first with notional < its cap."""
+        row = (notional[:, None] >= self.cap[ins]).sum(axis=1)
+        # a symbol without a table (refused by the model) would give -1: its padding is row 0's
+        return np.maximum(np.minimum(row, self.rows[ins] - 1), 0)
 
     def position_margin(self, k: int, size: float, leverage: float) -> tuple[float, float]:
         """:meth:`position_margins` of one position in plain floats (the same operations in
         the same order, so the same bits), for the what-if's few changed positions."""
         arr = self.live.instruments
         n = abs(size) * float(arr.contract_size[k]) * float(arr.mark[k])
-        row = min(sum(1 for c in self._table(k)[0] if n >= c), int(self.rows[k]) - 1)
-        _, mmr, cum, lev_row = self._table(k)
+        caps, mmr, cum, lev_row = self._table(k)
+        # caps ascend: how many are <= n is the bisection point (NaN: none, as the arrays say)
+        below = bisect_right(caps, n) if n == n else 0
+        row = max(min(below, int(self.rows[k]) - 1), 0)
         lev = min(leverage, lev_row[row])
         mm = max(n * mmr[row] - cum[row], 0.0)
         return max(n / lev, mm), mm

@@ -266,8 +266,7 @@ class FractionEngine(_NettedEngine):
             self.oi[k] = quote_quantums(exact(oi_base) * exact(instruments[k].mark_price))
             self.imf_oi[k] = adjusted_initial_margin_ppm(self.tiers[k], self.oi[k])
 
-    def on_market(self, moved: np.ndarray) -> None:
-        super().on_market(moved)
+    def refresh_instruments(self, moved: np.ndarray) -> None:
         self._update_prices(moved)
         if self.model.params.open_interest:
             self._update_open_interest(moved)
@@ -408,8 +407,7 @@ class StandardEngine(PositionCacheEngine):
                 im1, mm1 = im1 * s_settle, mm1 * s_settle
             self.opt_im[k], self.opt_mm[k] = im1, mm1
 
-    def on_market(self, moved: np.ndarray) -> None:
-        super().on_market(moved)
+    def refresh_instruments(self, moved: np.ndarray) -> None:
         self._update_instruments(moved)
 
     def price_one(self, g: int, size: float) -> tuple[float, float]:
