@@ -5,6 +5,9 @@
 - :class:`BracketEngine` (``binance-usdm``): per-position brackets over arrays.
 - the risk-based family has its own engine (:mod:`margin_engine.live.risk_engine`): cached
   instrument scenario P&L and each unit's cached scenario vector.
+- the scenario grids of ``span`` and ``okx-pm`` (:mod:`margin_engine.live.span_engine`,
+  :mod:`margin_engine.live.okx_pm_engine`): cached per-contract scenario rows, every unit's
+  requirement in one kernel.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import numpy as np
 
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.venues.binance_usdm import BinanceUsdm
+from margin_engine.models.venues.okx_pm import OkxPm
+from margin_engine.models.venues.span import Span
 
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
@@ -202,10 +207,16 @@ def segment_sums(values: FloatArray, lens: np.ndarray) -> FloatArray:
 
 def make_engine(model: MarginModel, live: LiveBook) -> ReferenceEngine:
     """The fastest engine that reproduces ``model`` (the reference engine otherwise)."""
+    from margin_engine.live.okx_pm_engine import OkxPmEngine
     from margin_engine.live.risk_engine import RiskEngine, supports
+    from margin_engine.live.span_engine import SpanEngine
 
     if isinstance(model, BinanceUsdm):
         return BracketEngine(live)
+    if isinstance(model, Span):
+        return SpanEngine(live)
+    if isinstance(model, OkxPm):
+        return OkxPmEngine(live)
     if supports(model):
         return RiskEngine(live)
     return ReferenceEngine(live)

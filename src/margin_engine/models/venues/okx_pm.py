@@ -326,9 +326,49 @@ def _vol_shock(params: OkxPmParams, years: float) -> float:
 
 def _pnl(leg: _Leg, f: float = 1.0, vol: float | None = None, years: float | None = None,
          rate: float = 0.0) -> float:
-    v = leg.v
+    return leg.size * _contract_pnl(leg.v, f, vol, years, rate)
+
+
+def _contract_pnl(v: Valuation, f: float = 1.0, vol: float | None = None,
+                  years: float | None = None, rate: float = 0.0) -> float:
+    """USD P&L of one long contract when forward and index move by the factor ``f``."""
     base = value_usd(v, v.forward, v.spot)
-    return leg.size * (value_usd(v, v.forward * f, v.spot * f, vol, years, rate) - base)
+    return value_usd(v, v.forward * f, v.spot * f, vol, years, rate) - base
+
+
+def price_grid(und: OkxUnderlying) -> list[float]:
+    """The MR1/MR2 relative price moves, ascending (0 included)."""
+    return sorted({0.0, *und.mr1_price_moves, *(-m for m in und.mr1_price_moves)})
+
+
+def contract_scenarios(v: Valuation, und: OkxUnderlying, params: OkxPmParams,
+                       grid_width: int) -> np.ndarray:
+    """One long contract's P&L (USD) in every scenario :func:`_risk_unit` prices, for the live
+    engine (:mod:`margin_engine.live.okx_pm_engine`; a position's P&L is its size times these).
+
+    Columns, with ``G = grid_width`` (≥ the underlying's grid; the columns past it stay 0, which
+    no worst loss ever takes): ``3g + d`` MR1 at grid point ``g`` and vol down / same / up
+    (``d`` = 0, 1, 2); ``3G + g`` MR2; ``4G``, ``4G+1`` MR6 at ``±x``; ``4G+2``, ``4G+3`` MR3
+    (vol down, up at the current price); ``4G+4``, ``4G+5`` MR5 (rate ``±shock``).
+    """
+    out = np.zeros(4 * grid_width + 6)
+    shock = _vol_shock(params, v.years) if v.is_option else 0.0
+    vols = (max(v.vol - shock, params.vol_floor), v.vol + shock)
+    for g, m in enumerate(price_grid(und)):
+        for d in range(3):
+            vol = None if d == 1 or not v.is_option else vols[d // 2]
+            out[3 * g + d] = _contract_pnl(v, 1.0 + m, vol)
+        out[3 * grid_width + g] = _contract_pnl(
+            v, 1.0 + m, None, max(v.years - params.mr2_time_decay_days / DAYS_PER_YEAR, 0.0))
+    x = und.mr6_extreme_move
+    base = 4 * grid_width
+    out[base], out[base + 1] = _contract_pnl(v, 1.0 + x), _contract_pnl(v, 1.0 - x)
+    if v.is_option:
+        out[base + 2], out[base + 3] = (_contract_pnl(v, 1.0, vols[0]),
+                                        _contract_pnl(v, 1.0, vols[1]))
+        s5 = params.mr5_rate_shock
+        out[base + 4], out[base + 5] = (_contract_pnl(v, rate=s5), _contract_pnl(v, rate=-s5))
+    return out
 
 
 @dataclass(frozen=True)
@@ -400,7 +440,7 @@ def _risk_unit(name: str, legs: Sequence[_Leg], und: OkxUnderlying,
     """MR1…MR7 and MR9 of one risk unit (module docstring), with a per-leg attribution."""
     legs, spot_fraction = _offsetting_spot(legs)
     opts = [leg for leg in legs if leg.v.is_option]
-    grid = sorted({0.0, *und.mr1_price_moves, *(-m for m in und.mr1_price_moves)})
+    grid = price_grid(und)
     vol_sc: dict[int, tuple[float, float]] = {}
     for leg in opts:
         s = _vol_shock(params, leg.v.years)
@@ -559,7 +599,8 @@ class OkxPm(MarginModel):
             return "an inverse spot instrument has no meaning"
         return None
 
-    def _underlying(self, name: str) -> OkxUnderlying:
+    def underlying_params(self, name: str) -> OkxUnderlying:
+        """The stress parameters of underlying ``name`` (the ``*`` entry when not listed)."""
         u = self.params.underlyings
         return u.get(name, u["*"])
 
@@ -582,7 +623,8 @@ class OkxPm(MarginModel):
                     raw_min_charge=raw,
                     in_risk_unit=ins.kind is not Kind.SPOT or p.spot_hedging)
 
-    def _unit_name(self, ins: Instrument) -> str:
+    def risk_unit_name(self, ins: Instrument) -> str:
+        """The risk unit ``ins`` belongs to (its underlying, or underlying-quote unmerged)."""
         if self.params.risk_unit_merge:
             return ins.underlying
         return f"{ins.underlying}-{'USD' if ins.inverse else ins.settle}"
@@ -615,13 +657,13 @@ class OkxPm(MarginModel):
         for leg in legs:
             if leg.in_risk_unit:
                 ins = market.instrument(leg.symbol)
-                groups.setdefault(self._unit_name(ins), []).append(leg)
+                groups.setdefault(self.risk_unit_name(ins), []).append(leg)
         results = {}
         if p.spot_hedging:
             self._add_balances(unit, market, groups)
         for name, group in groups.items():
             und = market.instrument(group[0].symbol).underlying
-            results[name] = _risk_unit(name, group, self._underlying(und), p)
+            results[name] = _risk_unit(name, group, self.underlying_params(und), p)
         deriv = sum(r.mmr for r in results.values())
         mr8 = self.borrowing_mmr(unit.collateral, market)
         mm = deriv + mr8
@@ -644,13 +686,14 @@ class OkxPm(MarginModel):
         positions = []
         for leg in legs:
             ins = market.instrument(leg.symbol)
-            alone = (_risk_unit(self._unit_name(ins), [leg], self._underlying(ins.underlying),
-                                p).mmr if leg.in_risk_unit else 0.0)
+            alone = (_risk_unit(self.risk_unit_name(ins), [leg],
+                                self.underlying_params(ins.underlying), p).mmr
+                     if leg.in_risk_unit else 0.0)
             positions.append(PositionMargin(
                 index=leg.index, symbol=leg.symbol, size=leg.size,
                 initial_margin=p.imr_factor * alone * conv, maintenance_margin=alone * conv,
                 contribution=attr[leg.index] * conv, notional=leg.notional * conv,
-                details={"risk_unit": self._unit_name(ins) if leg.in_risk_unit else None,
+                details={"risk_unit": self.risk_unit_name(ins) if leg.in_risk_unit else None,
                          "mr7_raw": leg.raw_min_charge, "quote": leg.quote}))
 
         comps = dict.fromkeys(("mr1_spot_shock", "mr2_theta_decay", "mr6_extreme_move",
