@@ -252,6 +252,8 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
         n_scen = fam.scen.n
     elif name == "deribit-pm":
         n_scen = model.grid("BTC").n_scenarios  # type: ignore[attr-defined]
+    elif name in ("span", "okx-pm"):  # the cached row: SPAN's 16, OKX's stress grid
+        n_scen = live.engine.width  # type: ignore[attr-defined]
     print(f"1. full re-margin: {t_full:.3f} s" + (
         f" (scaled to {args.accounts:,} accounts: {t_full * scale:.1f} s)" if scale != 1 else ""))
     t_roof, gb = roofline(live, n_scen)
@@ -270,8 +272,8 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
     print(f"   naive (per-position scalar pricing + Python aggregation, sample scaled): "
           f"{naive:.2f} s -> {naive / t_full:,.1f}x faster (goal >= 1,000x)")
     perp = "BTCUSDT" if name == "binance-usdm" else "BTC-PERPETUAL"
-    n_ticks = {"filtered-es": args.risk_ticks, "deribit-pm": min(args.ticks, 50)}.get(
-        name, args.ticks)
+    n_ticks = {"filtered-es": args.risk_ticks, "deribit-pm": min(args.ticks, 50),
+               "span": args.risk_ticks, "okx-pm": args.risk_ticks}.get(name, args.ticks)
     tk = ticks(live, n_ticks, perp)
     cpu_tick = pct(CPU, 50)
     held = len(live._by_ccy.get("BTC", ()))

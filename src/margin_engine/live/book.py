@@ -844,6 +844,7 @@ class LiveBook:
                      - float(self._pos_eq.a[g]) for g, (q, e) in changed.items()}
         account = self.account_object(i)
         eq_delta: dict[int, float] = {}
+        ucolls: dict[int, Mapping[str, float]] = {}  # each unit's collateral after the orders
         for s in slots:
             u = self._units[s]
             d = sum(self._convert(pos_delta[g], g, u.currency)
@@ -855,6 +856,7 @@ class LiveBook:
                 ucoll = u.collateral
             else:
                 ucoll = coll
+            ucolls[s] = ucoll
             if cash_moved:  # else the unit's collateral value is the cached one
                 d += health.collateral_value(ucoll, u.currency, account, mk,
                                              self.policy) - float(self._coll.a[s])
@@ -866,7 +868,7 @@ class LiveBook:
                 self._whole_coll[i])
         im_mm = {}
         for slot, ods in by_slot.items():
-            got = self.engine.what_if(slot, ods)
+            got = self.engine.what_if_with(slot, ods, ucolls[slot])
             if got is None:
                 return None
             im_mm[slot] = self.scale.apply_one(*got) if not self.scale.is_identity else got

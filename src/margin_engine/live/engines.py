@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,6 +58,12 @@ class ReferenceEngine:
         """(IM, MM) of ``slot`` with ``orders`` (instrument row, size) added to positions it
         already holds; ``None``: not answerable from the cache (the caller rebuilds)."""
         return None
+
+    def what_if_with(self, slot: int, orders: Sequence[tuple[int, float]],
+                     collateral: Mapping[str, float]) -> tuple[float, float] | None:
+        """:meth:`what_if` when the unit's collateral after the orders (their cash moved) is
+        ``collateral``; an engine whose model reads no collateral answers :meth:`what_if`."""
+        return self.what_if(slot, orders)
 
 
 class BracketEngine(ReferenceEngine):

@@ -98,6 +98,16 @@ class GridEngine(ReferenceEngine):
         """(IM, MM) of ``slot`` with the orders added: the unit's legs re-aggregated from the
         cached instrument rows (no revaluation, no rebuild); ``None`` when an order names an
         instrument the unit does not hold (the book rebuilds then)."""
+        got = self.legs_after(slot, orders)
+        if got is None:
+            return None
+        im, mm = self._kernel(got[0], np.array([got[0].size], dtype=np.int64), [slot], got[1])
+        return float(im[0]), float(mm[0])
+
+    def legs_after(self, slot: int, orders: Sequence[tuple[int, float]]
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The unit's positions and their sizes with ``orders`` added (rows computed), or
+        ``None`` when an order names an instrument the unit does not hold."""
         lv = self.live
         idx = lv.unit_positions(slot)
         ins = lv.pos_ins[idx]
@@ -108,6 +118,4 @@ class GridEngine(ReferenceEngine):
                 return None
             sizes[hit[0]] += q
         self.ensure(ins)
-        im, mm = self._kernel(idx, np.array([idx.size], dtype=np.int64), [slot], sizes)
-        return float(im[0]), float(mm[0])
-
+        return idx, sizes

@@ -2,7 +2,7 @@
 (``OkxPm.margin_unit`` over arrays, the same arithmetic in the same order).
 
 Cached per instrument (:class:`~margin_engine.live.grid_engine.GridEngine`): one long contract's
-P&L in every stress scenario (:func:`~margin_engine.models.venues.okx_pm.contract_scenarios`:
+P&L in every stress scenario (:func:`~margin_engine.models.venues.okx_pm.contract_scenarios_many`:
 MR1's price × vol grid, MR2's decayed clock, MR6's extreme moves, MR3's vol shocks, MR5's rate
 shocks) and its deltas, tenor, quote currency and minimum-charge inputs, revalued only when the
 instrument moves; one extra row per coin values a coin balance (spot hedging). A re-margin of
@@ -11,18 +11,16 @@ MR6, MR3 per expiry, MR4 per tenor bucket, MR5, MR9's stablecoin matching and MR
 minimum charge; then MR8 on the unit's negative balances and IMR/MMR. Every component of the
 model is reproduced; none falls back to the reference path.
 
-A what-if re-aggregates the one unit from the cached rows with the orders added. The unit's
-collateral enters the requirement (MR8 on negative balances, coin balances offsetting spot), and
-an order's cash depends on its price, which the engine is not given: a what-if is answered here
-only when no order can move collateral that counts (futures and perpetuals opened or added to,
-which move no cash; options and spot sold into a currency whose balance is not negative and is
-no coin balance that offsets), and left to the live book's rebuild otherwise.
+A what-if re-aggregates the one unit from the cached rows with the orders added and the unit's
+collateral as the orders leave it (their cash; :meth:`OkxPmEngine.what_if_with`, which the live
+book calls), since the requirement reads collateral: MR8 on negative balances, coin balances
+offsetting spot.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numba
@@ -37,15 +35,24 @@ from margin_engine.models.venues.okx_pm import (
     DAYS_PER_YEAR,
     MR9_ORDER,
     OkxPm,
-    contract_scenarios,
+    contract_scenarios_many,
     price_grid,
 )
-from margin_engine.models.venues.span_arrays import Valuation, partials, valuation, value_usd
+from margin_engine.models.venues.span_arrays import (
+    Valuation,
+    ValuationArrays,
+    partials,
+    valuation,
+    value_usd,
+)
 
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
 
 _QUOTES = ("USDT", "USDC", "USD")
+#: What a unit's requirement reads of its collateral: (currency code, balance rows, balance
+#: amounts, debt currency codes, debt amounts).
+_Info = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 _PAIRS = np.array([[_QUOTES.index(a), _QUOTES.index(b)] for a, b in MR9_ORDER], dtype=np.int64)
 
 
@@ -282,8 +289,7 @@ class OkxPmEngine(GridEngine):
             self.tiers7[g, : len(t)] = t
         self.tiers9 = _tiers(p.mr9_tiers)
         self._und_params = params
-        self._slot: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
-        """slot -> (currency code, balance rows, balance amounts, debt currencies, debts)"""
+        self._slot: dict[int, _Info] = {}
         super().__init__(live)
         self._market_moved()
 
@@ -310,72 +316,88 @@ class OkxPmEngine(GridEngine):
         self.px_s, self.bv = np.zeros(n), np.zeros(n)         # index, option value (USD)
         self.npx, self.nq = np.zeros(n), np.zeros(n)          # notional price and USD per quote
 
-    def _set_row(self, k: int, v: Valuation, n_px: float, n_q: float) -> None:
+    def _set_rows(self, rows: np.ndarray, vs: list[Valuation], n_px: list[float],
+                  n_q: list[float]) -> None:
+        """Rows ``rows`` valued at ``vs`` (``n_px × n_q``: USD notional per contract and size,
+        as ``notional_usd``)."""
         p = self.model.params
-        und = self._und_params[int(self.group[k])]
-        self.rows[k] = contract_scenarios(v, und, p, self.grid_w)
-        d_f, d_s = partials(v)
-        self.years[k] = v.years
-        self.tenor[k] = max(v.years, p.mr4_min_tenor_days / DAYS_PER_YEAR)
-        self.fwd[k], self.dfw[k] = v.forward, d_f
-        self.td[k] = v.forward * d_f + v.spot * d_s
-        self.px_s[k] = v.spot
-        self.bv[k] = value_usd(v, v.forward, v.spot) if v.is_option else 0.0
-        self.npx[k], self.nq[k] = n_px, n_q
+        unds = [self._und_params[g] for g in self.group[rows].tolist()]
+        self.rows[rows] = contract_scenarios_many(ValuationArrays.of(vs), unds, p, self.grid_w)
+        floor = p.mr4_min_tenor_days / DAYS_PER_YEAR
+        for k, v, px, q in zip(rows.tolist(), vs, n_px, n_q, strict=True):
+            d_f, d_s = partials(v)
+            self.years[k] = v.years
+            self.tenor[k] = max(v.years, floor)
+            self.fwd[k], self.dfw[k] = v.forward, d_f
+            self.td[k] = v.forward * d_f + v.spot * d_s
+            self.px_s[k] = v.spot
+            self.bv[k] = value_usd(v, v.forward, v.spot) if v.is_option else 0.0
+            self.npx[k], self.nq[k] = px, q
 
     def _revalue(self, rows: np.ndarray) -> None:
         mk = self.live.market
-        for k in rows.tolist():
-            ins = self.live.instruments.instruments[k]
-            v = valuation(ins, mk)
+        instruments = [self.live.instruments.instruments[k] for k in rows.tolist()]
+        n_px, n_q = [], []
+        for ins in instruments:
             if ins.inverse and not ins.is_option:  # notional_usd: |size| × contract size
-                self._set_row(k, v, 1.0, 1.0)
+                n_px.append(1.0)
+                n_q.append(1.0)
             elif ins.is_option:
-                self._set_row(k, v, 0.0, 0.0)
+                n_px.append(0.0)
+                n_q.append(0.0)
             else:
-                self._set_row(k, v, mark(ins, mk), mk.usd_price(ins.settle))
+                n_px.append(mark(ins, mk))
+                n_q.append(mk.usd_price(ins.settle))
+        self._set_rows(rows, [valuation(ins, mk) for ins in instruments], n_px, n_q)
 
     def _market_moved(self) -> None:
         """The coin-balance rows (as ``OkxPm._add_balances`` values a balance)."""
         mk = self.live.market
         arr = self.live.instruments
-        for c in self._coins:
-            px = mk.index[c]
-            k = self._n_ins + arr.ccy[c]
-            self._set_row(k, Valuation(symbol=f"{c} balance", kind=Kind.SPOT, inverse=False,
-                                       is_call=False, strike=0.0, contract_size=1.0, fx=1.0,
-                                       spot=px, forward=px, vol=0.0, years=0.0), 0.0, 0.0)
-            self.have[k] = True
+        rows = np.array([self._n_ins + arr.ccy[c] for c in self._coins], dtype=np.int64)
+        vs = [Valuation(symbol=f"{c} balance", kind=Kind.SPOT, inverse=False, is_call=False,
+                        strike=0.0, contract_size=1.0, fx=1.0, spot=mk.index[c],
+                        forward=mk.index[c], vol=0.0, years=0.0) for c in self._coins]
+        if vs:
+            self._set_rows(rows, vs, [0.0] * len(vs), [0.0] * len(vs))
+        self.have[rows] = True
 
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
-        arr = lv.instruments
-        hedge = self.model.params.spot_hedging
-        index = lv.market.index
         for s in slots:
             unit = lv.unit(s)
-            bal = [(self._n_ins + arr.ccy[c], a) for c, a in sorted(unit.collateral.items())
-                   if hedge and a > 0 and c in index]
-            debt = [(arr.ccy[c], a) for c, a in unit.collateral.items() if a < 0]
-            self._slot[s] = (arr.ccy[unit.currency],
-                             np.array([b[0] for b in bal], dtype=np.int64),
-                             np.array([b[1] for b in bal], dtype=np.float64),
-                             np.array([d[0] for d in debt], dtype=np.int64),
-                             np.array([d[1] for d in debt], dtype=np.float64))
+            self._slot[s] = self._slot_info(unit.currency, unit.collateral)
+
+    def _slot_info(self, currency: str, collateral: Mapping[str, float]) -> _Info:
+        """What a unit's requirement reads of its currency and collateral: coin balances that
+        may offset (spot hedging; sorted by currency, as ``OkxPm._add_balances``) and debts
+        (MR8), as currency codes and amounts."""
+        arr = self.live.instruments
+        index = self.live.market.index
+        hedge = self.model.params.spot_hedging
+        bal = [(self._n_ins + arr.ccy[c], a) for c, a in sorted(collateral.items())
+               if hedge and a > 0 and c in index]
+        debt = [(arr.ccy[c], a) for c, a in collateral.items() if a < 0]
+        return (arr.ccy[currency], np.array([b[0] for b in bal], dtype=np.int64),
+                np.array([b[1] for b in bal], dtype=np.float64),
+                np.array([d[0] for d in debt], dtype=np.int64),
+                np.array([d[1] for d in debt], dtype=np.float64))
 
     def _kernel(self, idx: np.ndarray, lens: np.ndarray, slots: Sequence[int],
-                sizes: np.ndarray) -> tuple[FloatArray, FloatArray]:
+                sizes: np.ndarray, infos: Sequence[_Info] | None = None
+                ) -> tuple[FloatArray, FloatArray]:
         lv = self.live
         arr = lv.instruments
         p = self.model.params
-        missing = [s for s in slots if s not in self._slot]
-        if missing:
-            self.on_units(missing)
-        info = [self._slot[s] for s in slots]
+        if infos is None:
+            missing = [s for s in slots if s not in self._slot]
+            if missing:
+                self.on_units(missing)
+            infos = [self._slot[s] for s in slots]
         ptr = np.zeros(len(slots) + 1, dtype=np.int64)
         np.cumsum(lens, out=ptr[1:])
-        bptr, brow, bsize = _ragged([x[1] for x in info], [x[2] for x in info])
-        dptr, dccy, damt = _ragged([x[3] for x in info], [x[4] for x in info])
+        bptr, brow, bsize = _ragged([x[1] for x in infos], [x[2] for x in infos])
+        dptr, dccy, damt = _ragged([x[3] for x in infos], [x[4] for x in infos])
         im = np.empty(len(slots))
         mm = np.empty(len(slots))
         _okx_units(ptr, bptr, dptr, lv.pos_ins[idx], sizes, brow, bsize, dccy, damt, arr.usd,
@@ -385,40 +407,27 @@ class OkxPmEngine(GridEngine):
                    p.mr7_delta_one_rate, self.grid_w, self.basis, self.tiers7, self.tiers9,
                    _PAIRS, p.mr3_fraction, p.mr6_fraction, len(self._group_code),
                    p.mr8_borrow_rate, p.imr_factor, p.mr8_initial_factor, im, mm)
-        ccy = np.fromiter((x[0] for x in info), dtype=np.int64, count=len(slots))
+        ccy = np.fromiter((x[0] for x in infos), dtype=np.int64, count=len(slots))
         conv = usd_to(arr.usd, ccy, arr.ccy["USD"])
         return im * conv, mm * conv
 
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
-        if not self._cash_neutral(slot, orders):
-            return None
-        return super().what_if(slot, orders)
+        """``None``: the orders' cash may move collateral the requirement reads, and the
+        book's :meth:`what_if_with` path says where it lands."""
+        return None
 
-    def _cash_neutral(self, slot: int, orders: Sequence[tuple[int, float]]) -> bool:
-        """Whether no order can move collateral this unit's requirement reads (module
-        docstring)."""
-        lv = self.live
-        arr = lv.instruments
-        idx = lv.unit_positions(slot)
-        ins = lv.pos_ins[idx]
-        unit = lv.unit(slot)
-        size = {int(k): float(q) for k, q in zip(ins.tolist(), lv.pos_size[idx].tolist(),
-                                                 strict=True)}
-        for k, q in orders:
-            old = size.get(k, 0.0)
-            size[k] = old + q
-            i = arr.instruments[k]
-            if not (self.spot[k] or self.opt[k]):
-                if old == 0.0 or old * q > 0:
-                    continue  # opens or adds: no cash
-                return False
-            c = i.settle
-            if q > 0 or unit.collateral.get(c, 0.0) < 0:
-                return False  # pays a premium (price unknown here), or into a debt
-            if self.model.params.spot_hedging and c in lv.market.index:
-                return False  # a coin balance that may offset
-        return True
+    def what_if_with(self, slot: int, orders: Sequence[tuple[int, float]],
+                     collateral: Mapping[str, float]) -> tuple[float, float] | None:
+        """(IM, MM) of ``slot`` with the orders added and its collateral then ``collateral``:
+        the unit's legs re-aggregated from the cached rows (no revaluation, no rebuild)."""
+        got = self.legs_after(slot, orders)
+        if got is None:
+            return None
+        idx, sizes = got
+        info = self._slot_info(self.live.unit(slot).currency, collateral)
+        im, mm = self._kernel(idx, np.array([idx.size], dtype=np.int64), [slot], sizes, [info])
+        return float(im[0]), float(mm[0])
 
 
 def _ragged(rows: Sequence[np.ndarray], vals: Sequence[np.ndarray]

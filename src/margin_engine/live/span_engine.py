@@ -2,7 +2,8 @@
 over arrays, the same arithmetic in the same order).
 
 Cached per instrument (:class:`~margin_engine.live.grid_engine.GridEngine`): one long contract's
-16-scenario risk array and composite delta (``Span.contract_risk``), its calendar tier and
+16-scenario risk array and composite delta (``Span.contract_risks``: the moved instruments'
+arrays valued together over NumPy arrays), its calendar tier and
 whether the tier is in its delivery month, revalued only when the instrument moves. A re-margin
 of many units is one numba kernel over the units' legs: per combined commodity the portfolio
 risk array, scan risk and the time / volatility / price split, calendar spreads between tiers,
@@ -181,9 +182,9 @@ class SpanEngine(GridEngine):
     def _revalue(self, rows: np.ndarray) -> None:
         lv = self.live
         mk = lv.market
-        for k in rows.tolist():
-            ins = lv.instruments.instruments[k]
-            self.rows[k], self.cd[k] = self.model.contract_risk(ins, mk)
+        instruments = [lv.instruments.instruments[k] for k in rows.tolist()]
+        self.rows[rows], self.cd[rows] = self.model.contract_risks(instruments, mk)
+        for k, ins in zip(rows.tolist(), instruments, strict=True):
             key, _, delivery = self.model.tier(ins, mk)
             self.tier_ts[k] = -math.inf if key[0] == 0 else key[1]
             self.deliv[k] = delivery

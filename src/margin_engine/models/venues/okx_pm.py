@@ -56,7 +56,14 @@ from margin_engine.models.core.registry import register
 from margin_engine.models.core.results import PositionMargin, UnitMargin
 from margin_engine.models.core.units import MarginUnit, Scope
 from margin_engine.models.core.valuation import notional_usd
-from margin_engine.models.venues.span_arrays import Valuation, partials, valuation, value_usd
+from margin_engine.models.venues.span_arrays import (
+    Valuation,
+    ValuationArrays,
+    partials,
+    valuation,
+    value_usd,
+    value_usd_many,
+)
 
 DAYS_PER_YEAR = 365.0
 #: Order in which opposite stablecoin cash deltas are matched (MR9, §2.4 [O8]).
@@ -341,34 +348,59 @@ def price_grid(und: OkxUnderlying) -> list[float]:
     return sorted({0.0, *und.mr1_price_moves, *(-m for m in und.mr1_price_moves)})
 
 
-def contract_scenarios(v: Valuation, und: OkxUnderlying, params: OkxPmParams,
-                       grid_width: int) -> np.ndarray:
-    """One long contract's P&L (USD) in every scenario :func:`_risk_unit` prices, for the live
-    engine (:mod:`margin_engine.live.okx_pm_engine`; a position's P&L is its size times these).
+def contract_scenarios_many(va: ValuationArrays, unds: Sequence[OkxUnderlying],
+                            params: OkxPmParams, grid_width: int) -> np.ndarray:
+    """One long contract's P&L (USD) in every scenario :func:`_risk_unit` prices, for many
+    instruments at once (``unds[i]``: instrument ``i``'s underlying parameters), valued by
+    :func:`~margin_engine.models.venues.span_arrays.value_usd_many`; for the live engine
+    (:mod:`margin_engine.live.okx_pm_engine`: a position's P&L is its size times its row).
 
-    Columns, with ``G = grid_width`` (≥ the underlying's grid; the columns past it stay 0, which
+    Columns, with ``G = grid_width`` (≥ each underlying's grid; the columns past it are 0, which
     no worst loss ever takes): ``3g + d`` MR1 at grid point ``g`` and vol down / same / up
     (``d`` = 0, 1, 2); ``3G + g`` MR2; ``4G``, ``4G+1`` MR6 at ``±x``; ``4G+2``, ``4G+3`` MR3
-    (vol down, up at the current price); ``4G+4``, ``4G+5`` MR5 (rate ``±shock``).
+    (vol down, up at the current price); ``4G+4``, ``4G+5`` MR5 (rate ``±shock``); the last
+    four are 0 for delta-one instruments.
+
+    Returns
+    -------
+    float array [n, 4·grid_width + 6]
+        USD per long contract.
     """
-    out = np.zeros(4 * grid_width + 6)
-    shock = _vol_shock(params, v.years) if v.is_option else 0.0
-    vols = (max(v.vol - shock, params.vol_floor), v.vol + shock)
-    for g, m in enumerate(price_grid(und)):
-        for d in range(3):
-            vol = None if d == 1 or not v.is_option else vols[d // 2]
-            out[3 * g + d] = _contract_pnl(v, 1.0 + m, vol)
-        out[3 * grid_width + g] = _contract_pnl(
-            v, 1.0 + m, None, max(v.years - params.mr2_time_decay_days / DAYS_PER_YEAR, 0.0))
-    x = und.mr6_extreme_move
-    base = 4 * grid_width
-    out[base], out[base + 1] = _contract_pnl(v, 1.0 + x), _contract_pnl(v, 1.0 - x)
-    if v.is_option:
-        out[base + 2], out[base + 3] = (_contract_pnl(v, 1.0, vols[0]),
-                                        _contract_pnl(v, 1.0, vols[1]))
-        s5 = params.mr5_rate_shock
-        out[base + 4], out[base + 5] = (_contract_pnl(v, rate=s5), _contract_pnl(v, rate=-s5))
-    return out
+    n, g_w = va.forward.size, grid_width
+    w = 4 * g_w + 6
+    f = np.ones((n, w))
+    vol = np.full((n, w), np.nan)
+    years = np.repeat(va.years[:, None], w, axis=1)
+    rate = np.zeros((n, w))
+    keep = np.zeros((n, w), dtype=bool)
+    shock = np.where(va.is_option, np.interp(va.years * DAYS_PER_YEAR,
+                                             [d for d, _ in params.mr1_vol_shock],
+                                             [x for _, x in params.mr1_vol_shock]), 0.0)
+    down = np.maximum(va.vol - shock, params.vol_floor)
+    up = va.vol + shock
+    decayed = np.maximum(va.years - params.mr2_time_decay_days / DAYS_PER_YEAR, 0.0)
+    opt = va.is_option
+    for i, und in enumerate(unds):
+        for g, m in enumerate(price_grid(und)):
+            f[i, 3 * g: 3 * g + 3] = 1.0 + m
+            f[i, 3 * g_w + g] = 1.0 + m
+            keep[i, 3 * g: 3 * g + 3] = keep[i, 3 * g_w + g] = True
+        x = und.mr6_extreme_move
+        f[i, 4 * g_w], f[i, 4 * g_w + 1] = 1.0 + x, 1.0 - x
+    vol[opt, 0: 3 * g_w: 3] = down[opt, None]
+    vol[opt, 2: 3 * g_w: 3] = up[opt, None]
+    years[:, 3 * g_w: 4 * g_w] = decayed[:, None]
+    b = 4 * g_w
+    keep[:, b: b + 2] = True
+    vol[opt, b + 2], vol[opt, b + 3] = down[opt], up[opt]
+    rate[:, b + 4], rate[:, b + 5] = params.mr5_rate_shock, -params.mr5_rate_shock
+    keep[opt, b + 2: b + 6] = True
+    zero = np.zeros((n, 1))
+    base = value_usd_many(va, va.forward[:, None] + zero, va.spot[:, None] + zero,
+                          zero + np.nan, va.years[:, None] + zero, zero)
+    value = value_usd_many(va, va.forward[:, None] * f, va.spot[:, None] * f, vol, years,
+                           rate)
+    return np.where(keep, value - base, 0.0)
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,11 @@ from margin_engine.models.core.units import MarginUnit, Scope
 from margin_engine.models.core.valuation import notional_usd, option_mark
 from margin_engine.models.venues.span_arrays import (
     N_SCENARIOS,
+    ValuationArrays,
     VolMode,
     partials,
     span_risk_array,
+    span_risk_arrays,
     valuation,
 )
 
@@ -590,6 +592,37 @@ class Span(MarginModel):
                              lookahead_years=la)
         d_f, d_s = partials(v, max(v.years - la, 0.0) if v.is_option else None)
         return ra, d_f + d_s
+
+    def contract_risks(self, instruments: Sequence[Instrument], market: MarketSnapshot
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`contract_risk` of many instruments at once (arrays ``[n, 16]`` and ``[n]``),
+        the generated arrays valued over arrays
+        (:func:`~margin_engine.models.venues.span_arrays.span_risk_arrays`)."""
+        n = len(instruments)
+        ra = np.empty((n, N_SCENARIOS))
+        cd = np.empty(n)
+        gen = []
+        for k, ins in enumerate(instruments):
+            if ins.symbol in self.params.risk_arrays:
+                ra[k], cd[k] = self.contract_risk(ins, market)
+            else:
+                gen.append(k)
+        if not gen:
+            return ra, cd
+        vs = [valuation(instruments[k], market) for k in gen]
+        ccs = [self._cc_checked(instruments[k].underlying) for k in gen]
+        la = np.array([cc.lookahead_days * DAY for cc in ccs])
+        ra[gen] = span_risk_arrays(
+            ValuationArrays.of(vs), price_scan=np.array([cc.psr_points(v.spot)
+                                                         for cc, v in zip(ccs, vs, strict=True)]),
+            vol_scan=np.array([cc.vol_scan_range for cc in ccs]),
+            relative=np.array([cc.vol_scan_mode == "relative" for cc in ccs]),
+            extreme_move=np.array([cc.extreme_move for cc in ccs]),
+            extreme_cover=np.array([cc.extreme_cover for cc in ccs]), lookahead_years=la)
+        for j, (k, v) in enumerate(zip(gen, vs, strict=True)):
+            d_f, d_s = partials(v, max(v.years - la[j], 0.0) if v.is_option else None)
+            cd[k] = d_f + d_s
+        return ra, cd
 
     def tier(self, ins: Instrument, market: MarketSnapshot) -> tuple[tuple[int, float], str, bool]:
         """``(sort key, name, in delivery month)`` of the calendar tier ``ins`` belongs to."""
