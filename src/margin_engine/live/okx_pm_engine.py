@@ -41,9 +41,9 @@ from margin_engine.models.venues.okx_pm import (
 from margin_engine.models.venues.span_arrays import (
     Valuation,
     ValuationArrays,
-    partials,
-    valuation,
-    value_usd,
+    partials_many,
+    valuations,
+    values_now,
 )
 
 if TYPE_CHECKING:
@@ -322,17 +322,16 @@ class OkxPmEngine(GridEngine):
         as ``notional_usd``)."""
         p = self.model.params
         unds = [self._und_params[g] for g in self.group[rows].tolist()]
-        self.rows[rows] = contract_scenarios_many(ValuationArrays.of(vs), unds, p, self.grid_w)
-        floor = p.mr4_min_tenor_days / DAYS_PER_YEAR
-        for k, v, px, q in zip(rows.tolist(), vs, n_px, n_q, strict=True):
-            d_f, d_s = partials(v)
-            self.years[k] = v.years
-            self.tenor[k] = max(v.years, floor)
-            self.fwd[k], self.dfw[k] = v.forward, d_f
-            self.td[k] = v.forward * d_f + v.spot * d_s
-            self.px_s[k] = v.spot
-            self.bv[k] = value_usd(v, v.forward, v.spot) if v.is_option else 0.0
-            self.npx[k], self.nq[k] = px, q
+        va = ValuationArrays.of(vs)
+        self.rows[rows] = contract_scenarios_many(va, unds, p, self.grid_w)
+        d_f, d_s = partials_many(va)
+        self.years[rows] = va.years
+        self.tenor[rows] = np.maximum(va.years, p.mr4_min_tenor_days / DAYS_PER_YEAR)
+        self.fwd[rows], self.dfw[rows] = va.forward, d_f
+        self.td[rows] = va.forward * d_f + va.spot * d_s
+        self.px_s[rows] = va.spot
+        self.bv[rows] = np.where(va.is_option, values_now(va)[:, 0], 0.0)
+        self.npx[rows], self.nq[rows] = n_px, n_q
 
     def _revalue(self, rows: np.ndarray) -> None:
         mk = self.live.market
@@ -348,7 +347,7 @@ class OkxPmEngine(GridEngine):
             else:
                 n_px.append(mark(ins, mk))
                 n_q.append(mk.usd_price(ins.settle))
-        self._set_rows(rows, [valuation(ins, mk) for ins in instruments], n_px, n_q)
+        self._set_rows(rows, valuations(instruments, mk), n_px, n_q)
 
     def _market_moved(self) -> None:
         """The coin-balance rows (as ``OkxPm._add_balances`` values a balance)."""

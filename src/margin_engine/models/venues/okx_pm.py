@@ -63,6 +63,7 @@ from margin_engine.models.venues.span_arrays import (
     valuation,
     value_usd,
     value_usd_many,
+    values_now,
 )
 
 DAYS_PER_YEAR = 365.0
@@ -380,13 +381,16 @@ def contract_scenarios_many(va: ValuationArrays, unds: Sequence[OkxUnderlying],
     up = va.vol + shock
     decayed = np.maximum(va.years - params.mr2_time_decay_days / DAYS_PER_YEAR, 0.0)
     opt = va.is_option
+    groups: dict[int, tuple[OkxUnderlying, list[int]]] = {}
     for i, und in enumerate(unds):
+        groups.setdefault(id(und), (und, []))[1].append(i)
+    for und, rows in groups.values():
+        r = np.array(rows)[:, None]
         for g, m in enumerate(price_grid(und)):
-            f[i, 3 * g: 3 * g + 3] = 1.0 + m
-            f[i, 3 * g_w + g] = 1.0 + m
-            keep[i, 3 * g: 3 * g + 3] = keep[i, 3 * g_w + g] = True
+            f[r, [3 * g, 3 * g + 1, 3 * g + 2, 3 * g_w + g]] = 1.0 + m
+            keep[r, [3 * g, 3 * g + 1, 3 * g + 2, 3 * g_w + g]] = True
         x = und.mr6_extreme_move
-        f[i, 4 * g_w], f[i, 4 * g_w + 1] = 1.0 + x, 1.0 - x
+        f[r, 4 * g_w], f[r, 4 * g_w + 1] = 1.0 + x, 1.0 - x
     vol[opt, 0: 3 * g_w: 3] = down[opt, None]
     vol[opt, 2: 3 * g_w: 3] = up[opt, None]
     years[:, 3 * g_w: 4 * g_w] = decayed[:, None]
@@ -395,9 +399,7 @@ def contract_scenarios_many(va: ValuationArrays, unds: Sequence[OkxUnderlying],
     vol[opt, b + 2], vol[opt, b + 3] = down[opt], up[opt]
     rate[:, b + 4], rate[:, b + 5] = params.mr5_rate_shock, -params.mr5_rate_shock
     keep[opt, b + 2: b + 6] = True
-    zero = np.zeros((n, 1))
-    base = value_usd_many(va, va.forward[:, None] + zero, va.spot[:, None] + zero,
-                          zero + np.nan, va.years[:, None] + zero, zero)
+    base = values_now(va)
     value = value_usd_many(va, va.forward[:, None] * f, va.spot[:, None] * f, vol, years,
                            rate)
     return np.where(keep, value - base, 0.0)

@@ -52,9 +52,11 @@ from margin_engine.models.venues.span_arrays import (
     ValuationArrays,
     VolMode,
     partials,
+    partials_many,
     span_risk_array,
     span_risk_arrays,
     valuation,
+    valuations,
 )
 
 DAY = 1.0 / 365.0
@@ -609,19 +611,19 @@ class Span(MarginModel):
                 gen.append(k)
         if not gen:
             return ra, cd
-        vs = [valuation(instruments[k], market) for k in gen]
+        vs = valuations([instruments[k] for k in gen], market)
         ccs = [self._cc_checked(instruments[k].underlying) for k in gen]
         la = np.array([cc.lookahead_days * DAY for cc in ccs])
+        va = ValuationArrays.of(vs)
         ra[gen] = span_risk_arrays(
-            ValuationArrays.of(vs), price_scan=np.array([cc.psr_points(v.spot)
+            va, price_scan=np.array([cc.psr_points(v.spot)
                                                          for cc, v in zip(ccs, vs, strict=True)]),
             vol_scan=np.array([cc.vol_scan_range for cc in ccs]),
             relative=np.array([cc.vol_scan_mode == "relative" for cc in ccs]),
             extreme_move=np.array([cc.extreme_move for cc in ccs]),
             extreme_cover=np.array([cc.extreme_cover for cc in ccs]), lookahead_years=la)
-        for j, (k, v) in enumerate(zip(gen, vs, strict=True)):
-            d_f, d_s = partials(v, max(v.years - la[j], 0.0) if v.is_option else None)
-            cd[k] = d_f + d_s
+        d_f, d_s = partials_many(va, np.maximum(va.years - la, 0.0))
+        cd[gen] = d_f + d_s
         return ra, cd
 
     def tier(self, ins: Instrument, market: MarketSnapshot) -> tuple[tuple[int, float], str, bool]:

@@ -20,7 +20,9 @@ P&L is model minus model, so the null scenario gives exactly 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -82,10 +84,12 @@ class Valuation:
         return self.kind is Kind.OPTION
 
 
-def valuation(ins: Instrument, market: MarketSnapshot) -> Valuation:
-    """The :class:`Valuation` of ``ins`` in ``market``."""
+def valuation(ins: Instrument, market: MarketSnapshot,
+              forward: float | None = None) -> Valuation:
+    """The :class:`Valuation` of ``ins`` in ``market`` (``forward``: an option's
+    ``market.forward(ins)`` when already known)."""
     if ins.is_option:
-        forward = market.forward(ins)
+        forward = market.forward(ins) if forward is None else forward
         vol = market.implied_vol(ins)
     else:
         assert ins.mark_price is not None
@@ -96,6 +100,27 @@ def valuation(ins: Instrument, market: MarketSnapshot) -> Valuation:
                      fx=1.0 if ins.inverse else market.usd_price(ins.settle),
                      spot=market.index[ins.underlying], forward=forward, vol=vol,
                      years=market.years_to_expiry(ins))
+
+
+def valuations(instruments: Sequence[Instrument], market: MarketSnapshot) -> list[Valuation]:
+    """:func:`valuation` of many instruments, the options' forwards read from one table of
+    (underlying, expiry) → the first listed future's mark, as ``MarketSnapshot.forward`` finds
+    it by scanning every instrument for each option."""
+    futures: dict[tuple[str, datetime], float] = {}
+    for other in market.instruments:
+        if other.kind is Kind.FUTURE and other.expiry is not None and other.mark_price is not None:
+            futures.setdefault((other.underlying, other.expiry), other.mark_price)
+    out = []
+    for ins in instruments:
+        fwd = None
+        if ins.is_option:
+            fwd = ins.underlying_price
+            if fwd is None and ins.expiry is not None:
+                fwd = futures.get((ins.underlying, ins.expiry))
+            if fwd is None:
+                fwd = market.index[ins.underlying]
+        out.append(valuation(ins, market, fwd))
+    return out
 
 
 def value_usd(v: Valuation, forward: float, spot: float, vol: float | None = None,
@@ -203,7 +228,7 @@ class ValuationArrays:
     years: FloatArray
 
     @classmethod
-    def of(cls, vs: list[Valuation]) -> ValuationArrays:
+    def of(cls, vs: Sequence[Valuation]) -> ValuationArrays:
         def col(name: str, dtype: type = np.float64) -> np.ndarray:
             return np.array([getattr(v, name) for v in vs], dtype=dtype)
 
@@ -238,6 +263,32 @@ def value_usd_many(va: ValuationArrays, forward: FloatArray, spot: FloatArray,
     return np.asarray(out)
 
 
+def values_now(va: ValuationArrays) -> FloatArray:
+    """``value_usd(v, v.forward, v.spot)`` of each instrument, USD, ``[n, 1]``."""
+    zero = np.zeros((va.forward.size, 1))
+    return value_usd_many(va, va.forward[:, None] + zero, va.spot[:, None] + zero,
+                          zero + np.nan, va.years[:, None] + zero, zero)
+
+
+def partials_many(va: ValuationArrays, years: FloatArray | None = None
+                  ) -> tuple[FloatArray, FloatArray]:
+    """:func:`partials` of many instruments (``years``: each option's, default now), with
+    :func:`margin_engine.maths.black76_fast.greeks_usd`; arrays ``[n]``."""
+    cs, F, S = va.contract_size, va.forward, va.spot
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_f = np.where(va.inverse, cs * S / (F * F), cs * va.fx)
+    d_s = np.zeros(F.size)
+    o = np.flatnonzero(va.is_option)
+    if o.size:
+        T = va.years[o] if years is None else years[o]
+        g = black76_fast.greeks_usd(F[o], va.strike[o], T, va.vol[o], va.is_call[o])
+        Fo, co = F[o], cs[o]
+        d_f[o] = np.where(va.inverse[o], co * S[o] * (g.delta - g.price / Fo) / Fo,
+                          co * va.fx[o] * g.delta)
+        d_s[o] = np.where(va.inverse[o], co * g.price / Fo, 0.0)
+    return d_f, d_s
+
+
 def span_risk_arrays(va: ValuationArrays, *, price_scan: FloatArray, vol_scan: FloatArray,
                      relative: NDArray[np.bool_], extreme_move: FloatArray,
                      extreme_cover: FloatArray, lookahead_years: FloatArray) -> FloatArray:
@@ -263,9 +314,7 @@ def span_risk_arrays(va: ValuationArrays, *, price_scan: FloatArray, vol_scan: F
                        vol0 + vmoves * vol_scan[:, None])
     sig = np.where(va.is_option[:, None], np.maximum(shocked, 0.0), np.nan)
     T1 = np.where(va.is_option, np.maximum(va.years - lookahead_years, 0.0), va.years)
-    zero = np.zeros((n, 1))
-    base = value_usd_many(va, F0 + zero, S0 + zero, zero + np.nan, va.years[:, None] + zero,
-                          zero)
+    base = values_now(va)
     shape = (n, N_SCENARIOS)
     value = value_usd_many(va, F1, S1, sig, np.broadcast_to(T1[:, None], shape),
                            np.zeros(shape))
