@@ -399,13 +399,18 @@ class OkxPmEngine(GridEngine):
         dptr, dccy, damt = _ragged([x[3] for x in infos], [x[4] for x in infos])
         im = np.empty(len(slots))
         mm = np.empty(len(slots))
-        _okx_units(ptr, bptr, dptr, lv.pos_ins[idx], sizes, brow, bsize, dccy, damt, arr.usd,
-                   self.rows, self.group, self.in_unit, self.spot, self.opt, self.years,
-                   self.tenor, self.fwd, self.dfw, self.td, self.quote, self.rawk, self.cs,
-                   self.px_s, self.bv, self.npx, self.nq, p.mr7_option_rate,
-                   p.mr7_delta_one_rate, self.grid_w, self.basis, self.tiers7, self.tiers9,
-                   _PAIRS, p.mr3_fraction, p.mr6_fraction, len(self._group_code),
-                   p.mr8_borrow_rate, p.imr_factor, p.mr8_initial_factor, im, mm)
+        args = (arr.usd, self.rows, self.group, self.in_unit, self.spot, self.opt, self.years,
+                self.tenor, self.fwd, self.dfw, self.td, self.quote, self.rawk, self.cs,
+                self.px_s, self.bv, self.npx, self.nq, p.mr7_option_rate,
+                p.mr7_delta_one_rate, self.grid_w, self.basis, self.tiers7, self.tiers9, _PAIRS,
+                p.mr3_fraction, p.mr6_fraction, len(self._group_code), p.mr8_borrow_rate,
+                p.imr_factor, p.mr8_initial_factor)
+        rows = lv.pos_ins[idx]
+        if len(slots) == 1:  # a what-if: no parallel region to start
+            im[0], mm[0] = _unit_okx(0, idx.size, 0, brow.size, rows, sizes, brow, bsize, 0,
+                                     dccy.size, dccy, damt, *args)
+        else:
+            _okx_units(ptr, bptr, dptr, rows, sizes, brow, bsize, dccy, damt, *args, im, mm)
         ccy = np.fromiter((x[0] for x in infos), dtype=np.int64, count=len(slots))
         conv = usd_to(arr.usd, ccy, arr.ccy["USD"])
         return im * conv, mm * conv

@@ -232,10 +232,14 @@ class SpanEngine(GridEngine):
         ptr = np.zeros(len(slots) + 1, dtype=np.int64)
         np.cumsum(lens, out=ptr[1:])
         mm = np.empty(len(slots))
-        _span_units(ptr, self.rows, self.cd, self.tier_ts, self.deliv, self.optk, self.cs,
-                    arr.underlying, lv.pos_ins[idx], sizes, self.index, self.intra_pts,
-                    self.sp_pts, self.op_pts, self.som_pts, self.sp_a, self.sp_b, self.sp_r0,
-                    self.sp_r1, self.sp_rate, mm)
+        args = (self.rows, self.cd, self.tier_ts, self.deliv, self.optk, self.cs,
+                arr.underlying, lv.pos_ins[idx], sizes, self.index, self.intra_pts, self.sp_pts,
+                self.op_pts, self.som_pts, self.sp_a, self.sp_b, self.sp_r0, self.sp_r1,
+                self.sp_rate)
+        if len(slots) == 1:  # a what-if: no parallel region to start
+            mm[0] = _unit_span(0, idx.size, *args)
+        else:
+            _span_units(ptr, *args, mm)
         missing = [s for s in slots if s not in self._ccy_of]
         if missing:
             self.on_units(missing)
