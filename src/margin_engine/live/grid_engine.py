@@ -1,18 +1,20 @@
 """What the scenario-grid engines (``span``, ``okx-pm``) share: per-instrument scenario rows
-cached and revalued only when their instrument moves, each unit's legs as arrays, and the
-bookkeeping of which units' cached figures are current.
+cached and revalued only when their instrument moves, and each unit's legs as arrays.
 
-A subclass says how one instrument is revalued (:meth:`GridEngine._revalue`) and how many units
+A subclass says how instruments are revalued (:meth:`GridEngine._revalue`) and how many units
 are margined at once from the rows (:meth:`GridEngine._kernel`); this class keeps
 
 - ``rows`` (``[instruments (+ extra rows), width]``): one long contract's scenario figures, and
   per-instrument scalar columns the subclass allocates in :meth:`GridEngine._allocate`;
   computed on first use, recomputed in :meth:`on_market` for the instruments that moved (all
-  of them when the snapshot's time moves: expiries shorten);
+  held ones when the snapshot's time moves: expiries shorten);
 - each unit's legs (instrument row, size) as the concatenation the live book keeps, so a
-  re-margin of many units is one kernel call over arrays;
-- each margined unit's result, so a what-if whose orders leave a unit's cached figures
-  current reads them instead of recomputing.
+  re-margin of many units is one kernel call over arrays. The kernel aggregates each unit's
+  scenario vectors afresh from the cached rows (a pass over the unit's positions, as cheap as
+  reading a cached vector of the same width); units are re-margined when the live book asks:
+  on a tick, those holding what moved; on a fill or deposit, the account's.
+
+A what-if adds the orders to the unit's sizes and runs the one-unit kernel on the cached rows.
 """
 
 from __future__ import annotations
