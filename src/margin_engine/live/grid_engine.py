@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 
 from margin_engine.live.engines import ReferenceEngine
@@ -121,3 +122,22 @@ class GridEngine(ReferenceEngine):
             sizes[hit[0]] += q
         self.ensure(ins)
         return idx, sizes
+
+
+@numba.njit(cache=True, nogil=True)
+def distinct_sorted(values, n, out):  # pragma: no cover - compiled
+    """The distinct values of ``values[:n]`` into ``out``, ascending; returns how many (what
+    ``np.unique`` gives, without allocating: the kernels call it per unit and group)."""
+    m = 0
+    for i in range(n):
+        v = values[i]
+        j = 0
+        while j < m and out[j] < v:
+            j += 1
+        if j < m and out[j] == v:
+            continue
+        for t in range(m, j, -1):
+            out[t] = out[t - 1]
+        out[j] = v
+        m += 1
+    return m

@@ -28,7 +28,7 @@ import numpy as np
 from numba import prange
 
 from margin_engine.domain.instruments import Kind
-from margin_engine.live.grid_engine import FloatArray, GridEngine
+from margin_engine.live.grid_engine import FloatArray, GridEngine, distinct_sorted
 from margin_engine.live.span_engine import usd_to
 from margin_engine.models.core.valuation import mark
 from margin_engine.models.venues.okx_pm import (
@@ -119,12 +119,14 @@ def _risk_unit(g, legs, qs, nl, pnl, spot, opt, years, tenor, fwd, dfw, td, quot
     # MR3: options by expiry, ascending
     n_opt = 0
     ys = np.empty(max(nl, 1))
+    keys = np.empty(max(nl, 1))
     for i in range(nl):
         if opt[legs[i]]:
             ys[n_opt] = years[legs[i]]
             n_opt += 1
     mr3 = 0.0
-    for y in np.unique(ys[:n_opt]):
+    for k in range(distinct_sorted(ys, n_opt, keys)):
+        y = keys[k]
         dn = 0.0
         up = 0.0
         for i in range(nl):
@@ -146,7 +148,8 @@ def _risk_unit(g, legs, qs, nl, pnl, spot, opt, years, tenor, fwd, dfw, td, quot
             ts[n_der] = tenor[legs[i]]
             n_der += 1
     mr4 = 0.0
-    for t in np.unique(ts[:n_der]):
+    for k in range(distinct_sorted(ts, n_der, keys)):
+        t = keys[k]
         d = 0.0
         for i in range(nl):
             r = legs[i]

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from margin_engine.live.grid_engine import FloatArray, GridEngine
+from margin_engine.live.grid_engine import FloatArray, GridEngine, distinct_sorted
 from margin_engine.models.venues.span import Span
 from margin_engine.models.venues.span_arrays import N_SCENARIOS
 
@@ -53,7 +53,12 @@ def _unit_span(a, b, ra, cd, tier_ts, deliv, optk, cs, und, rows, sizes, index, 
     som = np.zeros(n_cc)
     credit = np.zeros(n_cc)
     port = np.empty(N_SCENARIOS)
-    tiers = np.empty(max(b - a, 1))
+    m = max(b - a, 1)
+    tiers = np.empty(m)
+    keys = np.empty(m)
+    rem = np.empty(m)
+    used = np.empty(m)
+    flag = np.empty(m, dtype=np.bool_)
     for t in range(n_cc):
         c = order[t]
         for s in range(N_SCENARIOS):
@@ -86,11 +91,10 @@ def _unit_span(a, b, ra, cd, tier_ts, deliv, optk, cs, und, rows, sizes, index, 
             first = k if k % 2 == 0 else k - 1
             vol = 0.5 * abs(port[first] - port[first + 1])
         price = sc - time - vol
-        keys = np.unique(tiers[:n_leg])
-        nt = keys.shape[0]
-        rem = np.zeros(nt)
-        flag = np.zeros(nt, dtype=np.bool_)
+        nt = distinct_sorted(tiers, n_leg, keys)
         for i in range(nt):
+            used[i] = 0.0
+            flag[i] = False
             d = 0.0
             for j in range(a, b):
                 r = rows[j]
@@ -101,7 +105,6 @@ def _unit_span(a, b, ra, cd, tier_ts, deliv, optk, cs, und, rows, sizes, index, 
         net = 0.0
         for i in range(nt):
             net += rem[i]
-        used = np.zeros(nt)
         spreads = 0.0
         for i in range(nt):
             for j in range(i + 1, nt):
