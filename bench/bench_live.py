@@ -313,6 +313,8 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
         n_scen = model.grid("BTC").n_scenarios  # type: ignore[attr-defined]
     elif name == "derive-pmrm":
         n_scen = len(model.params.scenarios) + 3  # type: ignore[attr-defined]
+    elif name in ("span", "okx-pm"):  # the cached row: SPAN's 16, OKX's stress grid
+        n_scen = live.engine.width  # type: ignore[attr-defined]
     print(f"1. full re-margin: {t_full:.3f} s")
     t_roof, gb = roofline(live, n_scen)
     print(f"   gather roofline of the same bytes ({gb:.2f} GB): {t_roof:.3f} s -> ratio "
@@ -332,7 +334,7 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
     print(f"   naive (per-position scalar pricing + Python aggregation, sample scaled): "
           f"{naive:.2f} s -> {naive / t_full:,.1f}x faster (goal >= 1,000x)")
     perp = "BTCUSDT" if name == "binance-usdm" or name in PERPS_ONLY else "BTC-PERPETUAL"
-    n_ticks = args.risk_ticks if name == "filtered-es" else args.ticks
+    n_ticks = args.risk_ticks if name in ("filtered-es", "span", "okx-pm") else args.ticks
     tk = ticks(live, n_ticks, perp)
     cpu_tick = pct(CPU, 50)
     held = len(live._by_ccy.get("BTC", ()))

@@ -153,7 +153,9 @@ def model_for(name: str, market: MarketSnapshot, *, lookback_days: int | None = 
         opts["currency"] = {c.lower(): copy.deepcopy(ccy) for c in COINS}
     elif name == "derive-pmrm":
         pass  # Derive's mainnet parameters apply to every coin
-    else:
+    elif name == "span":  # BTC's risk-parameter set for the coins CME lists none for
+        opts["combined_commodities"] = {c: {} for c in COINS}
+    elif name != "okx-pm":  # okx-pm: its '*' parameters cover the other coins
         opts["history"] = history(history_days)
         # the live fast engine does not run the APC floor (a second scenario set); the bench
         # times the pre-CCP configuration, explicit since the CCP defaults of issue 11

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = ("binance-usdm", "filtered-es", "deribit-pm", "derive-pmrm", "hyperliquid", "dydx-v4",
-          "deribit-standard")
+MODELS = ("binance-usdm", "filtered-es", "deribit-pm", "derive-pmrm", "span", "okx-pm",
+          "hyperliquid", "dydx-v4", "deribit-standard")
 
 
 @pytest.mark.slow

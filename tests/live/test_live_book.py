@@ -157,7 +157,8 @@ def orders_for(rng: random.Random, model, account: Account, market: MarketSnapsh
 
 @pytest.mark.parametrize("name, steps", [
     ("binance-usdm", 40), ("historical-var", 25), ("filtered-es", 15), ("deribit-pm", 20),
-    ("hyperliquid", 25), ("okx-pm", 10), ("dydx-v4", 30), ("deribit-standard", 30)])
+    ("hyperliquid", 25), ("okx-pm", 10), ("span", 15), ("dydx-v4", 30),
+    ("deribit-standard", 30)])
 def test_live_book_equals_recomputing_from_scratch(name, steps):
     model = build(name)
     book = margined(model)

@@ -1061,25 +1061,28 @@ class LiveBook:
             eq_delta[s] += self._convert(v, g, self._units[s].currency)
         ccy = arr.currencies[int(self._a_ccy[i])]
         whole = sum(self._convert(v, g, ccy) for g, v in pos_delta.items())
+
+        def unit_collateral(s: int) -> Mapping[str, float]:
+            """Unit ``s``'s collateral after the orders."""
+            u = self._units[s]
+            if u.scope == "currency":
+                return {u.currency: coll.get(u.currency, 0.0)}
+            if u.scope == "position" and not math.isnan(self._pos_iso.a[self._unit_pos[s][0]]):
+                return u.collateral
+            return coll
+
         if coll is not self._collateral[i]:  # cash moved: collateral re-valued
             mk = self._market
             account = self.account_object(i)
             for s in slots:
                 u = self._units[s]
-                if u.scope == "currency":
-                    ucoll: Mapping[str, float] = {u.currency: coll.get(u.currency, 0.0)}
-                elif u.scope == "position" and not math.isnan(
-                        self._pos_iso.a[self._unit_pos[s][0]]):
-                    ucoll = u.collateral
-                else:
-                    ucoll = coll
-                eq_delta[s] += health.collateral_value(ucoll, u.currency, account, mk,
-                                                       self.policy) - float(self._coll.a[s])
+                eq_delta[s] += health.collateral_value(unit_collateral(s), u.currency, account,
+                                                       mk, self.policy) - float(self._coll.a[s])
             whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
                 self._whole_coll[i])
         im_mm = {}
         for slot, ods in by_slot.items():
-            got = self.engine.what_if(slot, ods)
+            got = self.engine.what_if_with(slot, ods, unit_collateral(slot))
             if got is None:
                 return None
             im_mm[slot] = self.scale.apply_one(*got) if not self.scale.is_identity else got

@@ -12,12 +12,15 @@
   ``deribit-standard`` in :mod:`margin_engine.live.rule_engines`.
 - the risk-based family has its own engine (:mod:`margin_engine.live.risk_engine`): cached
   instrument scenario P&L and each unit's cached scenario vector.
+- the scenario grids of ``span`` and ``okx-pm`` (:mod:`margin_engine.live.span_engine`,
+  :mod:`margin_engine.live.okx_pm_engine`): cached per-contract scenario rows, every unit's
+  requirement in one kernel.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +33,8 @@ from margin_engine.models.venues.deribit_standard import DeribitStandard
 from margin_engine.models.venues.derive_pmrm import DerivePmrm
 from margin_engine.models.venues.dydx_v4 import DydxV4
 from margin_engine.models.venues.hyperliquid import Hyperliquid
+from margin_engine.models.venues.okx_pm import OkxPm
+from margin_engine.models.venues.span import Span
 
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
@@ -67,6 +72,12 @@ class ReferenceEngine:
         """(IM, MM) of ``slot`` with ``orders`` (instrument row, size) added to positions it
         already holds; ``None``: not answerable from the cache (the caller rebuilds)."""
         return None
+
+    def what_if_with(self, slot: int, orders: Sequence[tuple[int, float]],
+                     collateral: Mapping[str, float]) -> tuple[float, float] | None:
+        """:meth:`what_if` when the unit's collateral after the orders (their cash moved) is
+        ``collateral``; an engine whose model reads no collateral answers :meth:`what_if`."""
+        return self.what_if(slot, orders)
 
 
 class PositionCacheEngine(ReferenceEngine):
@@ -349,11 +360,17 @@ def make_engine(model: MarginModel, live: LiveBook) -> ReferenceEngine:
     """The fastest engine that reproduces ``model`` (the reference engine otherwise)."""
     from margin_engine.live.deribit_pm_engine import DeribitPmEngine
     from margin_engine.live.derive_pmrm_engine import DerivePmrmEngine
+    from margin_engine.live.okx_pm_engine import OkxPmEngine
     from margin_engine.live.risk_engine import RiskEngine, supports
     from margin_engine.live.rule_engines import FractionEngine, StandardEngine, TierEngine
+    from margin_engine.live.span_engine import SpanEngine
 
     if isinstance(model, BinanceUsdm):
         return BracketEngine(live)
+    if isinstance(model, Span):
+        return SpanEngine(live)
+    if isinstance(model, OkxPm):
+        return OkxPmEngine(live)
     if isinstance(model, DeribitPm):
         return DeribitPmEngine(live)
     if isinstance(model, DerivePmrm):

@@ -56,7 +56,15 @@ from margin_engine.models.core.registry import register
 from margin_engine.models.core.results import PositionMargin, UnitMargin
 from margin_engine.models.core.units import MarginUnit, Scope
 from margin_engine.models.core.valuation import notional_usd
-from margin_engine.models.venues.span_arrays import Valuation, partials, valuation, value_usd
+from margin_engine.models.venues.span_arrays import (
+    Valuation,
+    ValuationArrays,
+    partials,
+    valuation,
+    value_usd,
+    value_usd_many,
+    values_now,
+)
 
 DAYS_PER_YEAR = 365.0
 #: Order in which opposite stablecoin cash deltas are matched (MR9, §2.4 [O8]).
@@ -326,9 +334,75 @@ def _vol_shock(params: OkxPmParams, years: float) -> float:
 
 def _pnl(leg: _Leg, f: float = 1.0, vol: float | None = None, years: float | None = None,
          rate: float = 0.0) -> float:
-    v = leg.v
+    return leg.size * _contract_pnl(leg.v, f, vol, years, rate)
+
+
+def _contract_pnl(v: Valuation, f: float = 1.0, vol: float | None = None,
+                  years: float | None = None, rate: float = 0.0) -> float:
+    """USD P&L of one long contract when forward and index move by the factor ``f``."""
     base = value_usd(v, v.forward, v.spot)
-    return leg.size * (value_usd(v, v.forward * f, v.spot * f, vol, years, rate) - base)
+    return value_usd(v, v.forward * f, v.spot * f, vol, years, rate) - base
+
+
+def price_grid(und: OkxUnderlying) -> list[float]:
+    """The MR1/MR2 relative price moves, ascending (0 included)."""
+    return sorted({0.0, *und.mr1_price_moves, *(-m for m in und.mr1_price_moves)})
+
+
+def contract_scenarios_many(va: ValuationArrays, unds: Sequence[OkxUnderlying],
+                            params: OkxPmParams, grid_width: int) -> np.ndarray:
+    """One long contract's P&L (USD) in every scenario :func:`_risk_unit` prices, for many
+    instruments at once (``unds[i]``: instrument ``i``'s underlying parameters), valued by
+    :func:`~margin_engine.models.venues.span_arrays.value_usd_many`; for the live engine
+    (:mod:`margin_engine.live.okx_pm_engine`: a position's P&L is its size times its row).
+
+    Columns, with ``G = grid_width`` (≥ each underlying's grid; the columns past it are 0, which
+    no worst loss ever takes): ``3g + d`` MR1 at grid point ``g`` and vol down / same / up
+    (``d`` = 0, 1, 2); ``3G + g`` MR2; ``4G``, ``4G+1`` MR6 at ``±x``; ``4G+2``, ``4G+3`` MR3
+    (vol down, up at the current price); ``4G+4``, ``4G+5`` MR5 (rate ``±shock``); the last
+    four are 0 for delta-one instruments.
+
+    Returns
+    -------
+    float array [n, 4·grid_width + 6]
+        USD per long contract.
+    """
+    n, g_w = va.forward.size, grid_width
+    w = 4 * g_w + 6
+    f = np.ones((n, w))
+    vol = np.full((n, w), np.nan)
+    years = np.repeat(va.years[:, None], w, axis=1)
+    rate = np.zeros((n, w))
+    keep = np.zeros((n, w), dtype=bool)
+    shock = np.where(va.is_option, np.interp(va.years * DAYS_PER_YEAR,
+                                             [d for d, _ in params.mr1_vol_shock],
+                                             [x for _, x in params.mr1_vol_shock]), 0.0)
+    down = np.maximum(va.vol - shock, params.vol_floor)
+    up = va.vol + shock
+    decayed = np.maximum(va.years - params.mr2_time_decay_days / DAYS_PER_YEAR, 0.0)
+    opt = va.is_option
+    groups: dict[int, tuple[OkxUnderlying, list[int]]] = {}
+    for i, und in enumerate(unds):
+        groups.setdefault(id(und), (und, []))[1].append(i)
+    for und, rows in groups.values():
+        r = np.array(rows)[:, None]
+        for g, m in enumerate(price_grid(und)):
+            f[r, [3 * g, 3 * g + 1, 3 * g + 2, 3 * g_w + g]] = 1.0 + m
+            keep[r, [3 * g, 3 * g + 1, 3 * g + 2, 3 * g_w + g]] = True
+        x = und.mr6_extreme_move
+        f[r, 4 * g_w], f[r, 4 * g_w + 1] = 1.0 + x, 1.0 - x
+    vol[opt, 0: 3 * g_w: 3] = down[opt, None]
+    vol[opt, 2: 3 * g_w: 3] = up[opt, None]
+    years[:, 3 * g_w: 4 * g_w] = decayed[:, None]
+    b = 4 * g_w
+    keep[:, b: b + 2] = True
+    vol[opt, b + 2], vol[opt, b + 3] = down[opt], up[opt]
+    rate[:, b + 4], rate[:, b + 5] = params.mr5_rate_shock, -params.mr5_rate_shock
+    keep[opt, b + 2: b + 6] = True
+    base = values_now(va)
+    value = value_usd_many(va, va.forward[:, None] * f, va.spot[:, None] * f, vol, years,
+                           rate)
+    return np.where(keep, value - base, 0.0)
 
 
 @dataclass(frozen=True)
@@ -400,7 +474,7 @@ def _risk_unit(name: str, legs: Sequence[_Leg], und: OkxUnderlying,
     """MR1…MR7 and MR9 of one risk unit (module docstring), with a per-leg attribution."""
     legs, spot_fraction = _offsetting_spot(legs)
     opts = [leg for leg in legs if leg.v.is_option]
-    grid = sorted({0.0, *und.mr1_price_moves, *(-m for m in und.mr1_price_moves)})
+    grid = price_grid(und)
     vol_sc: dict[int, tuple[float, float]] = {}
     for leg in opts:
         s = _vol_shock(params, leg.v.years)
@@ -559,7 +633,8 @@ class OkxPm(MarginModel):
             return "an inverse spot instrument has no meaning"
         return None
 
-    def _underlying(self, name: str) -> OkxUnderlying:
+    def underlying_params(self, name: str) -> OkxUnderlying:
+        """The stress parameters of underlying ``name`` (the ``*`` entry when not listed)."""
         u = self.params.underlyings
         return u.get(name, u["*"])
 
@@ -582,7 +657,8 @@ class OkxPm(MarginModel):
                     raw_min_charge=raw,
                     in_risk_unit=ins.kind is not Kind.SPOT or p.spot_hedging)
 
-    def _unit_name(self, ins: Instrument) -> str:
+    def risk_unit_name(self, ins: Instrument) -> str:
+        """The risk unit ``ins`` belongs to (its underlying, or underlying-quote unmerged)."""
         if self.params.risk_unit_merge:
             return ins.underlying
         return f"{ins.underlying}-{'USD' if ins.inverse else ins.settle}"
@@ -615,13 +691,13 @@ class OkxPm(MarginModel):
         for leg in legs:
             if leg.in_risk_unit:
                 ins = market.instrument(leg.symbol)
-                groups.setdefault(self._unit_name(ins), []).append(leg)
+                groups.setdefault(self.risk_unit_name(ins), []).append(leg)
         results = {}
         if p.spot_hedging:
             self._add_balances(unit, market, groups)
         for name, group in groups.items():
             und = market.instrument(group[0].symbol).underlying
-            results[name] = _risk_unit(name, group, self._underlying(und), p)
+            results[name] = _risk_unit(name, group, self.underlying_params(und), p)
         deriv = sum(r.mmr for r in results.values())
         mr8 = self.borrowing_mmr(unit.collateral, market)
         mm = deriv + mr8
@@ -644,13 +720,14 @@ class OkxPm(MarginModel):
         positions = []
         for leg in legs:
             ins = market.instrument(leg.symbol)
-            alone = (_risk_unit(self._unit_name(ins), [leg], self._underlying(ins.underlying),
-                                p).mmr if leg.in_risk_unit else 0.0)
+            alone = (_risk_unit(self.risk_unit_name(ins), [leg],
+                                self.underlying_params(ins.underlying), p).mmr
+                     if leg.in_risk_unit else 0.0)
             positions.append(PositionMargin(
                 index=leg.index, symbol=leg.symbol, size=leg.size,
                 initial_margin=p.imr_factor * alone * conv, maintenance_margin=alone * conv,
                 contribution=attr[leg.index] * conv, notional=leg.notional * conv,
-                details={"risk_unit": self._unit_name(ins) if leg.in_risk_unit else None,
+                details={"risk_unit": self.risk_unit_name(ins) if leg.in_risk_unit else None,
                          "mr7_raw": leg.raw_min_charge, "quote": leg.quote}))
 
         comps = dict.fromkeys(("mr1_spot_shock", "mr2_theta_decay", "mr6_extreme_move",

@@ -49,10 +49,14 @@ from margin_engine.models.core.units import MarginUnit, Scope
 from margin_engine.models.core.valuation import notional_usd, option_mark
 from margin_engine.models.venues.span_arrays import (
     N_SCENARIOS,
+    ValuationArrays,
     VolMode,
     partials,
+    partials_many,
     span_risk_array,
+    span_risk_arrays,
     valuation,
+    valuations,
 )
 
 DAY = 1.0 / 365.0
@@ -552,7 +556,8 @@ class Span(MarginModel):
     def cross_scope(self, account: Account) -> Scope:
         return self.params.scope
 
-    def _cc(self, underlying: str) -> CombinedCommodity | None:
+    def combined_commodity(self, underlying: str) -> CombinedCommodity | None:
+        """The risk-parameter set of ``underlying`` (the ``*`` entry when not listed)."""
         ccs = self.params.combined_commodities
         return ccs.get(underlying, ccs.get("*"))
 
@@ -565,7 +570,7 @@ class Span(MarginModel):
                     f"{ins.contract_size:g}")
         if pub is not None and (ins.inverse or ins.settle not in ("USD", "USDC", "USDT")):
             return "a published risk array is in USD: the instrument must be linear, USD-settled"
-        if self._cc(ins.underlying) is None:
+        if self.combined_commodity(ins.underlying) is None:
             return (f"no SPAN risk-parameter set for underlying {ins.underlying!r} (have "
                     f"{', '.join(sorted(self.params.combined_commodities))}; pass --param "
                     f"combined_commodities='{{\"{ins.underlying}\": {{...}}}}')")
@@ -573,29 +578,68 @@ class Span(MarginModel):
             return "an inverse spot instrument has no meaning"
         return None
 
-    def _leg(self, j: int, account: Account, market: MarketSnapshot) -> _Leg:
-        pos = account.positions[j]
-        ins = market.instrument(pos.symbol)
-        cc = self._cc(ins.underlying)
-        assert cc is not None
+    def contract_risk(self, ins: Instrument, market: MarketSnapshot) -> tuple[np.ndarray, float]:
+        """One long contract's risk array (USD, loss positive, [16]) and composite delta
+        (underlying units): the published array when there is one, else generated."""
+        cc = self._cc_checked(ins.underlying)
         pub = self.params.risk_arrays.get(ins.symbol)
         if pub is not None:     # published: USD per contract (linear, USD-settled: checked)
             ra = np.asarray(pub.values, dtype=np.float64) * market.usd_price(ins.settle)
-            d_f, d_s = pub.composite_delta, 0.0
-        else:
-            v = valuation(ins, market)
-            la = cc.lookahead_days * DAY
-            ra = span_risk_array(v, price_scan=cc.psr_points(v.spot),
-                                 vol_scan=cc.vol_scan_range, vol_mode=cc.vol_scan_mode,
-                                 extreme_move=cc.extreme_move, extreme_cover=cc.extreme_cover,
-                                 lookahead_years=la)
-            d_f, d_s = partials(v, max(v.years - la, 0.0) if v.is_option else None)
-        key, tname, delivery = _tier(ins, market.timestamp, cc)
+            return ra, pub.composite_delta + 0.0
+        v = valuation(ins, market)
+        la = cc.lookahead_days * DAY
+        ra = span_risk_array(v, price_scan=cc.psr_points(v.spot),
+                             vol_scan=cc.vol_scan_range, vol_mode=cc.vol_scan_mode,
+                             extreme_move=cc.extreme_move, extreme_cover=cc.extreme_cover,
+                             lookahead_years=la)
+        d_f, d_s = partials(v, max(v.years - la, 0.0) if v.is_option else None)
+        return ra, d_f + d_s
+
+    def contract_risks(self, instruments: Sequence[Instrument], market: MarketSnapshot
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`contract_risk` of many instruments at once (arrays ``[n, 16]`` and ``[n]``),
+        the generated arrays valued over arrays
+        (:func:`~margin_engine.models.venues.span_arrays.span_risk_arrays`)."""
+        n = len(instruments)
+        ra = np.empty((n, N_SCENARIOS))
+        cd = np.empty(n)
+        gen = []
+        for k, ins in enumerate(instruments):
+            if ins.symbol in self.params.risk_arrays:
+                ra[k], cd[k] = self.contract_risk(ins, market)
+            else:
+                gen.append(k)
+        if not gen:
+            return ra, cd
+        vs = valuations([instruments[k] for k in gen], market)
+        ccs = [self._cc_checked(instruments[k].underlying) for k in gen]
+        la = np.array([cc.lookahead_days * DAY for cc in ccs])
+        va = ValuationArrays.of(vs)
+        ra[gen] = span_risk_arrays(
+            va, price_scan=np.array([cc.psr_points(v.spot)
+                                                         for cc, v in zip(ccs, vs, strict=True)]),
+            vol_scan=np.array([cc.vol_scan_range for cc in ccs]),
+            relative=np.array([cc.vol_scan_mode == "relative" for cc in ccs]),
+            extreme_move=np.array([cc.extreme_move for cc in ccs]),
+            extreme_cover=np.array([cc.extreme_cover for cc in ccs]), lookahead_years=la)
+        d_f, d_s = partials_many(va, np.maximum(va.years - la, 0.0))
+        cd[gen] = d_f + d_s
+        return ra, cd
+
+    def tier(self, ins: Instrument, market: MarketSnapshot) -> tuple[tuple[int, float], str, bool]:
+        """``(sort key, name, in delivery month)`` of the calendar tier ``ins`` belongs to."""
+        return _tier(ins, market.timestamp, self._cc_checked(ins.underlying))
+
+    def _leg(self, j: int, account: Account, market: MarketSnapshot) -> _Leg:
+        pos = account.positions[j]
+        ins = market.instrument(pos.symbol)
+        ra, composite = self.contract_risk(ins, market)
+        key, tname, delivery = self.tier(ins, market)
         units = abs(pos.size) * ins.contract_size if ins.is_option and pos.size < 0 else 0.0
         value = (pos.size * ins.contract_size * option_mark(ins, market)
                  * market.usd_price(ins.settle)) if ins.is_option else 0.0
         return _Leg(index=j, symbol=ins.symbol, size=pos.size, ra=pos.size * ra,
-                    ra_contract=ra, delta=pos.size * (d_f + d_s), tier=key, tier_name=tname,
+                    ra_contract=ra, delta=pos.size * composite, tier=key, tier_name=tname,
                     delivery=delivery, short_calls=units if ins.is_call else 0.0,
                     short_puts=0.0 if ins.is_call else units, option_value=value,
                     notional=notional_usd(ins, pos.size, market))
@@ -656,6 +700,6 @@ class Span(MarginModel):
                      "combined_commodities": [results[n].as_dict() for n in sorted(results)]})
 
     def _cc_checked(self, underlying: str) -> CombinedCommodity:
-        cc = self._cc(underlying)
+        cc = self.combined_commodity(underlying)
         assert cc is not None
         return cc

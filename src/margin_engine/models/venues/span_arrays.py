@@ -20,7 +20,9 @@ P&L is model minus model, so the null scenario gives exactly 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -28,7 +30,7 @@ from numpy.typing import NDArray
 
 from margin_engine.domain.instruments import Instrument, Kind
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.maths import black76
+from margin_engine.maths import black76, black76_fast
 
 FloatArray = NDArray[np.float64]
 VolMode = Literal["absolute", "relative"]
@@ -82,10 +84,12 @@ class Valuation:
         return self.kind is Kind.OPTION
 
 
-def valuation(ins: Instrument, market: MarketSnapshot) -> Valuation:
-    """The :class:`Valuation` of ``ins`` in ``market``."""
+def valuation(ins: Instrument, market: MarketSnapshot,
+              forward: float | None = None) -> Valuation:
+    """The :class:`Valuation` of ``ins`` in ``market`` (``forward``: an option's
+    ``market.forward(ins)`` when already known)."""
     if ins.is_option:
-        forward = market.forward(ins)
+        forward = market.forward(ins) if forward is None else forward
         vol = market.implied_vol(ins)
     else:
         assert ins.mark_price is not None
@@ -96,6 +100,27 @@ def valuation(ins: Instrument, market: MarketSnapshot) -> Valuation:
                      fx=1.0 if ins.inverse else market.usd_price(ins.settle),
                      spot=market.index[ins.underlying], forward=forward, vol=vol,
                      years=market.years_to_expiry(ins))
+
+
+def valuations(instruments: Sequence[Instrument], market: MarketSnapshot) -> list[Valuation]:
+    """:func:`valuation` of many instruments, the options' forwards read from one table of
+    (underlying, expiry) → the first listed future's mark, as ``MarketSnapshot.forward`` finds
+    it by scanning every instrument for each option."""
+    futures: dict[tuple[str, datetime], float] = {}
+    for other in market.instruments:
+        if other.kind is Kind.FUTURE and other.expiry is not None and other.mark_price is not None:
+            futures.setdefault((other.underlying, other.expiry), other.mark_price)
+    out = []
+    for ins in instruments:
+        fwd = None
+        if ins.is_option:
+            fwd = ins.underlying_price
+            if fwd is None and ins.expiry is not None:
+                fwd = futures.get((ins.underlying, ins.expiry))
+            if fwd is None:
+                fwd = market.index[ins.underlying]
+        out.append(valuation(ins, market, fwd))
+    return out
 
 
 def value_usd(v: Valuation, forward: float, spot: float, vol: float | None = None,
@@ -181,3 +206,118 @@ def span_risk_array(v: Valuation, *, price_scan: float, vol_scan: float, vol_mod
         w = extreme_cover if k >= 14 else 1.0
         out[k] = (base - value_usd(v, F1, S1, sig, T1)) * w
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the same valuation over arrays (many instruments × many scenarios), for the live engines
+
+
+@dataclass(frozen=True)
+class ValuationArrays:
+    """Many :class:`Valuation` as columns (one entry per instrument)."""
+
+    inverse: NDArray[np.bool_]
+    is_option: NDArray[np.bool_]
+    is_call: NDArray[np.bool_]
+    strike: FloatArray
+    contract_size: FloatArray
+    fx: FloatArray
+    spot: FloatArray
+    forward: FloatArray
+    vol: FloatArray
+    years: FloatArray
+
+    @classmethod
+    def of(cls, vs: Sequence[Valuation]) -> ValuationArrays:
+        def col(name: str, dtype: type = np.float64) -> np.ndarray:
+            return np.array([getattr(v, name) for v in vs], dtype=dtype)
+
+        return cls(inverse=col("inverse", np.bool_),
+                   is_option=np.array([v.is_option for v in vs], dtype=np.bool_),
+                   is_call=col("is_call", np.bool_), strike=col("strike"),
+                   contract_size=col("contract_size"), fx=col("fx"), spot=col("spot"),
+                   forward=col("forward"), vol=col("vol"), years=col("years"))
+
+
+def value_usd_many(va: ValuationArrays, forward: FloatArray, spot: FloatArray,
+                   vol: FloatArray, years: FloatArray, rate: FloatArray) -> FloatArray:
+    """:func:`value_usd` of instrument ``i`` (row) in scenario ``j`` (column), USD.
+
+    ``forward``, ``spot``, ``vol``, ``years``, ``rate`` are ``[n, m]`` arrays (``vol`` NaN: the
+    instrument's current vol, as ``vol=None``); the same operations in the same order as the
+    scalar function, with :func:`margin_engine.maths.black76_fast.price_usd` for options.
+    """
+    cs = va.contract_size[:, None]
+    F0 = va.forward[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(va.inverse[:, None], cs * (1.0 / F0 - 1.0 / forward) * spot,
+                       cs * (forward - F0) * va.fx[:, None])
+    o = np.flatnonzero(va.is_option)
+    if o.size:
+        sigma = np.where(np.isnan(vol[o]), va.vol[o, None], np.maximum(vol[o], 0.0))
+        F1 = forward[o]
+        usd = black76_fast.price_usd(F1, va.strike[o, None], years[o], sigma,
+                                     va.is_call[o, None], rate[o])
+        out[o] = np.where(va.inverse[o, None], cs[o] * usd / F1 * spot[o],
+                          cs[o] * usd * va.fx[o, None])
+    return np.asarray(out)
+
+
+def values_now(va: ValuationArrays) -> FloatArray:
+    """``value_usd(v, v.forward, v.spot)`` of each instrument, USD, ``[n, 1]``."""
+    zero = np.zeros((va.forward.size, 1))
+    return value_usd_many(va, va.forward[:, None] + zero, va.spot[:, None] + zero,
+                          zero + np.nan, va.years[:, None] + zero, zero)
+
+
+def partials_many(va: ValuationArrays, years: FloatArray | None = None
+                  ) -> tuple[FloatArray, FloatArray]:
+    """:func:`partials` of many instruments (``years``: each option's, default now), with
+    :func:`margin_engine.maths.black76_fast.greeks_usd`; arrays ``[n]``."""
+    cs, F, S = va.contract_size, va.forward, va.spot
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_f = np.where(va.inverse, cs * S / (F * F), cs * va.fx)
+    d_s = np.zeros(F.size)
+    o = np.flatnonzero(va.is_option)
+    if o.size:
+        T = va.years[o] if years is None else years[o]
+        g = black76_fast.greeks_usd(F[o], va.strike[o], T, va.vol[o], va.is_call[o])
+        Fo, co = F[o], cs[o]
+        d_f[o] = np.where(va.inverse[o], co * S[o] * (g.delta - g.price / Fo) / Fo,
+                          co * va.fx[o] * g.delta)
+        d_s[o] = np.where(va.inverse[o], co * g.price / Fo, 0.0)
+    return d_f, d_s
+
+
+def span_risk_arrays(va: ValuationArrays, *, price_scan: FloatArray, vol_scan: FloatArray,
+                     relative: NDArray[np.bool_], extreme_move: FloatArray,
+                     extreme_cover: FloatArray, lookahead_years: FloatArray) -> FloatArray:
+    """:func:`span_risk_array` of many instruments at once (each argument one entry per
+    instrument; ``relative``: the vol scan mode is ``"relative"``).
+
+    Returns
+    -------
+    float array [n, 16]
+        USD per long contract, loss positive.
+    """
+    n = va.forward.size
+    moves = np.empty((n, N_SCENARIOS))
+    moves[:, :14] = SPAN_PRICE_MOVES
+    moves[:, 14], moves[:, 15] = extreme_move, -extreme_move
+    vmoves = np.array([*SPAN_VOL_MOVES, 0.0, 0.0])
+    d = moves * price_scan[:, None]
+    F0, S0 = va.forward[:, None], va.spot[:, None]
+    F1 = np.maximum(F0 + d, 1e-12 * F0)
+    S1 = np.maximum(S0 + d, 1e-12 * S0)
+    vol0 = va.vol[:, None]
+    shocked = np.where(relative[:, None], vol0 * (1.0 + vmoves * vol_scan[:, None]),
+                       vol0 + vmoves * vol_scan[:, None])
+    sig = np.where(va.is_option[:, None], np.maximum(shocked, 0.0), np.nan)
+    T1 = np.where(va.is_option, np.maximum(va.years - lookahead_years, 0.0), va.years)
+    base = values_now(va)
+    shape = (n, N_SCENARIOS)
+    value = value_usd_many(va, F1, S1, sig, np.broadcast_to(T1[:, None], shape),
+                           np.zeros(shape))
+    w = np.ones(shape)
+    w[:, 14:] = extreme_cover[:, None]
+    return np.asarray((base - value) * w)
