@@ -100,3 +100,34 @@ def test_the_apc_floor_runs_on_the_fast_engine_and_binds():
     reports = assess_book(model, book, MARKET, liquidation_prices=False)
     assert any(r.components.get("anti_procyclicality", 0.0) > 0 for r in reports)
     check_states(live, book, MARKET)
+
+
+def test_position_blocks_survive_compaction():
+    """Re-laid and released units leave garbage in a family's position arrays; compacting
+    them must keep every live unit's block (rows, sizes, group starts) intact."""
+    from types import SimpleNamespace
+
+    fam = _Family("USD", SimpleNamespace(n=2), np.empty(0), (0, 0.0, 1, 0), 0, 0.9, False)
+    fam.vec = np.empty((0, 2))
+    rng = np.random.default_rng(1)
+    want: dict[int, np.ndarray] = {}
+    li = fam.alloc(list(range(8)))
+    for step in range(300):
+        u = int(rng.integers(8))
+        if step % 7 == 3 and fam.slot[li[u]] >= 0:
+            fam.release(int(li[u]))
+            want.pop(int(li[u]), None)
+            li[u] = fam.alloc([u])[0]
+            continue
+        n = int(rng.integers(1, 40))
+        rows = rng.integers(0, 1000, n)
+        fam.lay_out(li[u: u + 1], rows, rows * 0.5, rows % 3 == 0, rows % 5,
+                    np.array([n]))
+        want[int(li[u])] = rows
+    assert fam.prow.shape[0] < 300 * 40  # compacted along the way, not grown without bound
+    for k, rows in want.items():
+        a, b = int(fam.pa[k]), int(fam.pb[k])
+        assert np.array_equal(fam.prow[a:b], rows)
+        assert np.array_equal(fam.psize[a:b], rows * 0.5)
+        assert np.array_equal(fam.pstart[a:b], rows % 3 == 0)
+        assert np.array_equal(fam.pund[a:b], rows % 5)

@@ -579,7 +579,17 @@ class RiskEngine(ReferenceEngine):
                 self._s_fid[sa], self._s_li[sa] = fid, li
 
     def _measure_units(self, fam: _Family, li: np.ndarray) -> None:
-        """Lay out units ``li``'s positions (grouped by underlying) and measure them."""
+        """Measure units ``li`` from their rows, laying out the positions (grouped by
+        underlying) of those not laid out yet (a unit's positions are fixed while it lives)."""
+        new = li[fam.pb[li] <= fam.pa[li]]
+        if new.size:
+            self._lay_out(fam, new)
+        _full_kernel(fam.pnl, li, fam.pa, fam.pb, fam.prow, fam.psize, fam.pstart,
+                     fam.do_cap, fam.measure(), fam.vec, fam.val, fam.sa, fam.nund,
+                     fam.gsa, fam.err)
+        fam.ok[li] = True
+
+    def _lay_out(self, fam: _Family, li: np.ndarray) -> None:
         lv = self.live
         idx, lens = lv.concat_positions(fam.slot[li].tolist())
         ins = lv.pos_ins[idx]
@@ -592,10 +602,6 @@ class RiskEngine(ReferenceEngine):
         starts = np.ones(idx.size, dtype=np.bool_)
         starts[1:] = (und_o[1:] != und_o[:-1]) | (unit_o[1:] != unit_o[:-1])
         fam.lay_out(li, fam.lookup[ins[order]], lv.pos_size[idx][order], starts, und_o, lens)
-        _full_kernel(fam.pnl, li, fam.pa, fam.pb, fam.prow, fam.psize, fam.pstart,
-                     fam.do_cap, fam.measure(), fam.vec, fam.val, fam.sa, fam.nund,
-                     fam.gsa, fam.err)
-        fam.ok[li] = True
 
     def _gather(self, fids: np.ndarray, lis: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
