@@ -16,9 +16,19 @@ import pytest
 
 from margin_engine.live import LiveBook, risk_engine
 from margin_engine.live.risk_engine import RiskEngine, _Family, _measure_vec
-from margin_engine.policy.assess import assess_book
+from margin_engine.models.core.valuation import mark
+from margin_engine.policy.assess import assess_account, assess_book
 
-from .test_live_book import MARKET, build, check_states, margined, revalidated
+from .test_live_book import (
+    FIELDS,
+    MARKET,
+    build,
+    check_states,
+    close,
+    margined,
+    my_fill,
+    revalidated,
+)
 
 
 def tick(rng: random.Random, market, live: LiveBook):
@@ -59,6 +69,9 @@ def test_many_ticks_stay_within_the_drift_bound_and_equal_assess_book(name):
     assert isinstance(engine, RiskEngine)
     rng = random.Random(5)
     drifted = 0
+    multi = [a for a in book.accounts  # accounts on BTC and ETH: the cap's groups
+             if {market.instrument(p.symbol).underlying for p in a.positions} >= {"BTC", "ETH"}]
+    assert multi
     for step in range(40):
         market = tick(rng, market, live)
         for fam, li in measured(engine):
@@ -71,6 +84,17 @@ def test_many_ticks_stay_within_the_drift_bound_and_equal_assess_book(name):
             drifted += fam.err[li] > 0
         if step % 20 == 19:
             check_states(live, book, market)
+        if step % 2:  # a what-if after the tick: the kept group vectors moved with it
+            acct = multi[step % len(multi)]
+            sym = next(p.symbol for p in acct.positions
+                       if market.instrument(p.symbol).underlying == "ETH")
+            got = live.what_if(acct.id, [(sym, 2.0, None)])
+            want = assess_account(model, my_fill(acct, market, sym, 2.0,
+                                                 mark(market.instrument(sym), market)),
+                                  market, liquidation_prices=False)
+            scale = max(abs(want.initial_margin), abs(want.equity))
+            for f in FIELDS:
+                assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
     assert drifted  # the ticks went through the incremental path, not only re-summing
     check_states(live, book, market)
 

@@ -262,6 +262,7 @@ class _Family:
     err: np.ndarray = field(default_factory=lambda: np.empty(0))
     nund: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     free: list[int] = field(default_factory=list)
+    version: int = 0  # bumped whenever rows move (what-if group vectors kept until then)
     n_units: int = 0
     prow: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     psize: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -363,6 +364,7 @@ class RiskEngine(ReferenceEngine):
         self._s_sli = np.empty(0, dtype=np.int64)
         self._s_factor = np.empty(0)  # credit factor; NaN: not looked up yet
         self._acct_slots: dict[int, list[int]] = {}
+        self._parts: dict[int, tuple[int, list[tuple[int, int]], dict[int, np.ndarray]]] = {}
         self._separable_cache: dict[bool, bool] = {}
         self._same_set: dict[tuple[bool, tuple[str, ...]], bool] = {}
         lv = self.live
@@ -486,6 +488,7 @@ class RiskEngine(ReferenceEngine):
                                        mk, fam.scen, fam.currency,
                                        vol_tenor_power=p.vol_tenor_power)
             measured = np.flatnonzero(fam.ok[: fam.n_units])
+            fam.version += 1
             if 2 * rows.size > len(fam.row_of) or not measured.size:
                 fam.pnl[rows] = new  # most rows moved: re-measure from rows when asked
                 fam.ok[:] = False
@@ -529,6 +532,7 @@ class RiskEngine(ReferenceEngine):
                 fam.release(int(li))
         self._s_fid[s] = _UNKNOWN
         self._s_sfid[s] = -1
+        self._parts.pop(s, None)
 
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
@@ -742,6 +746,22 @@ class RiskEngine(ReferenceEngine):
                 short_opt.append(notional * usd_to_unit)
         return float(liq.sum()), float(conc.sum()), short_opt
 
+    def _groups(self, slot: int, fam: _Family, li: int
+                ) -> tuple[list[tuple[int, int]], dict[int, np.ndarray]]:
+        """A measured unit's (underlying, first position) per group and each group's vector,
+        kept for repeated what-ifs until the family's rows move (``fam.version``)."""
+        got = self._parts.get(slot)
+        if got is None or got[0] != fam.version:
+            a, b = int(fam.pa[li]), int(fam.pb[li])
+            starts = (a + np.flatnonzero(fam.pstart[a:b])).tolist()
+            ends = [*starts[1:], b]
+            groups = [(int(fam.pund[g]), g) for g in starts]
+            subs = {int(fam.pund[g]): fam.psize[g:e] @ fam.pnl[fam.prow[g:e]]
+                    for g, e in zip(starts, ends, strict=True)}
+            got = (fam.version, groups, subs)
+            self._parts[slot] = got
+        return got[1], got[2]
+
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
         if slot >= self._s_fid.size or self._s_fid[slot] < 0:
@@ -765,21 +785,16 @@ class RiskEngine(ReferenceEngine):
         standalone = 0.0
         n_unds = int(fam.nund[li])
         if p.diversification_cap is not None and n_unds > 1:
-            # the ordered underlyings' groups re-summed with the orders; the others' measures
-            a, b = int(fam.pa[li]), int(fam.pb[li])
-            und = fam.pund[a:b]
-            ordered = {int(lv.instruments.underlying[k]) for k, _ in orders}
-            for j in np.flatnonzero(fam.pstart[a:b]).tolist():
-                u = int(und[j])
-                if u not in ordered:
-                    standalone += float(fam.gsa[a + j])
-                    continue
-                grp = a + np.flatnonzero(und == u)
-                sub = fam.psize[grp] @ fam.pnl[fam.prow[grp]]
-                for k, q in orders:
-                    if int(lv.instruments.underlying[k]) == u:
-                        sub = sub + q * fam.pnl[fam.row_of[k]]
-                standalone += _measure_vec(sub, meas)
+            # the ordered underlyings' groups (their vectors kept until the family's rows
+            # move) with the orders added; the others' kept standalone measures
+            groups, subs = self._groups(slot, fam, li)
+            ordered: dict[int, np.ndarray] = {}
+            for k, q in orders:
+                u = int(lv.instruments.underlying[k])
+                ordered[u] = ordered.get(u, subs[u]) + q * fam.pnl[fam.row_of[k]]
+            for u, g in groups:
+                standalone += (_measure_vec(ordered[u], meas) if u in ordered
+                               else float(fam.gsa[g]))
         stressed = None
         if self._floor:
             sfam = self._fams[int(self._s_sfid[slot])]
