@@ -157,8 +157,9 @@ def model_for(name: str, market: MarketSnapshot, *, lookback_days: int | None = 
         opts["combined_commodities"] = {c: {} for c in COINS}
     elif name != "okx-pm":  # okx-pm: its '*' parameters cover the other coins
         opts["history"] = history(history_days)
-        # the live fast engine does not run the APC floor (a second scenario set); the bench
-        # times the pre-CCP configuration, explicit since the CCP defaults of issue 11
+        # the pre-CCP configuration (no APC floor: a second scenario set), explicit since the
+        # CCP defaults of issue 11, so the figures compare with earlier runs; the floor's cost
+        # is bench/bench_apc_floor.py's
         opts |= {"apc": "none", "horizon_days": 1}
         if lookback_days is not None:
             opts["lookback_days"] = lookback_days

@@ -8,12 +8,24 @@ simulation — the unit reads the universe family's instrument rows, so each ins
 once per currency however many underlying combinations the book holds; otherwise (Monte Carlo,
 whose copula depends on ``U``, or gaps in a history) the group ``(c, U)`` gets its own family.
 
-The fused kernel measures each unit's total vector and, for the diversification cap, each
-underlying's standalone vector in one pass over the unit's positions. The other components are
-the model's own arithmetic (``RiskBasedModel.margin_unit``) over arrays; per-position add-ons
-(liquidity, concentration, minimum charges) use the model's helpers unit by unit when the model
-and market make them non-zero. ``apc = "floor"`` re-runs a second scenario set and is left to
-the reference engine.
+The fused kernel (``_full_kernel``) measures each unit's total vector and, for the
+diversification cap, each underlying's standalone vector in one pass over the unit's positions
+(kept grouped by underlying in the family's position arrays), and keeps the total vector, its
+measure and every group's standalone measure. A market move then works incrementally
+(``_tick_kernel``): a unit holding a moved instrument gets ``V += Σ q·(row_new − row_old)`` over
+its moved positions only, its total re-measured, and only the groups holding a moved position
+re-summed from their rows and re-measured (a BTC tick: the total and BTC's standalone, not the
+other underlyings'). Each unit carries a bound on the rounding its vector has accumulated that
+way; past ``DRIFT_TOL`` × its measure it is summed again from its rows, so the cached figures
+stay within 1e-12 (relative) of summing from scratch. A move of most of a family's rows (a new
+snapshot) re-measures from rows instead.
+
+The other components are the model's own arithmetic (``RiskBasedModel.margin_unit``) over
+arrays; per-position add-ons (liquidity, concentration, minimum charges) use the model's helpers
+unit by unit when the model and market make them non-zero. ``apc = "floor"`` gets a second
+family per group on the model's stressed scenario set (``stressed_scenario_set``, the same
+universe-restriction rule), each unit's stressed vector kept and updated the same way (no cap),
+and the floor ``max(0, stressed − market risk)`` taken over arrays.
 """
 
 from __future__ import annotations
@@ -47,120 +59,330 @@ if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
 
 _CODE = {"worst_loss": 0, "var": 1, "es": 2}
+_EPS = float(np.finfo(np.float64).eps)
+DRIFT_TOL = 1e-12
+"""A unit's vector updated by row changes is re-summed from its rows once the bound on its
+accumulated rounding exceeds this fraction of its measure (the tests allow 1e-9)."""
+_UNKNOWN = -2  # a slot the engine has not placed yet (``_s_fid``); -1: a unit with no position
+
+Key = tuple[str, tuple[str, ...] | None]
+Measure = tuple[int, float, float, np.ndarray, int, float, int, int]
 
 
 def supports(model: MarginModel) -> bool:
-    """Whether the fast engine reproduces ``model`` (risk-based, APC other than ``floor``)."""
-    return isinstance(model, RiskBasedModel) and model.params.apc != "floor"
+    """Whether the fast engine reproduces ``model`` (every risk-based model and APC)."""
+    return isinstance(model, RiskBasedModel)
 
 
 @numba.njit(cache=True, nogil=True)
-def _measure_vec(pnl, code, p, tol, weights, k_eq, atom_eq, m, method):  # pragma: no cover
-    n = pnl.shape[0]
-    loss = np.empty(n)
-    for s in range(n):
-        loss[s] = -pnl[s]
+def _measure_into(vec, loss, buf_v, buf_i, meas):  # pragma: no cover - compiled
+    """The measure of the P&L vector ``vec`` (0 when negative); ``loss`` is scratch."""
+    code, p, tol, weights, k_eq, atom_eq, m, method = meas
+    for s in range(vec.shape[0]):
+        loss[s] = -vec[s]
+    v, _ = measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method, buf_v, buf_i)
+    return v if v > 0.0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _buffers(n, meas):  # pragma: no cover - compiled
+    m, method = meas[6], meas[7]
     buf_len = n if (method == SELECT_SORT or m > n) else max(m, 1)
-    buf_v = np.empty(buf_len)
-    buf_i = np.empty(buf_len, dtype=np.int64)
-    val, _ = measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method, buf_v, buf_i)
-    return val if val > 0.0 else 0.0
+    return (np.zeros(n), np.empty(n), np.empty(buf_len), np.empty(buf_len, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _measure_vec(pnl, meas):  # pragma: no cover - compiled
+    _, loss, buf_v, buf_i = _buffers(pnl.shape[0], meas)
+    return _measure_into(pnl, loss, buf_v, buf_i, meas)
+
+
+@numba.njit(cache=True, nogil=True)
+def _aggregate(pnl, a, b, prow, psize, pstart, do_cap, meas, tot, acc, loss, buf_v, buf_i,
+               gsa):  # pragma: no cover - compiled
+    """``tot`` = Σ size × row over positions ``[a, b)`` (grouped by underlying, ``pstart``
+    marking each group's first); with ``do_cap`` and more than one group, each group's
+    standalone measure goes to ``gsa`` at its first position. Returns (Σ standalone, groups)."""
+    n = tot.shape[0]
+    groups = 0
+    for j in range(a, b):
+        if pstart[j]:
+            groups += 1
+    split = do_cap and groups > 1
+    for s in range(n):
+        tot[s] = 0.0
+        acc[s] = 0.0
+    standalone = 0.0
+    g0 = a
+    for j in range(a, b):
+        if split and pstart[j] and j > a:
+            v = _measure_into(acc, loss, buf_v, buf_i, meas)
+            gsa[g0] = v
+            standalone += v
+            for s in range(n):
+                acc[s] = 0.0
+            g0 = j
+        row = pnl[prow[j]]
+        q = psize[j]
+        for s in range(n):
+            x = q * row[s]
+            tot[s] += x
+            acc[s] += x
+    if split:
+        v = _measure_into(acc, loss, buf_v, buf_i, meas)
+        gsa[g0] = v
+        standalone += v
+    return standalone, groups
 
 
 @numba.njit(parallel=True, cache=True)
-def _units_kernel(pnl, unit_ptr, pos_row, pos_size, slot_start, do_cap, code, p, tol,
-                  weights, k_eq, atom_eq, m, method, out_vec, out_value,
-                  out_standalone):  # pragma: no cover - compiled
-    """Per unit: total scenario vector (kept), its measure, and Σ of per-underlying measures
-    (positions of a unit come grouped by underlying; ``slot_start`` marks each group's first)."""
-    n_units = unit_ptr.shape[0] - 1
+def _full_kernel(pnl, lis, pa, pb, prow, psize, pstart, do_cap, meas, vec, val, sa, nund, gsa,
+                 err):  # pragma: no cover - compiled
+    """Units ``lis`` from their rows: total vector (kept), its measure, Σ standalone."""
     n = pnl.shape[1]
-    buf_len = n if (method == SELECT_SORT or m > n) else max(m, 1)
-    for u in prange(n_units):
-        tot = out_vec[u]
-        acc = np.zeros(n)
-        loss = np.empty(n)
-        buf_v = np.empty(buf_len)
-        buf_i = np.empty(buf_len, dtype=np.int64)
-        for s in range(n):
-            tot[s] = 0.0
-        a = unit_ptr[u]
-        b = unit_ptr[u + 1]
-        standalone = 0.0
+    for t in prange(lis.shape[0]):
+        u = lis[t]
+        acc, loss, buf_v, buf_i = _buffers(n, meas)
+        sa[u], nund[u] = _aggregate(pnl, pa[u], pb[u], prow, psize, pstart, do_cap, meas,
+                                    vec[u], acc, loss, buf_v, buf_i, gsa)
+        val[u] = _measure_into(vec[u], loss, buf_v, buf_i, meas) if pb[u] > pa[u] else 0.0
+        err[u] = 0.0
+
+
+@numba.njit(parallel=True, cache=True)
+def _tick_kernel(pnl, delta, dmap, dmax, lis, pa, pb, prow, psize, pstart, do_cap, meas,
+                 drift_tol, vec, val, sa, nund, gsa, err):  # pragma: no cover - compiled
+    """Units ``lis`` after rows ``dmap >= 0`` moved by ``delta`` (``pnl`` holds the new rows):
+    the total vector += Σ size × Δrow over the moved positions and re-measured; the standalone
+    of each underlying group holding a moved position re-summed from its rows and re-measured,
+    the others kept. ``err`` bounds each vector's accumulated rounding (``dmax``: max |new row|
+    + max |old row|); past ``drift_tol`` × the measure the unit is re-summed from its rows."""
+    n = pnl.shape[1]
+    for t in prange(lis.shape[0]):
+        u = lis[t]
+        a = pa[u]
+        b = pb[u]
+        k = 0
         for j in range(a, b):
-            if do_cap and slot_start[j] and j > a:
-                for s in range(n):
-                    loss[s] = -acc[s]
-                    acc[s] = 0.0
-                v, _ = measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method,
-                                    buf_v, buf_i)
-                standalone += v if v > 0.0 else 0.0
-            row = pnl[pos_row[j]]
-            q = pos_size[j]
-            for s in range(n):
-                x = q * row[s]
-                tot[s] += x
-                acc[s] += x
-        if do_cap and b > a:
-            for s in range(n):
-                loss[s] = -acc[s]
-            v, _ = measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method,
-                                buf_v, buf_i)
-            standalone += v if v > 0.0 else 0.0
-        for s in range(n):
-            loss[s] = -tot[s]
-        if b > a:
-            v, _ = measure_row(loss, code, p, tol, weights, k_eq, atom_eq, m, method,
-                                buf_v, buf_i)
-            out_value[u] = v if v > 0.0 else 0.0
-        else:
-            out_value[u] = 0.0
-        out_standalone[u] = standalone
+            if dmap[prow[j]] >= 0:
+                k += 1
+        if k == 0:
+            continue
+        dq = np.empty(k)
+        dix = np.empty(k, dtype=np.int64)
+        bound = 0.0
+        i = 0
+        for j in range(a, b):
+            d = dmap[prow[j]]
+            if d >= 0:
+                dq[i] = psize[j]
+                dix[i] = d
+                bound += abs(psize[j]) * dmax[d]
+                i += 1
+        acc, loss, buf_v, buf_i = _buffers(n, meas)
+        tot = vec[u]
+        vmax = 0.0
+        for s in range(n):  # one pass over the kept vector: update, loss row, max |V|
+            x = tot[s]
+            for i in range(k):
+                x += dq[i] * delta[dix[i], s]
+            tot[s] = x
+            loss[s] = -x
+            x = abs(x)
+            if x > vmax:
+                vmax = x
+        e = err[u] + _EPS * (k + 1) * (vmax + bound)
+        v, _ = measure_row(loss, meas[0], meas[1], meas[2], meas[3], meas[4], meas[5],
+                           meas[6], meas[7], buf_v, buf_i)
+        v = v if v > 0.0 else 0.0
+        if e > drift_tol * v:
+            sa[u], nund[u] = _aggregate(pnl, a, b, prow, psize, pstart, do_cap, meas, tot,
+                                        acc, loss, buf_v, buf_i, gsa)
+            v = _measure_into(tot, loss, buf_v, buf_i, meas)
+            e = 0.0
+        elif do_cap and nund[u] > 1:
+            standalone = 0.0
+            g0 = a
+            for j in range(a + 1, b + 1):
+                if j < b and not pstart[j]:
+                    continue
+                hit = False
+                for i in range(g0, j):
+                    if dmap[prow[i]] >= 0:
+                        hit = True
+                if hit:
+                    for s in range(n):
+                        acc[s] = 0.0
+                    for i in range(g0, j):
+                        row = pnl[prow[i]]
+                        q = psize[i]
+                        for s in range(n):
+                            acc[s] += q * row[s]
+                    gsa[g0] = _measure_into(acc, loss, buf_v, buf_i, meas)
+                standalone += gsa[g0]
+                g0 = j
+            sa[u] = standalone
+        val[u] = v
+        err[u] = e
+
+
+def _grown(a: np.ndarray, n: int, fill: float | int | bool) -> np.ndarray:
+    """``a`` with room for ``n`` entries along its first axis (doubling), new ones ``fill``."""
+    if a.shape[0] >= n:
+        return a
+    out = np.full((max(n, 2 * a.shape[0], 16), *a.shape[1:]), fill, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
 
 
 @dataclass
 class _Family:
-    """Instrument scenario P&L for one scenario set and one currency."""
+    """Instrument scenario P&L for one scenario set and one currency, and the units measured
+    on it: per unit (local index ``li``) its cached total vector, measure, Σ standalone and
+    positions ``[pa, pb)`` of the position arrays (grouped by underlying; a re-laid unit's old
+    block is garbage until the arrays are compacted)."""
 
     currency: str
     scen: ScenarioSet
     weights: np.ndarray  # empty: equal weights
     plan: tuple[int, float, int, int]  # k_eq, atom_eq, m, method
+    code: int  # _CODE of the measure
+    confidence: float
+    do_cap: bool  # measure each underlying's standalone (the diversification cap)
     row_of: dict[int, int] = field(default_factory=dict)
     pnl: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     lookup: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    slot: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    ok: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.bool_))
+    pa: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    pb: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    vec: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    val: np.ndarray = field(default_factory=lambda: np.empty(0))
+    sa: np.ndarray = field(default_factory=lambda: np.empty(0))
+    err: np.ndarray = field(default_factory=lambda: np.empty(0))
+    nund: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    free: list[int] = field(default_factory=list)
+    version: int = 0  # bumped whenever rows move (what-if group vectors kept until then)
+    n_units: int = 0
+    prow: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    psize: np.ndarray = field(default_factory=lambda: np.empty(0))
+    pstart: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.bool_))
+    pund: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    gsa: np.ndarray = field(default_factory=lambda: np.empty(0))
+    n_pos: int = 0
+
+    def alloc(self, slots: Sequence[int]) -> np.ndarray:
+        """Local indices for new units ``slots`` (not measured yet)."""
+        reuse = [self.free.pop() for _ in range(min(len(slots), len(self.free)))]
+        fresh = np.arange(self.n_units, self.n_units + len(slots) - len(reuse), dtype=np.int64)
+        self.n_units += fresh.size
+        n = self.n_units
+        self.slot, self.ok = _grown(self.slot, n, -1), _grown(self.ok, n, False)
+        self.pa, self.pb = _grown(self.pa, n, 0), _grown(self.pb, n, 0)
+        self.val, self.sa, self.err = (_grown(self.val, n, 0.0), _grown(self.sa, n, 0.0),
+                                       _grown(self.err, n, 0.0))
+        self.nund = _grown(self.nund, n, 0)
+        if self.vec.shape[0] < n:
+            grown = np.empty((max(n, 2 * self.vec.shape[0], 16), self.scen.n))
+            grown[: self.vec.shape[0]] = self.vec
+            self.vec = grown
+        li = np.concatenate([np.array(reuse, dtype=np.int64), fresh])
+        self.slot[li] = slots
+        self.ok[li] = False
+        self.pa[li] = self.pb[li] = 0
+        return li
+
+    def release(self, li: int) -> None:
+        self.slot[li] = -1
+        self.ok[li] = False
+        self.pa[li] = self.pb[li] = 0
+        self.free.append(li)
+
+    def lay_out(self, li: np.ndarray, prow: np.ndarray, psize: np.ndarray,
+                pstart: np.ndarray, pund: np.ndarray, lens: np.ndarray) -> None:
+        """Units ``li``'s positions (concatenated, ``lens`` each) at the end of the arrays,
+        compacting them first when the garbage would make them grow."""
+        self.pa[li] = self.pb[li] = 0
+        total = int(lens.sum())
+        if self.n_pos + total > self.prow.shape[0]:
+            live = np.flatnonzero(self.pb[: self.n_units] > self.pa[: self.n_units])
+            ln = self.pb[live] - self.pa[live]
+            keep = int(ln.sum())
+            ends = np.cumsum(ln)
+            src = np.repeat(self.pa[live] - (ends - ln), ln) + np.arange(keep)
+            cap = max(2 * (keep + total), 1024)
+            for name in ("prow", "psize", "pstart", "pund", "gsa"):
+                old = getattr(self, name)
+                new = np.zeros(cap, dtype=old.dtype)
+                new[:keep] = old[src]
+                setattr(self, name, new)
+            self.pa[live] = ends - ln
+            self.pb[live] = ends
+            self.n_pos = keep
+        base = self.n_pos
+        ptr = base + np.concatenate([[0], np.cumsum(lens)])
+        sl = slice(base, base + total)
+        self.prow[sl], self.psize[sl], self.pstart[sl], self.pund[sl] = prow, psize, pstart, pund
+        self.pa[li], self.pb[li] = ptr[:-1], ptr[1:]
+        self.n_pos += total
+
+    def measure(self) -> Measure:
+        k_eq, atom, m, method = self.plan
+        return (self.code, 1.0 - self.confidence, TAIL_TOLERANCE, self.weights, k_eq, atom, m,
+                method)
 
 
 class RiskEngine(ReferenceEngine):
-    """Cached scenario P&L and unit vectors for a :class:`RiskBasedModel`."""
+    """Cached scenario P&L and unit vectors for a :class:`RiskBasedModel`.
+
+    A market move revalues the moved instruments' rows and, in :meth:`on_market`, updates every
+    measured unit holding one incrementally (``_tick_kernel``): its vector by the rows'
+    changes, its measure, and the standalone measures of the underlyings it moved, the others
+    kept. ``apc = "floor"`` keeps a second family per group on the model's stressed scenario
+    set (``stressed_scenario_set``): each unit's stressed vector and measure, updated the same
+    way, the floor ``max(0, stressed − market risk)`` taken over arrays.
+    """
 
     def __init__(self, live: LiveBook) -> None:
         super().__init__(live)
         model = live.model
         assert isinstance(model, RiskBasedModel)
         self.model = model
+        self._floor = model.params.apc == "floor"
         self._reset()
 
     # -- families --------------------------------------------------------------------------
     def _reset(self) -> None:
         self._timestamp = self.live.market.timestamp
-        self._families: dict[tuple[str, tuple[str, ...] | None], _Family] = {}
-        self._slot_family: dict[int, tuple[str, tuple[str, ...] | None]] = {}
-        self._slot_unds: dict[int, int] = {}
-        self._vec: dict[int, np.ndarray] = {}
-        self._separable_cache: bool | None = None
-        self._parts: dict[int, dict[int, tuple[np.ndarray, float]]] = {}
-        self._same_set: dict[tuple[str, ...], bool] = {}
+        self._families: dict[Key, _Family] = {}
+        self._stressed: dict[Key, _Family] = {}
+        self._fams: list[_Family | None] = []
+        self._fid: dict[tuple[bool, Key], int] = {}
+        self._s_fid = np.empty(0, dtype=np.int64)  # per slot: its family id (``_UNKNOWN``)
+        self._s_li = np.empty(0, dtype=np.int64)
+        self._s_sfid = np.empty(0, dtype=np.int64)  # the stressed family (APC floor)
+        self._s_sli = np.empty(0, dtype=np.int64)
+        self._s_factor = np.empty(0)  # credit factor; NaN: not looked up yet
+        self._acct_slots: dict[int, list[int]] = {}
+        self._parts: dict[int, tuple[int, list[tuple[int, int]], dict[int, np.ndarray]]] = {}
+        self._separable_cache: dict[bool, bool] = {}
+        self._same_set: dict[tuple[bool, tuple[str, ...]], bool] = {}
         lv = self.live
         held = {lv.instruments.instruments[int(k)].underlying for k in lv.pos_ins.tolist()}
         self._universe = tuple(sorted(held))
         self.on_units(lv.live_slots())
 
-    def _family(self, key: tuple[str, tuple[str, ...] | None]) -> _Family:
-        fam = self._families.get(key)
-        if fam is None:
+    def _scenarios(self, stressed: bool, unds: tuple[str, ...]) -> ScenarioSet:
+        mk = self.live.market
+        if stressed:
+            return self.model.stressed_scenario_set(mk, unds)
+        return self.model.scenario_set(mk, unds)
+
+    def _family(self, stressed: bool, key: Key) -> tuple[int, _Family]:
+        fid = self._fid.get((stressed, key))
+        if fid is None:
             ccy, unds = key
-            scen = self.model.scenario_set(self.live.market, unds or self._universe)
+            scen = self._scenarios(stressed, unds or self._universe)
             p = self.model.params
             if p.measure == "worst_loss":
                 w, plan = None, (0, 0.0, 1, 0)
@@ -168,13 +390,22 @@ class RiskEngine(ReferenceEngine):
                 w = normalise_weights(scen.weights, scen.n)
                 k_eq, atom, m = tail_plan(scen.n, 1.0 - p.confidence, w)
                 plan = (k_eq, atom, m, choose_method(m, w is not None))
-            fam = _Family(ccy, scen, w if w is not None else np.empty(0), plan)
+            fam = _Family(ccy, scen, w if w is not None else np.empty(0), plan,
+                          _CODE[p.measure], p.confidence,
+                          not stressed and p.diversification_cap is not None)
             fam.pnl = np.empty((0, scen.n))
+            fam.vec = np.empty((0, scen.n))
             fam.lookup = np.full(len(self.live.instruments.instruments), -1, dtype=np.int64)
-            self._families[key] = fam
-        return fam
+            (self._stressed if stressed else self._families)[key] = fam
+            fid = len(self._fams)
+            self._fams.append(fam)
+            self._fid[stressed, key] = fid
+        fam_ = self._fams[fid]
+        assert fam_ is not None
+        return fid, fam_
 
-    def _consistent(self, unds: tuple[str, ...], ccy: str, rows: Sequence[int]) -> bool:
+    def _consistent(self, stressed: bool, unds: tuple[str, ...], ccy: str,
+                    rows: Sequence[int]) -> bool:
         """Whether the group's scenario set is the universe set restricted to ``unds`` and its
         instruments' P&L reads only their own underlying's column there."""
         mk = self.live.market
@@ -184,17 +415,16 @@ class RiskEngine(ReferenceEngine):
                 return False
         if ccy in mk.index and ccy in self._universe and ccy not in unds:
             return False
-        if self._separable():
+        if self._separable(stressed):
             return True
-        if unds not in self._same_set:
-            self._same_set[unds] = self._same_as_universe(unds)
-        return self._same_set[unds]
+        if (stressed, unds) not in self._same_set:
+            self._same_set[stressed, unds] = self._same_as_universe(stressed, unds)
+        return self._same_set[stressed, unds]
 
-    def _same_as_universe(self, unds: tuple[str, ...]) -> bool:
-        mk = self.live.market
+    def _same_as_universe(self, stressed: bool, unds: tuple[str, ...]) -> bool:
         try:
-            mine = self.model.scenario_set(mk, unds)
-            full = self.model.scenario_set(mk, self._universe)
+            mine = self._scenarios(stressed, unds)
+            full = self._scenarios(stressed, self._universe)
         except InputError:
             return False
         if mine.labels != full.labels or mine.horizon_days != full.horizon_days:
@@ -204,22 +434,24 @@ class RiskEngine(ReferenceEngine):
                 and np.array_equal(mine.price_moves, full.price_moves[:, cols])
                 and np.array_equal(mine.vol_shifts, full.vol_shifts[:, cols]))
 
-    def _separable(self) -> bool:
-        """Historical and filtered-historical sets are built column by column from the rows
-        where every underlying has a return; when the universe's window has no gap, every
-        subset keeps the same rows, so its set is the universe's restricted (no need to
-        generate each subset's set to compare)."""
-        if self._separable_cache is None:
-            ok = self.model.kind in ("historical", "filtered-historical")
+    def _separable(self, stressed: bool) -> bool:
+        """Historical and filtered-historical sets (the APC floor's stressed set is historical)
+        are built column by column from the rows where every underlying has a return; when the
+        universe's window has no gap, every subset keeps the same rows, so its set is the
+        universe's restricted (no need to generate each subset's set to compare)."""
+        if stressed not in self._separable_cache:
+            p = self.model.params
+            ok = stressed or self.model.kind in ("historical", "filtered-historical")
             if ok:
                 try:
-                    r, _ = self.model._returns(self.live.market, self._universe,
-                                               self.model.params.lookback_days)
+                    r, _ = self.model._returns(
+                        self.live.market, self._universe,
+                        p.apc_floor_lookback_days if stressed else p.lookback_days)
                     ok = bool(np.isfinite(r).all())
                 except InputError:
                     ok = False
-            self._separable_cache = ok
-        return self._separable_cache
+            self._separable_cache[stressed] = ok
+        return self._separable_cache[stressed]
 
     def _ensure_rows(self, fam: _Family, rows: Sequence[int]) -> None:
         new = [k for k in dict.fromkeys(rows) if k not in fam.row_of]
@@ -227,7 +459,7 @@ class RiskEngine(ReferenceEngine):
             return
         ins = [self.live.instruments.instruments[k] for k in new]
         pnl = instrument_pnl_batch(ins, self.live.market, fam.scen, fam.currency,
-                             vol_tenor_power=self.model.params.vol_tenor_power)
+                                   vol_tenor_power=self.model.params.vol_tenor_power)
         base = len(fam.row_of)
         if base + len(new) > fam.pnl.shape[0]:  # grow by doubling (rows beyond use unread)
             grown = np.empty((max(2 * fam.pnl.shape[0], base + len(new)), fam.scen.n))
@@ -243,89 +475,169 @@ class RiskEngine(ReferenceEngine):
         if self.live.market.timestamp != self._timestamp:
             self._reset()
             return
-        moved_set = set(moved.tolist())
         mk = self.live.market
-        for fam in self._families.values():
-            hit = [(k, r) for k, r in fam.row_of.items() if k in moved_set]
-            if not hit:
+        p = self.model.params
+        for fam in self._fams:
+            if fam is None:
                 continue
-            ins = [self.live.instruments.instruments[k] for k, _ in hit]
-            fam.pnl[[r for _, r in hit]] = instrument_pnl_batch(
-                ins, mk, fam.scen, fam.currency,
-                vol_tenor_power=self.model.params.vol_tenor_power)
+            ks = moved[fam.lookup[moved] >= 0]
+            if not ks.size:
+                continue
+            rows = fam.lookup[ks]
+            new = instrument_pnl_batch([self.live.instruments.instruments[k] for k in ks.tolist()],
+                                       mk, fam.scen, fam.currency,
+                                       vol_tenor_power=p.vol_tenor_power)
+            measured = np.flatnonzero(fam.ok[: fam.n_units])
+            fam.version += 1
+            if 2 * rows.size > len(fam.row_of) or not measured.size:
+                fam.pnl[rows] = new  # most rows moved: re-measure from rows when asked
+                fam.ok[:] = False
+                continue
+            old = fam.pnl[rows]
+            delta = new - old
+            dmax = np.abs(new).max(axis=1) + np.abs(old).max(axis=1)
+            fam.pnl[rows] = new
+            dmap = np.full(fam.pnl.shape[0], -1, dtype=np.int64)
+            dmap[rows] = np.arange(rows.size)
+            _tick_kernel(fam.pnl, delta, dmap, dmax, measured, fam.pa, fam.pb, fam.prow,
+                         fam.psize, fam.pstart, fam.do_cap, fam.measure(), DRIFT_TOL,
+                         fam.vec, fam.val, fam.sa, fam.nund, fam.gsa, fam.err)
+
+    def _grow_slots(self, n: int) -> None:
+        if self._s_fid.size >= n:
+            return
+        self._s_fid = _grown(self._s_fid, n, _UNKNOWN)
+        self._s_li = _grown(self._s_li, n, -1)
+        self._s_sfid = _grown(self._s_sfid, n, -1)
+        self._s_sli = _grown(self._s_sli, n, -1)
+        self._s_factor = _grown(self._s_factor, n, np.nan)
+
+    def _drop_universe(self) -> None:
+        """The held underlyings grew: the universe families no longer fit; their units are
+        placed again when next asked for."""
+        for stressed, table in ((False, self._families), (True, self._stressed)):
+            for key in [k for k in table if k[1] is None]:
+                del table[key]
+                fid = self._fid.pop((stressed, key))
+                self._fams[fid] = None
+                hit = self._s_sfid == fid if stressed else self._s_fid == fid
+                self._s_fid[hit] = _UNKNOWN
+        self._separable_cache = {}
+        self._same_set = {}
+
+    def _release(self, s: int) -> None:
+        for fid, li in ((self._s_fid[s], self._s_li[s]), (self._s_sfid[s], self._s_sli[s])):
+            fam = self._fams[fid] if fid >= 0 else None
+            if fam is not None and fam.slot[li] == s:
+                fam.release(int(li))
+        self._s_fid[s] = _UNKNOWN
+        self._s_sfid[s] = -1
+        self._parts.pop(s, None)
 
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
         arr = lv.instruments
-        need: dict[tuple[str, tuple[str, ...] | None], set[int]] = {}
+        self._grow_slots(lv.n_units)
+        by_acct: dict[int, list[int]] = {}
         for s in slots:
-            rows = lv.pos_ins[lv.unit_positions(s)].tolist()
-            unds = tuple(sorted({arr.instruments[k].underlying for k in rows}))
-            for u in unds:
-                if u not in self._universe:
-                    self._universe = tuple(sorted({*self._universe, u}))
-                    self._families = {k: f for k, f in self._families.items() if k[1]}
-                    self._separable_cache = None
-                    self._same_set = {}
-                    for t, fkey in list(self._slot_family.items()):
-                        if fkey[1] is None:
-                            del self._slot_family[t]
-            ccy = lv.unit(s).currency
-            self._slot_unds[s] = len(unds)
+            by_acct.setdefault(lv.unit_account(s), []).append(s)
+        for acct, ss in by_acct.items():
+            # a slot not seen before: the book re-grouped the account into the batch's slots
+            # (slots are never reused), so the account's earlier slots are gone
+            mine = self._acct_slots.get(acct, [])
+            if any(s not in mine for s in ss):
+                for t in mine:
+                    if t not in ss:
+                        self._release(t)
+                self._acct_slots[acct] = list(ss)
+        unit_rows = {s: lv.pos_ins[lv.unit_positions(s)].tolist() for s in slots}
+        unit_unds = {s: tuple(sorted({arr.instruments[k].underlying for k in rows}))
+                     for s, rows in unit_rows.items()}
+        held = {u for unds in unit_unds.values() for u in unds}
+        if not held <= set(self._universe):
+            self._universe = tuple(sorted({*self._universe, *held}))
+            self._drop_universe()
+        placed: dict[tuple[bool, Key], list[int]] = {}
+        need: dict[tuple[bool, Key], set[int]] = {}
+        for s in slots:
+            self._release(s)
+            rows, unds = unit_rows[s], unit_unds[s]
+            self._s_factor[s] = np.nan
             if not unds:
-                self._slot_family[s] = (ccy, ())
+                self._s_fid[s] = -1
                 continue
-            key: tuple[str, tuple[str, ...] | None] = (
-                (ccy, None) if self._consistent(unds, ccy, rows) else (ccy, unds))
-            self._slot_family[s] = key
-            need.setdefault(key, set()).update(rows)
-        for key, held in need.items():
-            self._ensure_rows(self._family(key), sorted(held))
+            ccy = lv.unit(s).currency
+            for stressed in (False, True) if self._floor else (False,):
+                key: Key = ((ccy, None) if self._consistent(stressed, unds, ccy, rows)
+                            else (ccy, unds))
+                placed.setdefault((stressed, key), []).append(s)
+                need.setdefault((stressed, key), set()).update(rows)
+        for (stressed, key), ss in placed.items():
+            fid, fam = self._family(stressed, key)
+            self._ensure_rows(fam, sorted(need[stressed, key]))
+            li = fam.alloc(ss)
+            sa = np.asarray(ss, dtype=np.int64)
+            if stressed:
+                self._s_sfid[sa], self._s_sli[sa] = fid, li
+            else:
+                self._s_fid[sa], self._s_li[sa] = fid, li
+
+    def _measure_units(self, fam: _Family, li: np.ndarray) -> None:
+        """Measure units ``li`` from their rows, laying out the positions (grouped by
+        underlying) of those not laid out yet (a unit's positions are fixed while it lives)."""
+        new = li[fam.pb[li] <= fam.pa[li]]
+        if new.size:
+            self._lay_out(fam, new)
+        _full_kernel(fam.pnl, li, fam.pa, fam.pb, fam.prow, fam.psize, fam.pstart,
+                     fam.do_cap, fam.measure(), fam.vec, fam.val, fam.sa, fam.nund,
+                     fam.gsa, fam.err)
+        fam.ok[li] = True
+
+    def _lay_out(self, fam: _Family, li: np.ndarray) -> None:
+        lv = self.live
+        idx, lens = lv.concat_positions(fam.slot[li].tolist())
+        ins = lv.pos_ins[idx]
+        if (fam.lookup[ins] < 0).any():
+            self._ensure_rows(fam, np.unique(ins[fam.lookup[ins] < 0]).tolist())
+        unit = np.repeat(np.arange(li.size), lens)
+        und = lv.instruments.underlying[ins]
+        order = np.lexsort((und, unit))
+        und_o, unit_o = und[order], unit[order]
+        starts = np.ones(idx.size, dtype=np.bool_)
+        starts[1:] = (und_o[1:] != und_o[:-1]) | (unit_o[1:] != unit_o[:-1])
+        fam.lay_out(li, fam.lookup[ins[order]], lv.pos_size[idx][order], starts, und_o, lens)
+
+    def _gather(self, fids: np.ndarray, lis: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(measure, Σ standalone, underlyings) of units (``fids``, ``lis``), measuring those
+        not measured since they changed or most of their rows moved."""
+        mr = np.zeros(fids.size)
+        sa = np.zeros(fids.size)
+        nund = np.zeros(fids.size, dtype=np.int64)
+        for fid in np.unique(fids[fids >= 0]).tolist():
+            fam = self._fams[fid]
+            assert fam is not None
+            sel = np.flatnonzero(fids == fid)
+            li = lis[sel]
+            todo = np.unique(li[~fam.ok[li]])
+            if todo.size:
+                self._measure_units(fam, todo)
+            mr[sel], sa[sel], nund[sel] = fam.val[li], fam.sa[li], fam.nund[li]
+        return mr, sa, nund
 
     def margins(self, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         p = self.model.params
-        lv = self.live
-        missing = [s for s in slots if s not in self._slot_family]
-        if missing:
-            self.on_units(missing)
-        by_fam: dict[tuple[str, tuple[str, ...] | None], list[int]] = {}
-        for k, s in enumerate(slots):
-            by_fam.setdefault(self._slot_family[s], []).append(k)
-        mr = np.zeros(len(slots))
-        standalone = np.zeros(len(slots))
-        n_unds = np.zeros(len(slots), dtype=np.int64)
-        for key, ks in by_fam.items():
-            if key[1] == ():
-                continue
-            fam = self._family(key)
-            idx, lens = lv.concat_positions([slots[k] for k in ks])
-            ins = lv.pos_ins[idx]
-            if (fam.lookup[ins] < 0).any():
-                self._ensure_rows(fam, np.unique(ins[fam.lookup[ins] < 0]).tolist())
-            unit = np.repeat(np.arange(len(ks)), lens)
-            und = lv.instruments.underlying[ins]
-            order = np.lexsort((und, unit))
-            und_o, unit_o = und[order], unit[order]
-            starts = np.ones(idx.size, dtype=np.bool_)
-            starts[1:] = (und_o[1:] != und_o[:-1]) | (unit_o[1:] != unit_o[:-1])
-            ptr = np.zeros(len(ks) + 1, dtype=np.int64)
-            np.cumsum(lens, out=ptr[1:])
-            vec = np.empty((len(ks), fam.scen.n))
-            val = np.empty(len(ks))
-            sa = np.empty(len(ks))
-            k_eq, atom, m, method = fam.plan
-            _units_kernel(fam.pnl, ptr, fam.lookup[ins[order]], lv.pos_size[idx][order],
-                          starts, p.diversification_cap is not None, _CODE[p.measure],
-                          1.0 - p.confidence, TAIL_TOLERANCE, fam.weights, k_eq, atom, m,
-                          method, vec, val, sa)
-            ka = np.asarray(ks)
-            mr[ka], standalone[ka] = val, sa
-            n_unds[ka] = np.bincount(unit_o[starts], minlength=len(ks))
-            for j, k in enumerate(ks):
-                self._parts.pop(slots[k], None)
-                self._vec[slots[k]] = vec[j].copy()  # a view would keep all of ``vec`` alive
-                self._slot_unds[slots[k]] = int(n_unds[k])
-        im = self._im_many(slots, mr, standalone, n_unds)
+        sl = np.asarray(slots, dtype=np.int64)
+        self._grow_slots(self.live.n_units)
+        missing = sl[self._s_fid[sl] == _UNKNOWN]
+        if missing.size:
+            self.on_units(missing.tolist())
+        mr, standalone, n_unds = self._gather(self._s_fid[sl], self._s_li[sl])
+        stressed = None
+        if self._floor:
+            stressed = self._gather(np.where(self._s_fid[sl] >= 0, self._s_sfid[sl], -1),
+                                    self._s_sli[sl])[0]
+        im = self._im_many(sl, mr, standalone, n_unds, stressed)
         return im, p.mm_fraction * im
 
     def _needs_positions(self) -> bool:
@@ -333,47 +645,54 @@ class RiskEngine(ReferenceEngine):
         return bool((p.liquidity and self.live.market.order_books) or p.open_interest
                     or p.short_option_min_rate > 0 or p.min_per_contract_usd > 0)
 
-    def _im_many(self, slots: Sequence[int], mr: np.ndarray, standalone: np.ndarray,
-                 n_unds: np.ndarray) -> np.ndarray:
+    def _im_many(self, sl: np.ndarray, mr: np.ndarray, standalone: np.ndarray,
+                 n_unds: np.ndarray, stressed: np.ndarray | None) -> np.ndarray:
         """``margin_unit``'s sum of components, over arrays when no per-position add-on
         applies (unit by unit otherwise)."""
         lv = self.live
         if self._needs_positions():
-            return np.array([self._im(s, float(mr[k]), float(standalone[k]),
+            return np.array([self._im(s, float(mr[k]), float(standalone[k]), int(n_unds[k]),
+                                      None if stressed is None else float(stressed[k]),
                                       lv.unit_positions(s), None)
-                             for k, s in enumerate(slots)])
+                             for k, s in enumerate(sl.tolist())])
         p = self.model.params
-        cap = np.zeros(len(slots))
+        cap = np.zeros(sl.size)
         if p.diversification_cap is not None:
             cap = np.where(n_unds > 1, (1.0 - p.diversification_cap)
                            * np.maximum(0.0, standalone - mr), 0.0)
-        factor = np.empty(len(slots))
-        for k, s in enumerate(slots):
+        factor = self._s_factor[sl]
+        for k in np.flatnonzero(np.isnan(factor)).tolist():
+            s = int(sl[k])
             rating = lv.account_object(lv.unit_account(s)).credit_rating
             if rating is None:  # as addons.credit_addon: unrated accounts pay credit_unrated
                 factor[k] = p.credit_unrated
-                continue
-            if rating not in p.credit_table:
+            elif rating not in p.credit_table:
                 raise InputError("credit_rating", f"unknown rating {rating!r} (known: "
                                  f"{', '.join(p.credit_table)})")
-            factor[k] = p.credit_table[rating]
+            else:
+                factor[k] = p.credit_table[rating]
+            self._s_factor[s] = factor[k]
         credit = (mr + 0.0) * factor
         top_up = np.maximum(0.0, 0.0 - (mr + cap + 0.0 + 0.0))
-        apc = p.apc_buffer * mr if p.apc == "buffer" and not p.apc_buffer_released else 0.0 * mr
+        apc = 0.0 * mr
+        if p.apc == "buffer" and not p.apc_buffer_released:
+            apc = p.apc_buffer * mr
+        elif stressed is not None:
+            apc = np.maximum(0.0, stressed - mr)
         im = (((((mr + cap) + 0.0) + 0.0) + credit) + top_up) + apc
-        empty = np.array([self._slot_family[s][1] == () for s in slots], dtype=bool)
-        im[empty] = 0.0
+        im[self._s_fid[sl] == -1] = 0.0
         return im
 
-    def _im(self, s: int, mr: float, standalone: float, idx: np.ndarray,
-            extra: Sequence[tuple[int, float]] | None) -> float:
-        """``margin_unit``'s components over a unit's market risk and standalone sum."""
+    def _im(self, s: int, mr: float, standalone: float, n_unds: int, stressed: float | None,
+            idx: np.ndarray, extra: Sequence[tuple[int, float]] | None) -> float:
+        """``margin_unit``'s components over a unit's market risk, standalone sum, number of
+        underlyings and (APC floor) stressed market risk."""
         p = self.model.params
         lv = self.live
-        if self._slot_family[s][1] == () and not extra:
+        if self._s_fid[s] == -1 and not extra:
             return 0.0
         cap = 0.0
-        if p.diversification_cap is not None and self._slot_unds[s] > 1:
+        if p.diversification_cap is not None and n_unds > 1:
             cap = addons.capped_offset(mr, standalone, p.diversification_cap)
         ins = lv.pos_ins[idx].tolist()
         sizes = lv.pos_size[idx].tolist()
@@ -393,7 +712,11 @@ class RiskEngine(ReferenceEngine):
                                         short_option_rate=p.short_option_min_rate,
                                         per_contract=p.min_per_contract_usd * usd_to_unit)
         top_up = max(0.0, minimum - (mr + cap + liq + conc))
-        apc = p.apc_buffer * mr if p.apc == "buffer" and not p.apc_buffer_released else 0.0
+        apc = 0.0
+        if p.apc == "buffer" and not p.apc_buffer_released:
+            apc = p.apc_buffer * mr
+        elif stressed is not None:
+            apc = max(0.0, stressed - mr)
         return float(sum((mr, cap, liq, conc, credit, top_up, apc)))
 
     def _position_addons(self, ccy: str, ins: list[int], sizes: list[float]
@@ -423,45 +746,65 @@ class RiskEngine(ReferenceEngine):
                 short_opt.append(notional * usd_to_unit)
         return float(liq.sum()), float(conc.sum()), short_opt
 
+    def _groups(self, slot: int, fam: _Family, li: int
+                ) -> tuple[list[tuple[int, int]], dict[int, np.ndarray]]:
+        """A measured unit's (underlying, first position) per group and each group's vector,
+        kept for repeated what-ifs until the family's rows move (``fam.version``)."""
+        got = self._parts.get(slot)
+        if got is None or got[0] != fam.version:
+            a, b = int(fam.pa[li]), int(fam.pb[li])
+            starts = (a + np.flatnonzero(fam.pstart[a:b])).tolist()
+            ends = [*starts[1:], b]
+            groups = [(int(fam.pund[g]), g) for g in starts]
+            subs = {int(fam.pund[g]): fam.psize[g:e] @ fam.pnl[fam.prow[g:e]]
+                    for g, e in zip(starts, ends, strict=True)}
+            got = (fam.version, groups, subs)
+            self._parts[slot] = got
+        return got[1], got[2]
+
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
-        key = self._slot_family.get(slot)
-        vec = self._vec.get(slot)
-        if key is None or vec is None or key[1] == ():
+        if slot >= self._s_fid.size or self._s_fid[slot] < 0:
             return None
-        fam = self._family(key)
+        fam = self._fams[int(self._s_fid[slot])]
+        li = int(self._s_li[slot])
+        assert fam is not None
+        if not fam.ok[li]:
+            self._measure_units(fam, np.array([li]))
         lv = self.live
         idx = lv.unit_positions(slot)
         held = lv.pos_ins[idx]
         if any(not (held == k).any() for k, _ in orders):
             return None
         p = self.model.params
-        k_eq, atom, m, method = fam.plan
-        code = _CODE[p.measure]
-        total = vec.copy()
+        meas = fam.measure()
+        total = fam.vec[li].copy()
         for k, q in orders:
             total += q * fam.pnl[fam.row_of[k]]
-        args = (code, 1.0 - p.confidence, TAIL_TOLERANCE, fam.weights, k_eq, atom, m, method)
-        mr = _measure_vec(total, *args)
+        mr = _measure_vec(total, meas)
         standalone = 0.0
-        if p.diversification_cap is not None and self._slot_unds[slot] > 1:
-            parts = self._parts.get(slot)
-            if parts is None:  # per underlying: its sub-vector and standalone measure
-                und = lv.instruments.underlying[held]
-                sizes = lv.pos_size[idx]
-                parts = {}
-                for u in np.unique(und).tolist():
-                    sub = np.zeros(fam.scen.n)
-                    for j in np.flatnonzero(und == u).tolist():
-                        sub += sizes[j] * fam.pnl[fam.row_of[int(held[j])]]
-                    parts[u] = (sub, _measure_vec(sub, *args))
-                self._parts[slot] = parts
-            moved: dict[int, np.ndarray] = {}
+        n_unds = int(fam.nund[li])
+        if p.diversification_cap is not None and n_unds > 1:
+            # the ordered underlyings' groups (their vectors kept until the family's rows
+            # move) with the orders added; the others' kept standalone measures
+            groups, subs = self._groups(slot, fam, li)
+            ordered: dict[int, np.ndarray] = {}
             for k, q in orders:
                 u = int(lv.instruments.underlying[k])
-                base = moved.get(u, parts[u][0])
-                moved[u] = base + q * fam.pnl[fam.row_of[k]]
-            standalone = sum(_measure_vec(moved[u], *args) if u in moved else v
-                             for u, (_, v) in parts.items())
-        im = self._im(slot, mr, standalone, idx, orders)
+                ordered[u] = ordered.get(u, subs[u]) + q * fam.pnl[fam.row_of[k]]
+            for u, g in groups:
+                standalone += (_measure_vec(ordered[u], meas) if u in ordered
+                               else float(fam.gsa[g]))
+        stressed = None
+        if self._floor:
+            sfam = self._fams[int(self._s_sfid[slot])]
+            sli = int(self._s_sli[slot])
+            assert sfam is not None
+            if not sfam.ok[sli]:
+                self._measure_units(sfam, np.array([sli]))
+            svec = sfam.vec[sli].copy()
+            for k, q in orders:
+                svec += q * sfam.pnl[sfam.row_of[k]]
+            stressed = _measure_vec(svec, sfam.measure())
+        im = self._im(slot, mr, standalone, n_unds, stressed, idx, orders)
         return im, p.mm_fraction * im

@@ -303,16 +303,22 @@ class RiskBasedModel(MarginModel):
             self._scenario_cache[key] = scen
         return self._scenario_cache[key]
 
-    def _stressed_market_risk(self, market: MarketSnapshot, underlyings: tuple[str, ...],
-                              instruments: list[Instrument], sizes: np.ndarray,
-                              currency: str) -> float:
+    def stressed_scenario_set(self, market: MarketSnapshot, underlyings: tuple[str, ...]
+                              ) -> ScenarioSet:
+        """The APC floor's scenarios: unfiltered historical over ``apc_floor_lookback_days``
+        (the stressed periods included), the vol factor too if any; cached per market date."""
         key = ("stressed", market.timestamp, underlyings)
         if key not in self._scenario_cache:  # the whole-history set, built once per date
             r, labels = self._returns(market, underlyings, self.params.apc_floor_lookback_days)
-            self._scenario_cache[key] = joint_scenario_set(  # the vol factor too, if any
+            self._scenario_cache[key] = joint_scenario_set(
                 self, market, underlyings, r, labels,
                 lambda r_, lab_, u_: historical_cached(self, r_, lab_, u_))
-        scen = self._scenario_cache[key]
+        return self._scenario_cache[key]
+
+    def _stressed_market_risk(self, market: MarketSnapshot, underlyings: tuple[str, ...],
+                              instruments: list[Instrument], sizes: np.ndarray,
+                              currency: str) -> float:
+        scen = self.stressed_scenario_set(market, underlyings)
         pnl = sizes @ instrument_pnl(instruments, market, scen, currency,
                                      vol_tenor_power=self.params.vol_tenor_power)
         return _measure(pnl, self.params, scen.weights)
