@@ -24,7 +24,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from margin_engine import __version__
-from margin_engine.analysis.stress_test import resolve, stress_book
 from margin_engine.distributed.assess import assess_book_on
 from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError, error_line, first_non_finite
@@ -290,6 +289,8 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
         check_against_market(bk, snap)
         mdl, note = build_model(model, parse_params(param), history, snap)
         warnings = [note] if note else []
+        from margin_engine.analysis.stress_test import resolve, stress_book
+
         rows = stress_book(bk, snap, mdl, resolve(scenario))
     except InputError as exc:
         fail(exc)
