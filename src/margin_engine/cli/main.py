@@ -28,6 +28,7 @@ from margin_engine.distributed.assess import assess_book_on
 from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError, error_line, first_non_finite
 from margin_engine.io.loaders import load_book, load_market
+from margin_engine.io.json_text import dumps_indent2
 from margin_engine.io.model_options import build_model, expand_file_parameters
 from margin_engine.io.report_json import compute_json
 from margin_engine.models.core.registry import model_class, model_names
@@ -200,7 +201,7 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
     warn(warnings)
     with _output_to(output):
         if format is Format.json:
-            _write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+            _write(dumps_indent2(doc) + "\n")
         else:
             print_compute(console, mdl, reports, refused)
 
