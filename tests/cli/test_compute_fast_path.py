@@ -21,7 +21,6 @@ from margin_engine.cli.params import parse_params
 from margin_engine.domain.book import Book, net_positions
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.io.loaders import parse_model
 from margin_engine.io.model_options import build_model
 from margin_engine.models.core.registry import model_names
 from margin_engine.policy.assess import AccountReport, assess_account, prepare_book

@@ -27,8 +27,8 @@ from margin_engine import __version__
 from margin_engine.distributed.assess import assess_book_on
 from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError, error_line, first_non_finite
-from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.json_text import dumps_indent2
+from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model, expand_file_parameters
 from margin_engine.io.report_json import compute_json
 from margin_engine.models.core.registry import model_class, model_names

@@ -23,7 +23,7 @@ _LEAVES = frozenset({str, int, float, bool, type(None)})
 _FLAT: dict[str, Callable[[Any, int], list[str]]] = {}
 
 
-class _Fallback(Exception):
+class _FallbackError(Exception):
     """Something only ``json.dumps`` should decide (its error message is the contract)."""
 
 
@@ -49,14 +49,14 @@ def dumps_indent2(doc: Any) -> str:
     parts: list[str] = []
     try:
         _encode(doc, "\n", parts.append)
-    except (_Fallback, RecursionError):
+    except (_FallbackError, RecursionError):
         return json.dumps(doc, indent=2, allow_nan=False)
     return "".join(parts)
 
 
 def _float(o: float) -> str:
     if o != o or o == _INF or o == -_INF:
-        raise _Fallback
+        raise _FallbackError
     return float.__repr__(o)
 
 
@@ -74,7 +74,7 @@ def _scalar(o: Any) -> str:
         return int.__repr__(o)
     if isinstance(o, float):
         return _float(o)
-    raise _Fallback
+    raise _FallbackError
 
 
 def _encode(o: Any, nl: str, out: Callable[[str], None]) -> None:
@@ -108,7 +108,7 @@ def _encode(o: Any, nl: str, out: Callable[[str], None]) -> None:
         get = _TEXT.get
         for k, v in o.items():
             if type(k) is not str:
-                raise _Fallback  # json's own key conversions and errors
+                raise _FallbackError  # json's own key conversions and errors
             text = get(type(v))
             if text is not None:
                 out(sep + encode_basestring_ascii(k) + ": " + text(v))
@@ -131,4 +131,4 @@ def _flat(inner: str, o: Any) -> str:
     try:
         return "".join(enc(o, 0))
     except (ValueError, TypeError):
-        raise _Fallback from None
+        raise _FallbackError from None
