@@ -137,3 +137,31 @@ def test_compute_json_equals_the_per_account_reference(name: str, tmp_path: Path
         got = cli_text(name, book, tmp_path, liquidation)
         assert got == want
         assert json.loads(got)["accounts"], name  # something was margined
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_a_non_finite_result_is_refused_naming_it(fmt: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The JSON writer refuses NaN itself (no separate walk): still one line naming the
+    place, exit 2, nothing written."""
+    import margin_engine.cli.main as cli
+
+    real = cli.compute_json
+
+    def poisoned(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        doc = real(*args, **kwargs)
+        doc["accounts"][0]["units"][0]["details"] = {"x": [1.0, math.nan]}
+        return doc
+
+    monkeypatch.setattr(cli, "compute_json", poisoned)
+    (tmp_path / "book.json").write_text(json.dumps(DEMO.model_dump(mode="json")))
+    (tmp_path / "market.json").write_text(json.dumps(MARKET_DOC))
+    out = tmp_path / "out.json"
+    res = CliRunner().invoke(app, ["compute", str(tmp_path / "book.json"),
+                                   str(tmp_path / "market.json"), "--model", "binance-usdm",
+                                   "--format", fmt, "-o", str(out)])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        "error: output.accounts[0].units[0].details.x[1]: the result is not a finite number "
+        "(input outside the model's range)"]
+    assert not out.exists()

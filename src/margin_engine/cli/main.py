@@ -197,11 +197,19 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
     except ArithmeticError as exc:  # a model's IM >= MM >= 0 check on input out of its range
         fail(InputError("output", f"{exc} (input outside the model's range)"))
     doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp, refused, warnings)
-    check_finite(doc)
+    text = None
+    if format is Format.json:
+        try:  # the writer refuses NaN/Inf itself: the document is walked once, not twice
+            text = dumps_indent2(doc) + "\n"
+        except ValueError:
+            check_finite(doc)  # exits naming the culprit
+            raise
+    else:
+        check_finite(doc)
     warn(warnings)
     with _output_to(output):
-        if format is Format.json:
-            _write(dumps_indent2(doc) + "\n")
+        if text is not None:
+            _write(text)
         else:
             print_compute(console, mdl, reports, refused)
 
