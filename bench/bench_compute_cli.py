@@ -1,7 +1,7 @@
 """``margin-engine compute`` from the command line, per model: wall and CPU time, start-up included.
 
     python -m bench.bench_compute_cli [--accounts 10000] [--models historical-var,span]
-        [--baseline /path/to/old/checkout] [--timeout 120] [--skip-large]
+        [--baseline /path/to/old/checkout] [--timeout 120] [--skip-large] [--no-liquidation]
 
 For every registered model, two books on the demo market (``margin-engine demo``'s synthetic
 market, seed 7):
@@ -75,12 +75,12 @@ def model_books(market_doc: dict, book_doc: dict, n_large: int, seed: int = 11
     return out
 
 
-def time_compute(src: Path, book: Path, market: Path, model: str, timeout: float
-                 ) -> tuple[float | None, float | None, str]:
+def time_compute(src: Path, book: Path, market: Path, model: str, timeout: float,
+                 extra: tuple[str, ...] = ()) -> tuple[float | None, float | None, str]:
     """(wall s, child CPU s, last stderr line) of one ``compute`` run; ``None`` on timeout."""
     env = {**os.environ, "PYTHONPATH": str(src), "COLUMNS": "160"}
     cmd = [sys.executable, "-c", ENTRY, "compute", str(book), str(market), "--model", model,
-           "--format", "json"]
+           "--format", "json", *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     try:
@@ -115,13 +115,16 @@ def main(argv: list[str] | None = None) -> None:
                     help="a checkout of the old code (its src/ is run for 'before')")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--skip-large", action="store_true", help="demo book only")
+    ap.add_argument("--no-liquidation", action="store_true",
+                    help="pass --no-liquidation to compute (the generic solver's models)")
     args = ap.parse_args(argv)
     market_doc = generate_market(seed=7)
     books = model_books(market_doc, generate_book(market_doc, seed=7), args.accounts)
     names = [m for m in args.models.split(",") if m] or list(books)
     variants = [("after", SRC)] + ([("before", args.baseline / "src")] if args.baseline else [])
     print(f"compute from the command line (wall s / CPU s, start-up included); "
-          f"{os.cpu_count()} CPUs; large book: {args.accounts:,} accounts")
+          f"{os.cpu_count()} CPUs; large book: {args.accounts:,} accounts"
+          + ("; --no-liquidation" if args.no_liquidation else ""))
     print(f"{'model':<18}{'book':<7}{'accts':>7}" + "".join(
         f"{v + ' wall':>13}{v + ' cpu':>12}" for v, _ in variants) + (
         f"{'ratio':>9}{'cpu':>9}" if args.baseline else ""))
@@ -136,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
                 path.write_text(json.dumps(doc))
                 cells, walls, cpus, notes = "", [], [], []
                 for _, src in variants:
-                    wall, cpu, err = time_compute(src, path, market, name, args.timeout)
+                    wall, cpu, err = time_compute(
+                        src, path, market, name, args.timeout,
+                        ("--no-liquidation",) if args.no_liquidation else ())
                     cells += f"{fmt(wall, args.timeout):>13}{fmt(cpu, args.timeout):>12}"
                     walls.append(wall)
                     cpus.append(cpu)
