@@ -2,6 +2,7 @@
 
     python -m bench.bench_compute_cli [--accounts 10000] [--models historical-var,span]
         [--baseline /path/to/old/checkout] [--timeout 120] [--skip-large] [--no-liquidation]
+        [--repeat 3]
 
 For every registered model, two books on the demo market (``margin-engine demo``'s synthetic
 market, seed 7):
@@ -15,7 +16,8 @@ market, seed 7):
 Each run is ``margin-engine compute BOOK MARKET --model M --format json`` in a subprocess (the
 console script's entry point, with this checkout's ``src`` on ``PYTHONPATH``, or
 ``--baseline``'s for the "before" figures), timed from launch to exit; CPU is the child's user +
-system time. A run over ``--timeout`` seconds is killed and reported as ``>timeout``. No
+system time; with ``--repeat N`` each cell is the median of N runs, before and after
+alternating. A run over ``--timeout`` seconds is killed and reported as ``>timeout``. No
 assertion: the figures go in docs/performance-compute.md.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -102,6 +105,12 @@ def _ratio(pair: list[float | None], timeout: float) -> str:
     return f"{pair[1] / pair[0]:.1f}x" if pair[1] is not None else f">{timeout / pair[0]:.0f}x"
 
 
+def _median(xs: list[float | None]) -> float | None:
+    """The median, a timed-out run (``None``) counting as the longest."""
+    ranked = sorted(xs, key=lambda x: math.inf if x is None else x)
+    return ranked[len(ranked) // 2]
+
+
 def fmt(x: float | None, timeout: float) -> str:
     return f">{timeout:.0f}" if x is None else f"{x:.2f}"
 
@@ -115,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="a checkout of the old code (its src/ is run for 'before')")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--skip-large", action="store_true", help="demo book only")
+    ap.add_argument("--repeat", type=int, default=1, help="median of this many runs")
     ap.add_argument("--no-liquidation", action="store_true",
                     help="pass --no-liquidation to compute (the generic solver's models)")
     args = ap.parse_args(argv)
@@ -137,16 +147,22 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 path = Path(tmp) / f"{name}-{label}.json"
                 path.write_text(json.dumps(doc))
-                cells, walls, cpus, notes = "", [], [], []
-                for _, src in variants:
-                    wall, cpu, err = time_compute(
-                        src, path, market, name, args.timeout,
-                        ("--no-liquidation",) if args.no_liquidation else ())
+                runs: list[list[tuple[float | None, float | None]]] = [[] for _ in variants]
+                notes: list[str] = []
+                for _ in range(args.repeat):
+                    for k, (_, src) in enumerate(variants):
+                        wall, cpu, err = time_compute(
+                            src, path, market, name, args.timeout,
+                            ("--no-liquidation",) if args.no_liquidation else ())
+                        runs[k].append((wall, cpu))
+                        if err and err not in notes:
+                            notes.append(err)
+                cells, walls, cpus = "", [], []
+                for r in runs:
+                    wall, cpu = _median([w for w, _ in r]), _median([c for _, c in r])
                     cells += f"{fmt(wall, args.timeout):>13}{fmt(cpu, args.timeout):>12}"
                     walls.append(wall)
                     cpus.append(cpu)
-                    if err:
-                        notes.append(err)
                 ratio = f"{_ratio(walls, args.timeout):>9}{_ratio(cpus, args.timeout):>9}"
                 print(f"{name:<18}{label:<7}{len(doc['accounts']):>7}{cells}{ratio}"
                       + (f"  ({'; '.join(notes)})" if notes else ""), flush=True)
