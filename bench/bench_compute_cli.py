@@ -1,7 +1,8 @@
 """``margin-engine compute`` from the command line, per model: wall and CPU time, start-up included.
 
     python -m bench.bench_compute_cli [--accounts 10000] [--models historical-var,span]
-        [--baseline /path/to/old/checkout] [--timeout 120] [--skip-large]
+        [--baseline /path/to/old/checkout] [--timeout 120] [--skip-large] [--no-liquidation]
+        [--repeat 3]
 
 For every registered model, two books on the demo market (``margin-engine demo``'s synthetic
 market, seed 7):
@@ -15,7 +16,8 @@ market, seed 7):
 Each run is ``margin-engine compute BOOK MARKET --model M --format json`` in a subprocess (the
 console script's entry point, with this checkout's ``src`` on ``PYTHONPATH``, or
 ``--baseline``'s for the "before" figures), timed from launch to exit; CPU is the child's user +
-system time. A run over ``--timeout`` seconds is killed and reported as ``>timeout``. No
+system time; with ``--repeat N`` each cell is the median of N runs, before and after
+alternating. A run over ``--timeout`` seconds is killed and reported as ``>timeout``. No
 assertion: the figures go in docs/performance-compute.md.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -75,12 +78,12 @@ def model_books(market_doc: dict, book_doc: dict, n_large: int, seed: int = 11
     return out
 
 
-def time_compute(src: Path, book: Path, market: Path, model: str, timeout: float
-                 ) -> tuple[float | None, float | None, str]:
+def time_compute(src: Path, book: Path, market: Path, model: str, timeout: float,
+                 extra: tuple[str, ...] = ()) -> tuple[float | None, float | None, str]:
     """(wall s, child CPU s, last stderr line) of one ``compute`` run; ``None`` on timeout."""
     env = {**os.environ, "PYTHONPATH": str(src), "COLUMNS": "160"}
     cmd = [sys.executable, "-c", ENTRY, "compute", str(book), str(market), "--model", model,
-           "--format", "json"]
+           "--format", "json", *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     try:
@@ -102,6 +105,12 @@ def _ratio(pair: list[float | None], timeout: float) -> str:
     return f"{pair[1] / pair[0]:.1f}x" if pair[1] is not None else f">{timeout / pair[0]:.0f}x"
 
 
+def _median(xs: list[float | None]) -> float | None:
+    """The median, a timed-out run (``None``) counting as the longest."""
+    ranked = sorted(xs, key=lambda x: math.inf if x is None else x)
+    return ranked[len(ranked) // 2]
+
+
 def fmt(x: float | None, timeout: float) -> str:
     return f">{timeout:.0f}" if x is None else f"{x:.2f}"
 
@@ -115,13 +124,17 @@ def main(argv: list[str] | None = None) -> None:
                     help="a checkout of the old code (its src/ is run for 'before')")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--skip-large", action="store_true", help="demo book only")
+    ap.add_argument("--repeat", type=int, default=1, help="median of this many runs")
+    ap.add_argument("--no-liquidation", action="store_true",
+                    help="pass --no-liquidation to compute (the generic solver's models)")
     args = ap.parse_args(argv)
     market_doc = generate_market(seed=7)
     books = model_books(market_doc, generate_book(market_doc, seed=7), args.accounts)
     names = [m for m in args.models.split(",") if m] or list(books)
     variants = [("after", SRC)] + ([("before", args.baseline / "src")] if args.baseline else [])
     print(f"compute from the command line (wall s / CPU s, start-up included); "
-          f"{os.cpu_count()} CPUs; large book: {args.accounts:,} accounts")
+          f"{os.cpu_count()} CPUs; large book: {args.accounts:,} accounts"
+          + ("; --no-liquidation" if args.no_liquidation else ""))
     print(f"{'model':<18}{'book':<7}{'accts':>7}" + "".join(
         f"{v + ' wall':>13}{v + ' cpu':>12}" for v, _ in variants) + (
         f"{'ratio':>9}{'cpu':>9}" if args.baseline else ""))
@@ -134,14 +147,22 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 path = Path(tmp) / f"{name}-{label}.json"
                 path.write_text(json.dumps(doc))
-                cells, walls, cpus, notes = "", [], [], []
-                for _, src in variants:
-                    wall, cpu, err = time_compute(src, path, market, name, args.timeout)
+                runs: list[list[tuple[float | None, float | None]]] = [[] for _ in variants]
+                notes: list[str] = []
+                for _ in range(args.repeat):
+                    for k, (_, src) in enumerate(variants):
+                        wall, cpu, err = time_compute(
+                            src, path, market, name, args.timeout,
+                            ("--no-liquidation",) if args.no_liquidation else ())
+                        runs[k].append((wall, cpu))
+                        if err and err not in notes:
+                            notes.append(err)
+                cells, walls, cpus = "", [], []
+                for r in runs:
+                    wall, cpu = _median([w for w, _ in r]), _median([c for _, c in r])
                     cells += f"{fmt(wall, args.timeout):>13}{fmt(cpu, args.timeout):>12}"
                     walls.append(wall)
                     cpus.append(cpu)
-                    if err:
-                        notes.append(err)
                 ratio = f"{_ratio(walls, args.timeout):>9}{_ratio(cpus, args.timeout):>9}"
                 print(f"{name:<18}{label:<7}{len(doc['accounts']):>7}{cells}{ratio}"
                       + (f"  ({'; '.join(notes)})" if notes else ""), flush=True)

@@ -96,3 +96,17 @@ def test_invalid_sets_are_rejected(bad):
                 labels=("x",), kind="t") | bad
     with pytest.raises(ValueError):
         scenarios.ScenarioSet(**args)
+
+
+@pytest.mark.parametrize("dof", [2.1, 4.0, 7.3, 100.0])
+def test_t_cdf_kernel_equals_scipy_stats_to_the_bit(dof):
+    """``monte_carlo``'s empirical marginals call ``scipy.special.stdtr`` (not importing
+    ``scipy.stats``, a second of start-up): the same numbers as ``stats.t.cdf``."""
+    from scipy import stats
+    from scipy.special import stdtr
+
+    rng = np.random.default_rng(int(dof * 10))
+    t = rng.standard_normal((2000, 3)) / np.sqrt(rng.chisquare(dof, size=(2000, 1)) / dof)
+    t[0] = [np.inf, -np.inf, 0.0]
+    t[1] = [1e300, -1e300, -0.0]
+    assert np.array_equal(stdtr(dof, t), stats.t.cdf(t, dof))

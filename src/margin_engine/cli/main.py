@@ -24,10 +24,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from margin_engine import __version__
-from margin_engine.analysis.stress_test import resolve, stress_book
 from margin_engine.distributed.assess import assess_book_on
 from margin_engine.domain.book import check_against_market
 from margin_engine.errors import InputError, error_line, first_non_finite
+from margin_engine.io.json_text import dumps_indent2
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model, expand_file_parameters
 from margin_engine.io.report_json import compute_json
@@ -197,11 +197,19 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
     except ArithmeticError as exc:  # a model's IM >= MM >= 0 check on input out of its range
         fail(InputError("output", f"{exc} (input outside the model's range)"))
     doc = compute_json(mdl, reports, mdl.stamp(snap).market_timestamp, refused, warnings)
-    check_finite(doc)
+    text = None
+    if format is Format.json:
+        try:  # the writer refuses NaN/Inf itself: the document is walked once, not twice
+            text = dumps_indent2(doc) + "\n"
+        except ValueError:
+            check_finite(doc)  # exits naming the culprit
+            raise
+    else:
+        check_finite(doc)
     warn(warnings)
     with _output_to(output):
-        if format is Format.json:
-            _write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        if text is not None:
+            _write(text)
         else:
             print_compute(console, mdl, reports, refused)
 
@@ -290,6 +298,8 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
         check_against_market(bk, snap)
         mdl, note = build_model(model, parse_params(param), history, snap)
         warnings = [note] if note else []
+        from margin_engine.analysis.stress_test import resolve, stress_book
+
         rows = stress_book(bk, snap, mdl, resolve(scenario))
     except InputError as exc:
         fail(exc)

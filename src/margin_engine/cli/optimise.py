@@ -16,8 +16,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from margin_engine.analysis.optimise.candidates import parse_universe
-from margin_engine.analysis.optimise.run import OptimiseConfig, optimise
 from margin_engine.cli.main import (
     Format,
     FormatOpt,
@@ -68,6 +66,10 @@ def optimise_cmd(
         output: Annotated[Path | None, typer.Option(
             "--output", "-o", help="write the JSON answer to this file")] = None) -> None:
     """Hedges that free margin per unit of cost, mode/venue split, collateral choice."""
+    # Imported here: the optimiser pulls in SciPy's LP solvers, which other commands never need.
+    from margin_engine.analysis.optimise.candidates import parse_universe
+    from margin_engine.analysis.optimise.run import OptimiseConfig, optimise
+
     try:
         cap = _budget(budget)
         snap = load_market(market)

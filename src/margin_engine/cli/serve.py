@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from margin_engine.cli.main import HistoryOpt, ParamOpt, app, err_console, fail
 from margin_engine.cli.params import parse_params
-from margin_engine.demo.synthetic import generate_market
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
-from margin_engine.io.feeds.replay import file_kind
-from margin_engine.io.feeds.spec import ReplaySpec, parse_feed
 from margin_engine.io.loaders import load_market, parse_model
 from margin_engine.io.model_options import build_model
-from margin_engine.io.series import load_price_series, synthetic_series
-from margin_engine.live.dynamic import LiveDynamic, LiveDynamicConfig
+
+if TYPE_CHECKING:
+    from margin_engine.live.dynamic import LiveDynamic
 
 DEFAULT_DB = "sqlite:///margin-engine.db"
 MARGIN_EVENT_THRESHOLD = 0.01
@@ -41,6 +39,9 @@ def live_dynamic(history: list[Path] | None, market: MarketSnapshot) -> LiveDyna
     """The dynamic controller of ``serve --dynamic``: default settings, its realised-vol seed
     from the ``--history`` files (else the embedded synthetic history ending the day before
     the market, the same rule as the models')."""
+    from margin_engine.io.series import load_price_series, synthetic_series
+    from margin_engine.live.dynamic import LiveDynamic, LiveDynamicConfig
+
     seed = (load_price_series(history) if history
             else synthetic_series(market.timestamp.date()))
     return LiveDynamic(LiveDynamicConfig(), seed)
@@ -72,6 +73,9 @@ def serve(model: Annotated[str, typer.Option("--model", "-m", help="registered m
     """Run the margin service: REST + WebSocket, durable storage, audit log, proofs."""
     import uvicorn
 
+    from margin_engine.demo.synthetic import generate_market
+    from margin_engine.io.feeds.replay import file_kind
+    from margin_engine.io.feeds.spec import ReplaySpec, parse_feed
     from margin_engine.service.app import create_app
     from margin_engine.service.auth import operator_key
     from margin_engine.service.core import stored_dynamic_state

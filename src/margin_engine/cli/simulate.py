@@ -14,23 +14,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
 from rich.table import Table
 
-from margin_engine.analysis.cascade.dynamic import step_multipliers
-from margin_engine.analysis.cascade.engine import CascadeConfig, CascadeResult, simulate
-from margin_engine.analysis.cascade.impact import NO_IMPACT, ImpactModel
-from margin_engine.analysis.cascade.population import (
-    Population,
-    from_book,
-    generate_population,
-    isolate,
-)
-from margin_engine.analysis.cascade.population_fit import HYPERLIQUID_FIT
-from margin_engine.analysis.cascade.shock import PricePath, parse_shock
 from margin_engine.cli.main import (
     Format,
     FormatOpt,
@@ -47,6 +36,11 @@ from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
 from margin_engine.io.price_path import load_path, parse_start
+
+if TYPE_CHECKING:  # the cascade engine (and the live book it drives) load when a run starts
+    from margin_engine.analysis.cascade.engine import CascadeConfig, CascadeResult
+    from margin_engine.analysis.cascade.population import Population
+    from margin_engine.analysis.cascade.shock import PricePath
 
 
 def _num(x: float) -> float | None:
@@ -87,6 +81,10 @@ def run_simulation(model: Any, pop: Population, market: Any, path: PricePath,
                    cfg: CascadeConfig, dynamic: str) -> tuple[dict[str, Any], CascadeResult]:
     """Both runs (with impact, and without) and the comparison, as the JSON document; and
     the run with impact."""
+    from margin_engine.analysis.cascade.dynamic import step_multipliers
+    from margin_engine.analysis.cascade.engine import CascadeConfig, simulate
+    from margin_engine.analysis.cascade.impact import NO_IMPACT
+
     mult = step_multipliers(path, dynamic) if dynamic != "never" else None
     with_c = simulate(model, pop, market, path, cfg, mult)
     without = simulate(model, pop, market, path,
@@ -185,6 +183,16 @@ def simulate_cmd(
         plot: Annotated[Path | None, typer.Option(
             "--plot", help="write a PNG of the cascade")] = None) -> None:
     """Liquidation cascade: rounds of re-margin, liquidation, impact and re-marking."""
+    from margin_engine.analysis.cascade.engine import CascadeConfig
+    from margin_engine.analysis.cascade.impact import ImpactModel
+    from margin_engine.analysis.cascade.population import (
+        from_book,
+        generate_population,
+        isolate,
+    )
+    from margin_engine.analysis.cascade.population_fit import HYPERLIQUID_FIT
+    from margin_engine.analysis.cascade.shock import parse_shock
+
     try:
         if (shock is None) == (not path):
             raise InputError("--shock", "give either --shock SPEC or --path FILE")

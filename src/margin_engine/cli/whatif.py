@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -30,7 +30,9 @@ from margin_engine.domain.book import Book
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model
-from margin_engine.live import LiveBook, WhatIf
+
+if TYPE_CHECKING:
+    from margin_engine.live import LiveBook, WhatIf
 
 
 def parse_order(raw: str, n: int) -> tuple[str, float, float | None]:
@@ -101,6 +103,8 @@ def whatif(book: Annotated[Path, typer.Argument(help="book JSON")],
            output: Annotated[Path | None, typer.Option(
                "--output", "-o", help="write the JSON answer to this file")] = None) -> None:
     """Margin before and after hypothetical orders, and accept/reject with the reason."""
+    from margin_engine.live import LiveBook  # here: other commands never need the live book
+
     try:
         orders = [parse_order(raw, n) for n, raw in enumerate(order)]
         snap = load_market(market)

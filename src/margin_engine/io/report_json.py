@@ -24,13 +24,24 @@ def _num(x: float | None) -> float | None:
     return float(x)
 
 
+#: Leaves that are already plain JSON (exact types: subclasses go through :func:`_plain`).
+_KEEP = frozenset({str, int, bool, type(None)})
+
+
+def _leaf(x: Any) -> Any:
+    """``x`` itself when it is already plain and finite, else :func:`_plain` of it (``x - x``
+    is ``0.0`` exactly for a finite float, NaN for NaN and ±inf)."""
+    t = type(x)
+    return x if t in _KEEP or (t is float and x - x == 0.0) else _plain(x)
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, float):
         return _num(v)
     if isinstance(v, Mapping):
-        return {str(k): _plain(x) for k, x in v.items()}
+        return {k if type(k) is str else str(k): _leaf(x) for k, x in v.items()}
     if isinstance(v, tuple | list):
-        return [_plain(x) for x in v]
+        return [_leaf(x) for x in v]
     if hasattr(v, "tolist"):
         return _plain(v.tolist())
     return v

@@ -280,9 +280,10 @@ def monte_carlo(underlyings: Sequence[str], log_returns: FloatArray, *, n_paths:
     if marginals == "t":
         z = t * np.sqrt((dof - 2.0) / dof)
     else:
-        from scipy import stats
+        from scipy.special import stdtr  # scipy.stats.t.cdf's own kernel, without the
+        # second-long import of scipy.stats (tests/maths check they agree to the bit)
 
-        u = stats.t.cdf(t, dof)
+        u = stdtr(dof, t)
         z = np.column_stack([np.quantile(z_hist[:, j], u[:, j]) for j in range(r.shape[1])])
     moves = np.expm1(z * sig_now * np.sqrt(horizon_days))
     labels = tuple(f"path {i}" for i in range(n_paths))

@@ -75,9 +75,16 @@ def assess_account(model: MarginModel, account: Account, market: MarketSnapshot,
     (the raise shows as the ``dynamic_adjustment`` component; liquidation prices stay the
     model's).
     """
-    policy = policy or HealthPolicy()
     account = net_positions(account, market)
-    units = model.units(account, market)
+    return _assess_units(model, account, model.units(account, market), market,
+                         policy=policy or HealthPolicy(), liquidation_prices=liquidation_prices,
+                         scale=scale)
+
+
+def _assess_units(model: MarginModel, account: Account, units: Sequence[MarginUnit],
+                  market: MarketSnapshot, *, policy: HealthPolicy, liquidation_prices: bool,
+                  scale: MarginScale | None) -> AccountReport:
+    """:func:`assess_account` of a netted ``account`` grouped into ``units`` already."""
     unit_reports: list[UnitReport] = []
     pos_reports: dict[int, PositionReport] = {}
     for unit in units:
@@ -135,9 +142,8 @@ def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,
     the reference ``solve_liquidation_band``; tests check it)."""
     out: dict[int, tuple[float | None, tuple[float | None, float | None] | None]] = {}
     if model.has_closed_form_liquidation():
-        for j in unit.position_indices:
-            out[j] = (model.liquidation_price(unit, account, market, j, equity), None)
-        return out
+        return {j: (lp, None)
+                for j, lp in model.liquidation_prices(unit, account, market, equity).items()}
     bands: dict[str, tuple[float | None, float | None]] = {}
     surplus: float | None = None
     for j in unit.position_indices:
@@ -202,12 +208,20 @@ def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
     InputError
         The first problem, its path under ``accounts[i]``.
     """
-    prepare_book(model, book, market)
-    reports = []
-    for i, account in enumerate(book.accounts):
+    policy = policy or HealthPolicy()
+    accounts = [net_positions(a, market) for a in book.accounts]
+    units: list[list[MarginUnit]] = []
+    for i, account in enumerate(accounts):  # grouped once, for prepare and the assessment
         try:
-            reports.append(assess_account(model, account, market, policy=policy,
-                                          liquidation_prices=liquidation_prices))
+            units.append(model.units(account, market))
+        except InputError as exc:
+            raise exc.within(f"accounts[{i}]") from None
+    model.prepare([(u, a) for a, us in zip(accounts, units, strict=True) for u in us], market)
+    reports = []
+    for i, (account, us) in enumerate(zip(accounts, units, strict=True)):
+        try:
+            reports.append(_assess_units(model, account, us, market, policy=policy,
+                                         liquidation_prices=liquidation_prices, scale=None))
         except InputError as exc:
             raise exc.within(f"accounts[{i}]") from None
     return reports

@@ -31,7 +31,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy.optimize import brentq
 
 from margin_engine.domain.book import Account
 from margin_engine.domain.instruments import Instrument
@@ -81,6 +80,8 @@ def solve_liquidation_band(model: MarginModel, unit: MarginUnit, account: Accoun
         root, prev_x = None, 1.0
         for x in side:
             if f(float(x)) <= 0.0:
+                from scipy.optimize import brentq  # here: closed-form models never need SciPy
+
                 root = brentq(f, min(prev_x, x), max(prev_x, x), xtol=1e-12, rtol=1e-12)
                 break
             prev_x = float(x)
@@ -212,6 +213,8 @@ def _first_root(f: Callable[[float], float], side: np.ndarray, s0: float) -> flo
         if hi is None:
             return None
     a, b = x(lo), x(hi)
+    from scipy.optimize import brentq  # here: closed-form models never need SciPy
+
     return float(brentq(f, min(a, b), max(a, b), xtol=1e-12, rtol=1e-12))
 
 

@@ -140,6 +140,13 @@ class MarginModel(ABC):
         do not override this, and the generic solver of ``policy.liquidation`` is used."""
         raise NotImplementedError
 
+    def liquidation_prices(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
+                           equity: float) -> dict[int, float | None]:
+        """:meth:`liquidation_price` of every position of the unit, by position index. A model
+        may override it to share work between the positions; the numbers are the same."""
+        return {j: self.liquidation_price(unit, account, market, j, equity)
+                for j in unit.position_indices}
+
     @classmethod
     def has_closed_form_liquidation(cls) -> bool:
         return cls.liquidation_price is not MarginModel.liquidation_price
@@ -175,7 +182,13 @@ class MarginModel(ABC):
         return str(memo[1])
 
     def stamp(self, market: MarketSnapshot) -> AuditStamp:
-        return AuditStamp(model=self.name, model_version=self.version,
-                          params_hash=self._params_hash(),
-                          market_timestamp=market.timestamp.isoformat().replace("+00:00", "Z"),
-                          engine_version=__version__)
+        """The audit stamp of a result on ``market``; the last one is remembered (every
+        account of a book is stamped with the same; the stamp is frozen)."""
+        memo = self.__dict__.get("_stamp_memo")
+        if memo is None or memo[0] is not self.params or memo[1] is not market:
+            memo = (self.params, market, AuditStamp(
+                model=self.name, model_version=self.version, params_hash=self._params_hash(),
+                market_timestamp=market.timestamp.isoformat().replace("+00:00", "Z"),
+                engine_version=__version__))
+            self.__dict__["_stamp_memo"] = memo
+        return memo[2]

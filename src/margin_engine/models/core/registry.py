@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from margin_engine.errors import InputError
 from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.catalog import MODULES
 
 _MODELS: dict[str, type[MarginModel]] = {}
 
@@ -24,10 +26,12 @@ def model_names() -> list[str]:
 
 
 def model_class(name: str) -> type[MarginModel]:
-    _load_builtin()
+    if name not in _MODELS:
+        _load_builtin(name)
     try:
         return _MODELS[name]
     except KeyError:
+        _load_builtin()
         raise InputError("--model", f"unknown model {name!r} (known: "
                          f"{', '.join(sorted(_MODELS))})") from None
 
@@ -57,6 +61,9 @@ def get_model(name: str, options: dict[str, Any] | None = None) -> MarginModel:
     return model_class(name).from_options(options or {})
 
 
-def _load_builtin() -> None:
-    # Importing the package registers every built-in model.
-    import margin_engine.models.core.catalog  # noqa: F401
+def _load_builtin(name: str | None = None) -> None:
+    """Import the module of the built-in model ``name`` (every one when ``None``): importing
+    a model's module registers it."""
+    wanted = MODULES.values() if name is None else [MODULES[name]] if name in MODULES else []
+    for module in dict.fromkeys(wanted):
+        import_module(module)

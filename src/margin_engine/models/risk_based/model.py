@@ -252,6 +252,10 @@ class RiskBasedModel(MarginModel):
         # whole-book path: instrument P&L per (currency, underlyings) for one market object
         self._pnl_market: MarketSnapshot | None = None
         self._pnl_memo: dict[tuple[str, tuple[str, ...]], tuple[dict[str, int], np.ndarray]] = {}
+        # the anti-procyclicality floor's whole-history P&L per (currency, underlyings, symbol),
+        # for one market object: each unit on it reads its rows instead of revaluing
+        self._stressed_market: MarketSnapshot | None = None
+        self._stressed_rows: dict[tuple[str, tuple[str, ...], str], np.ndarray] = {}
 
     # -- scenarios ----------------------------------------------------------------------------
     def generate(self, returns: np.ndarray, labels: list[str],
@@ -319,9 +323,19 @@ class RiskBasedModel(MarginModel):
                               instruments: list[Instrument], sizes: np.ndarray,
                               currency: str) -> float:
         scen = self.stressed_scenario_set(market, underlyings)
-        pnl = sizes @ instrument_pnl(instruments, market, scen, currency,
-                                     vol_tenor_power=self.params.vol_tenor_power)
-        return _measure(pnl, self.params, scen.weights)
+        if self._stressed_market is not market:
+            self._stressed_market, self._stressed_rows = market, {}
+        memo = self._stressed_rows
+        missing = [i for i in instruments if (currency, underlyings, i.symbol) not in memo]
+        if missing:  # each instrument's row is its own (instrument_pnl revalues row by row)
+            fresh = instrument_pnl(missing, market, scen, currency,
+                                   vol_tenor_power=self.params.vol_tenor_power)
+            memo.update({(currency, underlyings, i.symbol): row
+                         for i, row in zip(missing, fresh, strict=True)})
+        per_contract = np.empty((len(instruments), scen.n))
+        for k, i in enumerate(instruments):
+            per_contract[k] = memo[currency, underlyings, i.symbol]
+        return _measure(sizes @ per_contract, self.params, scen.weights)
 
     # -- whole-book path -----------------------------------------------------------------------
     def prepare(self, pairs: Sequence[tuple[MarginUnit, Account]],
@@ -489,6 +503,7 @@ class RiskBasedModel(MarginModel):
         and the whole-book instrument P&L."""
         self._scenario_cache.clear()
         self._pnl_market, self._pnl_memo = None, {}
+        self._stressed_market, self._stressed_rows = None, {}
 
     @staticmethod
     def _close_out_cost(ins: Instrument, size: float, market: MarketSnapshot) -> float:

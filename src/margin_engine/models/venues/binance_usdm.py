@@ -236,18 +236,39 @@ class BinanceUsdm(MarginModel):
     def liquidation_price(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
                           position_index: int, equity: float) -> float | None:
         """Binance one-way LP: ``(WB − TMM1 + UPNL1 + cum − s·Q·EP) / (Q·MMR − s·Q)``."""
-        pos = account.positions[position_index]
-        ins = market.instrument(pos.symbol)
-        if pos.size == 0:
+        if account.positions[position_index].size == 0:
             return None
+        upnl, mm = self._unit_terms(unit, account, market)
+        return self._liquidation_price(account, market, position_index, equity, upnl, mm)
+
+    def liquidation_prices(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
+                           equity: float) -> dict[int, float | None]:
+        """:meth:`liquidation_price` of every position of the unit, the unit's unrealised P&L
+        and maintenance margins (at leverage 1) computed once for all (the same numbers)."""
+        upnl, mm = self._unit_terms(unit, account, market)
+        return {j: None if account.positions[j].size == 0 else
+                self._liquidation_price(account, market, j, equity, upnl, mm)
+                for j in unit.position_indices}
+
+    def _unit_terms(self, unit: MarginUnit, account: Account, market: MarketSnapshot
+                    ) -> tuple[dict[int, float], dict[int, float]]:
+        """Per position of the unit: unrealised P&L, and maintenance margin at leverage 1."""
         upnl = {j: unrealised_pnl(market.instrument(account.positions[j].symbol),
                                   account.positions[j], market) for j in unit.position_indices}
+        mm = {j: _position_margin(market.instrument(account.positions[j].symbol),
+                                  account.positions[j].size, 1.0, market,
+                                  self.params.brackets[account.positions[j].symbol], j
+                                  ).maintenance_margin for j in unit.position_indices}
+        return upnl, mm
+
+    def _liquidation_price(self, account: Account, market: MarketSnapshot,
+                           position_index: int, equity: float, upnl: dict[int, float],
+                           mm: dict[int, float]) -> float | None:
+        pos = account.positions[position_index]
+        ins = market.instrument(pos.symbol)
         wallet = equity - sum(upnl.values())
-        others = [j for j in unit.position_indices if j != position_index]
-        tmm1 = sum(_position_margin(market.instrument(account.positions[j].symbol),
-                                    account.positions[j].size, 1.0, market,
-                                    self.params.brackets[account.positions[j].symbol], j
-                                    ).maintenance_margin for j in others)
+        others = [j for j in upnl if j != position_index]
+        tmm1 = sum(mm[j] for j in others)
         upnl1 = sum(upnl[j] for j in others)
         side = 1.0 if pos.size > 0 else -1.0
         q = abs(pos.size) * ins.contract_size

@@ -29,7 +29,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -61,9 +63,18 @@ def exact(x: float | int | str | Fraction) -> Fraction:
     """The exact decimal a number stands for (a float by its shortest representation)."""
     if isinstance(x, Fraction | int):
         return Fraction(x)
-    if isinstance(x, float) and not math.isfinite(x):
-        raise ValueError(f"not a finite number: {x!r}")
-    return Fraction(repr(x) if isinstance(x, float) else x)
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise ValueError(f"not a finite number: {x!r}")
+        return _exact_float(x)
+    return Fraction(x)
+
+
+@lru_cache(maxsize=1 << 16)
+def _exact_float(x: float) -> Fraction:
+    """``Fraction(repr(x))`` through the C decimal parser, and remembered: a book repeats the
+    same prices, contract sizes and sizes across accounts (Fractions are immutable)."""
+    return Fraction(Decimal(repr(x)))
 
 
 def quote_quantums(amount_usdc: Fraction) -> int:
@@ -449,12 +460,26 @@ class DydxV4(MarginModel):
         ``A`` the signed and ``B`` the MMF-weighted notional on the underlying, so ``f = (A +
         fixed − equity)/(A − B)``. ``None`` when that is not a positive price.
         """
+        return self._liquidation_price(self.market_risks(unit, account, market), account,
+                                       market, position_index, equity)
+
+    def liquidation_prices(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
+                           equity: float) -> dict[int, float | None]:
+        """:meth:`liquidation_price` of every position of the unit, its market risks computed
+        once for all of them (the same numbers)."""
+        risks = self.market_risks(unit, account, market)
+        return {j: self._liquidation_price(risks, account, market, j, equity)
+                for j in unit.position_indices}
+
+    @staticmethod
+    def _liquidation_price(risks: list[MarketRisk], account: Account, market: MarketSnapshot,
+                           position_index: int, equity: float) -> float | None:
         pos = account.positions[position_index]
         if pos.size == 0.0:
             return None
         target = market.instrument(pos.symbol)
         a = b = fixed = 0.0
-        for r in self.market_risks(unit, account, market):
+        for r in risks:
             ins = market.instrument(r.symbol)
             if ins.underlying == target.underlying:
                 value = float(r.net_size * r.price) * r.fx

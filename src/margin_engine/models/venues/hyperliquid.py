@@ -379,13 +379,41 @@ class Hyperliquid(MarginModel):
         if pos.size == 0.0:
             return None
         target = market.instrument(pos.symbol)
+        f = self._liquidation_factor(unit, account, market, target.underlying, equity)
+        assert target.mark_price is not None
+        return None if f is None else target.mark_price * f
+
+    def liquidation_prices(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
+                           equity: float) -> dict[int, float | None]:
+        """:meth:`liquidation_price` of every position of the unit, the factor solved once
+        per underlying (the same numbers)."""
+        factors: dict[str, float | None] = {}
+        out: dict[int, float | None] = {}
+        for j in unit.position_indices:
+            pos = account.positions[j]
+            if pos.size == 0.0:
+                out[j] = None
+                continue
+            target = market.instrument(pos.symbol)
+            if target.underlying not in factors:
+                factors[target.underlying] = self._liquidation_factor(
+                    unit, account, market, target.underlying, equity)
+            f = factors[target.underlying]
+            assert target.mark_price is not None
+            out[j] = None if f is None else target.mark_price * f
+        return out
+
+    def _liquidation_factor(self, unit: MarginUnit, account: Account, market: MarketSnapshot,
+                            underlying: str, equity: float) -> float | None:
+        """The move ``f`` of ``underlying``'s marks nearest 1 at which the unit's equity meets
+        its maintenance margin (``None``: none)."""
         exposure = fixed_mm = 0.0
         moving: list[tuple[MarginTable, float, float]] = []  # (table, notional at f=1, fx)
         for sym, idx in self._groups(unit, account).items():
             ins = market.instrument(sym)
             px, fx = self._unit_price(ins, market, unit.currency)
             net = sum(account.positions[j].size for j in idx)
-            if ins.underlying == target.underlying:
+            if ins.underlying == underlying:
                 exposure += net * px * fx
                 if net != 0.0:
                     moving.append((self.table(ins), abs(net) * px, fx))
@@ -394,9 +422,7 @@ class Hyperliquid(MarginModel):
         roots = _piecewise_roots(equity - exposure - fixed_mm, exposure, moving)
         if not roots:
             return None
-        f = min(roots, key=lambda r: abs(r - 1.0))
-        assert target.mark_price is not None
-        return target.mark_price * f
+        return min(roots, key=lambda r: abs(r - 1.0))
 
 
 def _piecewise_roots(const: float, slope: float,
