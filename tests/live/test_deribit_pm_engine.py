@@ -20,15 +20,8 @@ from margin_engine.models.core.valuation import mark
 from margin_engine.models.venues.deribit_pm import DeribitPm, DeribitPmParams
 from margin_engine.policy.assess import assess_account
 
-from .test_live_book import (
-    FIELDS,
-    MARKET,
-    check_states,
-    close,
-    my_fill,
-    random_update,
-    revalidated,
-)
+from .sequences import FIELDS, check_states, close, my_fill, random_update, revalidated
+from .test_live_book import MARKET
 
 #: Parameter sets the engine must follow: the defaults (btc: no pnl offset; eth, usd: 0.6 and
 #: 0.4 with caps), and every switch of the aggregation and roll shock the other way.

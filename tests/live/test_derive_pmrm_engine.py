@@ -4,8 +4,8 @@ The demo market lists only inverse (coin-settled) options, which Derive's PMRM_2
 margin, so these tests build a USDC-settled market of their own: perpetuals and calls/puts on
 BTC and ETH over three expiries (either side of Derive's 30-day vol-shock kink), forwards given
 per option or read from the index, a snapshot rate and a de-pegged stablecoin (the peg-loss IM
-add-on). Random sequences of market updates, fills, deposits and what-ifs (the helpers of
-test_live_book) must keep every account equal to ``assess_book`` and to the reference engine to
+add-on). Random sequences of market updates, fills, deposits and what-ifs (the driver of
+sequences.py) must keep every account equal to ``assess_book`` and to the reference engine to
 1e-9; Derive's published portfolio cases that map onto a book must give the core's charges.
 """
 
@@ -28,19 +28,9 @@ from margin_engine.live import LiveBook
 from margin_engine.live.derive_pmrm_engine import DerivePmrmEngine
 from margin_engine.maths import black76
 from margin_engine.models.core.registry import get_model
-from margin_engine.models.core.valuation import mark
 from margin_engine.models.venues import derive_pmrm_core as core
-from margin_engine.policy.assess import assess_account
 
-from .test_live_book import (
-    FIELDS,
-    check_states,
-    close,
-    my_fill,
-    orders_for,
-    random_update,
-    revalidated,
-)
+from .sequences import check_states, check_what_if, close, drive, revalidated
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 SPOT = {"BTC": 68000.0, "ETH": 2000.0}
@@ -129,53 +119,17 @@ def test_random_sequences_equal_the_reference_and_assess_book(seed):
     ref = LiveBook(get_model("derive-pmrm", {}), book, market, engine="reference")
     check_both(fast, ref, book, market)
     rng = random.Random(seed)
-    whatifs = 0
-    for _ in range(30):
-        r = rng.random()
-        i = rng.randrange(len(book.accounts))
-        acct = book.accounts[i]
-        if r < 0.35:
-            change = random_update(rng, market)
-            fast.update_market(change)
-            ref.update_market(change)
-            market = revalidated(market, change)
-        elif r < 0.6:
-            (sym, size, price), = orders_for(rng, model, acct, market)[:1]
-            px = price if price is not None else mark(market.instrument(sym), market)
-            fast.apply_fill(acct.id, sym, size, price)
-            ref.apply_fill(acct.id, sym, size, price)
-            accounts = list(book.accounts)
-            accounts[i] = my_fill(acct, market, sym, size, px)
-            book = Book(accounts=tuple(accounts))
-        elif r < 0.7:
-            ccy = rng.choice(["USDC", "BTC", "ETH"])
-            amount = rng.choice([-0.4, 0.5, 2.0]) * (1e4 if ccy == "USDC" else 1.0)
-            fast.deposit(acct.id, ccy, amount)
-            ref.deposit(acct.id, ccy, amount)
-            coll = dict(acct.collateral)
-            coll[ccy] = coll.get(ccy, 0.0) + amount
-            accounts = list(book.accounts)
-            accounts[i] = acct.model_copy(update={"collateral": coll})
-            book = Book(accounts=tuple(accounts))
-        else:
-            whatifs += 1
-            check_what_if(fast, model, acct, market, orders_for(rng, model, acct, market))
+
+    def deposit(rng: random.Random, acct: Account) -> tuple[str, float]:
+        ccy = rng.choice(["USDC", "BTC", "ETH"])
+        return ccy, rng.choice([-0.4, 0.5, 2.0]) * (1e4 if ccy == "USDC" else 1.0)
+
+    def check(book: Book, market: MarketSnapshot, _step: int) -> None:
         check_both(fast, ref, book, market)
-    assert whatifs >= 3
 
-
-def check_what_if(live: LiveBook, model, acct: Account, market: MarketSnapshot,
-                  orders: list) -> None:
-    got = live.what_if(acct.id, orders)
-    after = acct
-    for sym, size, price in orders:
-        px = price if price is not None else mark(market.instrument(sym), market)
-        after = my_fill(after, market, sym, size, px)
-    want = assess_account(model, after, market, liquidation_prices=False)
-    scale = max(abs(want.initial_margin), abs(want.equity))
-    for f in FIELDS:
-        assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
-    assert got.after.status is want.status
+    run = drive(rng, model, [fast, ref], book, market, 30, update=0.35, fill=0.6, deposit=0.7,
+                draw_deposit=deposit, check=check)
+    assert run.what_ifs >= 3
 
 
 def test_what_if_answers_from_the_kept_vectors():
@@ -197,14 +151,14 @@ def test_what_if_answers_from_the_kept_vectors():
                 assert engine.what_if(slot, [(k, q) for k, (_, q, _) in
                                              zip(rows, orders, strict=True)]) is not None
                 answered += 1
-                check_what_if(live, model, acct, market, orders)
+                check_what_if([live], model, acct, market, orders)
     assert answered > 10
     # a tick invalidates the kept vectors: the next what-if is still exact
     change = {"index": {"ETH": SPOT["ETH"] * 1.07}}
     live.update_market(change)
     market = revalidated(market, change)
     acct = next(a for a in book.accounts if a.positions)
-    check_what_if(live, model, acct, market, [(acct.positions[0].symbol, 3.0, None)])
+    check_what_if([live], model, acct, market, [(acct.positions[0].symbol, 3.0, None)])
 
 
 def test_split_forward_falls_back_to_the_reference():

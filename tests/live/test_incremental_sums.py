@@ -26,7 +26,7 @@ from margin_engine.live.arrays import Grouping, RunningSums
 from margin_engine.models.core.valuation import mark
 from margin_engine.policy.assess import assess_account
 
-from .test_live_book import FIELDS, check_states, close, my_fill, revalidated
+from .sequences import FIELDS, check_states, close, my_fill, revalidated
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("live_book_data",

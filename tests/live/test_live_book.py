@@ -1,10 +1,11 @@
 """The live book against recomputing from scratch (issue 9 item 3).
 
-Random sequences of market updates, fills, deposits and what-ifs are applied to a LiveBook and,
-independently, to a plain Book and MarketSnapshot (rebuilt through full validation, fills applied
-by the rule written out again below); after every step every account's headline numbers must
-equal ``assess_book`` on those to 1e-9, a what-if must equal ``assess_book`` on the book with the
-orders filled, and the snapshot must equal ``assess_book``'s reports.
+Random sequences of market updates, fills, deposits and what-ifs (sequences.drive) are applied
+to a LiveBook and, independently, to a plain Book and MarketSnapshot (rebuilt through full
+validation, fills applied by the rule written out again in sequences.py); after every step every
+account's headline numbers must equal ``assess_book`` on those to 1e-9, a what-if must equal
+``assess_book`` on the book with the orders filled, and the snapshot must equal ``assess_book``'s
+reports.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from datetime import date, timedelta
 import pytest
 
 from margin_engine.demo.synthetic import generate_book, generate_market
-from margin_engine.domain.book import Account, Book, Position
-from margin_engine.domain.instruments import Kind
+from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
@@ -27,11 +27,12 @@ from margin_engine.models.core.registry import model_class
 from margin_engine.models.core.valuation import mark
 from margin_engine.policy.assess import assess_account, assess_book
 
+from .sequences import FIELDS, check_states, close, drive, my_fill, revalidated
+
 MARKET_DOC = generate_market(seed=7)
 MARKET = parse_model(MarketSnapshot, MARKET_DOC, "market")
 BOOK = parse_model(Book, generate_book(MARKET_DOC, seed=7), "book")
 HISTORY = synthetic_series(date(2026, 2, 4))
-FIELDS = ("initial_margin", "maintenance_margin", "equity", "available_balance")
 
 
 def build(name: str, **extra):
@@ -62,103 +63,6 @@ def margined(model) -> Book:
     return Book(accounts=tuple(keep))
 
 
-def close(a: float | None, b: float | None, scale: float = 1.0) -> bool:
-    if a is None or b is None:
-        return a is b
-    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b), scale)
-
-
-def check_states(live: LiveBook, book: Book, market: MarketSnapshot) -> None:
-    for rep in assess_book(live.model, book, market, liquidation_prices=False):
-        st = live.state(rep.id)
-        scale = max(abs(rep.initial_margin), abs(rep.equity))
-        for f in FIELDS:
-            assert close(getattr(st, f), getattr(rep, f), scale), (rep.id, f)
-        assert close(st.margin_ratio, rep.margin_ratio), rep.id
-        assert st.status is rep.status and st.currency == rep.currency, rep.id
-
-
-def my_fill(account: Account, market: MarketSnapshot, symbol: str, size: float,
-            price: float) -> Account:
-    """The documented fill rule, written out independently of live.fills."""
-    ins = market.instrument(symbol)
-    m = mark(ins, market)
-    pos = list(account.positions)
-    j = next((k for k, p in enumerate(pos) if p.symbol == symbol), None)
-    old = pos[j] if j is not None else Position(symbol=symbol, size=0.0)
-    q0, e0 = old.size, old.entry_price
-    q1 = q0 + size
-    cash = 0.0
-    if ins.kind in (Kind.OPTION, Kind.SPOT):
-        cash = -size * ins.contract_size * price
-        if q0 == 0 or q0 * size > 0:
-            e1 = price if (e0 is None or q0 == 0) else (abs(q0) * e0 + abs(size) * price) / abs(q1)
-        else:
-            e1 = price if q0 * q1 < 0 else e0
-    else:
-        e = m if e0 is None else e0
-        if q0 == 0 or q0 * size > 0:
-            e1 = price if q0 == 0 else (abs(q0) * e + abs(size) * price) / abs(q1)
-        else:
-            shut = max(-abs(q0), min(abs(q0), -size * math.copysign(1, q0))) * math.copysign(1, q0)
-            cash = shut * ins.contract_size * ((1 / e - 1 / price) if ins.inverse
-                                               else (price - e))
-            e1 = price if q0 * q1 < 0 else e
-    new = old.model_copy(update={"size": q1, "entry_price": e1})
-    if j is None:
-        pos.append(new)
-    else:
-        pos[j] = new
-    coll = dict(account.collateral)
-    if cash:
-        coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
-    return account.model_copy(update={"positions": tuple(pos), "collateral": coll})
-
-
-def revalidated(market: MarketSnapshot, change: dict) -> MarketSnapshot:
-    doc = market.model_dump()
-    doc["index"].update(change.get("index", {}))
-    by = {i["symbol"]: i for i in doc["instruments"]}
-    for item in change.get("instruments", []):
-        by[item["symbol"]].update({k: v for k, v in item.items() if k != "symbol"})
-    if "timestamp" in change:
-        doc["timestamp"] = change["timestamp"]
-    return MarketSnapshot.model_validate(doc)
-
-
-def random_update(rng: random.Random, market: MarketSnapshot) -> dict:
-    und = rng.choice(sorted(market.index))
-    f = math.exp(rng.gauss(0, 0.08))
-    change: dict = {"index": {und: market.index[und] * f}}
-    ins = [i for i in market.instruments if i.underlying == und]
-    items = []
-    for i in rng.sample(ins, min(len(ins), 4)):
-        item: dict = {"symbol": i.symbol}
-        if i.mark_price is not None and rng.random() < 0.7:
-            item["mark_price"] = i.mark_price * (f if not i.is_option else rng.uniform(0.8, 1.25))
-        if i.is_option and rng.random() < 0.5:
-            item["mark_iv"] = market.implied_vol(i) * rng.uniform(0.8, 1.3)
-        items.append(item)
-    if items:
-        change["instruments"] = items
-    if rng.random() < 0.15:
-        change["timestamp"] = market.timestamp + timedelta(hours=rng.randint(1, 30))
-    return change
-
-
-def orders_for(rng: random.Random, model, account: Account, market: MarketSnapshot):
-    held = sorted({p.symbol for p in account.positions})
-    ok = [i.symbol for i in market.instruments if model.check_instrument(i) is None]
-    out = []
-    for _ in range(rng.randint(1, 2)):
-        sym = rng.choice(held) if held and rng.random() < 0.7 else rng.choice(ok)
-        size = rng.choice([-1, 1]) * rng.choice([0.5, 1, 2, 5])
-        ins = market.instrument(sym)
-        price = mark(ins, market) * rng.uniform(0.97, 1.03) if rng.random() < 0.5 else None
-        out.append((sym, size, price))
-    return out
-
-
 @pytest.mark.parametrize("name, steps", [
     ("binance-usdm", 40), ("historical-var", 25), ("filtered-es", 15), ("deribit-pm", 20),
     ("hyperliquid", 25), ("okx-pm", 10), ("span", 15), ("dydx-v4", 30),
@@ -170,45 +74,17 @@ def test_live_book_equals_recomputing_from_scratch(name, steps):
     live = LiveBook(model, book, market)
     check_states(live, book, market)
     rng = random.Random(name)
-    for _ in range(steps):
-        r = rng.random()
-        acct_i = rng.randrange(len(book.accounts))
-        acct = book.accounts[acct_i]
-        if r < 0.4:
-            change = random_update(rng, market)
-            live.update_market(change)
-            market = revalidated(market, change)
-        elif r < 0.7:
-            (sym, size, price), = orders_for(rng, model, acct, market)[:1]
-            px = price if price is not None else mark(market.instrument(sym), market)
-            live.apply_fill(acct.id, sym, size, price)
-            accounts = list(book.accounts)
-            accounts[acct_i] = my_fill(acct, market, sym, size, px)
-            book = Book(accounts=tuple(accounts))
-        elif r < 0.8:
-            ccy = rng.choice(sorted(acct.collateral) or ["USDC"])
-            amount = rng.choice([-1, 1]) * abs(acct.collateral.get(ccy, 1000.0)) * 0.3 or 100.0
-            live.deposit(acct.id, ccy, amount)
-            coll = dict(acct.collateral)
-            coll[ccy] = coll.get(ccy, 0.0) + amount
-            accounts = list(book.accounts)
-            accounts[acct_i] = acct.model_copy(update={"collateral": coll})
-            book = Book(accounts=tuple(accounts))
-        else:
-            orders = orders_for(rng, model, acct, market)
-            got = live.what_if(acct.id, orders)
-            after = acct
-            for sym, size, price in orders:
-                px = price if price is not None else mark(market.instrument(sym), market)
-                after = my_fill(after, market, sym, size, px)
-            want = assess_account(model, after, market, liquidation_prices=False)
-            scale = max(abs(want.initial_margin), abs(want.equity))
-            for f in FIELDS:
-                assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
-            assert got.after.status is want.status
-            assert got.initial_margin_change == pytest.approx(
-                want.initial_margin - got.before.initial_margin, rel=1e-9, abs=1e-9)
+
+    def deposit(rng: random.Random, acct: Account) -> tuple[str, float]:
+        ccy = rng.choice(sorted(acct.collateral) or ["USDC"])
+        return ccy, rng.choice([-1, 1]) * abs(acct.collateral.get(ccy, 1000.0)) * 0.3 or 100.0
+
+    def check(book: Book, market: MarketSnapshot, _step: int) -> None:
         check_states(live, book, market)
+
+    run = drive(rng, model, [live], book, market, steps, update=0.4, fill=0.7, deposit=0.8,
+                draw_deposit=deposit, check=check)
+    book, market = run.book, run.market
     snap = live.snapshot()
     want = assess_book(model, book, market, liquidation_prices=False)
     for a, b in zip(snap, want, strict=True):

@@ -19,16 +19,8 @@ from margin_engine.live.risk_engine import RiskEngine, _Family, _measure_vec
 from margin_engine.models.core.valuation import mark
 from margin_engine.policy.assess import assess_account, assess_book
 
-from .test_live_book import (
-    FIELDS,
-    MARKET,
-    build,
-    check_states,
-    close,
-    margined,
-    my_fill,
-    revalidated,
-)
+from .sequences import FIELDS, check_states, close, my_fill, revalidated
+from .test_live_book import MARKET, build, margined
 
 
 def tick(rng: random.Random, market, live: LiveBook):

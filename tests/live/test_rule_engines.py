@@ -6,7 +6,8 @@ The books are generated here to reach what the demo book does not: tiers crossed
 prices (dYdX's exact quantum rounding), an isolated dYdX market, one symbol held twice, short
 inverse and linear options (quoted and Black-76 marks, forwards from a future or the index),
 cross collateral with haircuts. Every step of a random sequence of market updates, fills,
-deposits and what-ifs compares the fast book with a reference-engine book, unit by unit.
+deposits and what-ifs (sequences.drive) compares the fast book with a reference-engine book,
+unit by unit.
 """
 
 from __future__ import annotations
@@ -29,16 +30,8 @@ from margin_engine.models.core.registry import model_class
 from margin_engine.models.core.valuation import mark
 from margin_engine.policy.assess import assess_account
 
-from .test_live_book import (
-    FIELDS,
-    MARKET_DOC,
-    check_states,
-    close,
-    my_fill,
-    orders_for,
-    random_update,
-    revalidated,
-)
+from .sequences import FIELDS, check_states, close, drive, my_fill, revalidated
+from .test_live_book import MARKET_DOC
 
 
 def _market() -> MarketSnapshot:
@@ -141,56 +134,18 @@ def test_rule_engine_equals_reference_and_assess_book(config):
     assert type(fast.engine) is ENGINE[name]
     same_units(fast, ref)
     check_states(fast, book, market)
-    for step in range(40):
-        r = rng.random()
-        acct_i = rng.randrange(len(book.accounts))
-        acct = book.accounts[acct_i]
-        if r < 0.35:
-            change = random_update(rng, market)
-            fast.update_market(change)
-            ref.update_market(change)
-            market = revalidated(market, change)
-        elif r < 0.65:
-            (sym, size, price), = orders_for(rng, model, acct, market)[:1]
-            px = price if price is not None else mark(market.instrument(sym), market)
-            after = my_fill(acct, market, sym, size, px)
-            try:
-                assess_account(model, after, market, liquidation_prices=False)
-            except InputError:
-                continue  # e.g. a second dYdX market beside an isolated one
-            fast.apply_fill(acct.id, sym, size, price)
-            ref.apply_fill(acct.id, sym, size, price)
-            accounts = list(book.accounts)
-            accounts[acct_i] = after
-            book = Book(accounts=tuple(accounts))
-        elif r < 0.72:
-            amount = rng.choice([-0.3, 0.5]) * acct.collateral.get("ETH", 1.0) or 1.0
-            fast.deposit(acct.id, "ETH", amount)
-            ref.deposit(acct.id, "ETH", amount)
-            coll = dict(acct.collateral)
-            coll["ETH"] = coll.get("ETH", 0.0) + amount
-            accounts = list(book.accounts)
-            accounts[acct_i] = acct.model_copy(update={"collateral": coll})
-            book = Book(accounts=tuple(accounts))
-        else:
-            orders = orders_for(rng, model, acct, market)
-            after = acct
-            for sym, size, price in orders:
-                px = price if price is not None else mark(market.instrument(sym), market)
-                after = my_fill(after, market, sym, size, px)
-            try:
-                want = assess_account(model, after, market, liquidation_prices=False)
-            except InputError:
-                continue
-            got, got_ref = fast.what_if(acct.id, orders), ref.what_if(acct.id, orders)
-            scale = max(abs(want.initial_margin), abs(want.equity))
-            for f in FIELDS:
-                assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
-                assert close(getattr(got.after, f), getattr(got_ref.after, f), scale)
-            assert got.after.status is want.status
+
+    def deposit(rng: random.Random, acct: Account) -> tuple[str, float]:
+        return "ETH", rng.choice([-0.3, 0.5]) * acct.collateral.get("ETH", 1.0) or 1.0
+
+    def check(book: Book, market: MarketSnapshot, step: int) -> None:
         same_units(fast, ref)
         if step % 8 == 7:
             check_states(fast, book, market)
+
+    run = drive(rng, model, [fast, ref], book, market, 40, update=0.35, fill=0.65, deposit=0.72,
+                draw_deposit=deposit, check=check, skip_refused=True)
+    book, market = run.book, run.market
     check_states(fast, book, market)
 
 

@@ -6,7 +6,7 @@ OKX's spot offset, MR9's stablecoin matching and linear options are exercised), 
 balances (spot hedging), negative stablecoin balances (MR8), positions in the delivery month
 (SPAN's spot charge) and BTC against ETH (the inter-commodity credit). Each step is a market
 update, a fill, a deposit or a what-if, applied to a fast-engine book, a reference-engine book
-and, independently, to a plain book re-assessed from scratch.
+and, independently, to a plain book re-assessed from scratch (sequences.drive).
 """
 
 from __future__ import annotations
@@ -15,17 +15,8 @@ import random
 
 import pytest
 
-from live.test_live_book import (
-    FIELDS,
-    MARKET_DOC,
-    build,
-    check_states,
-    close,
-    my_fill,
-    orders_for,
-    random_update,
-    revalidated,
-)
+from live.sequences import FIELDS, check_states, close, drive, my_fill, revalidated
+from live.test_live_book import MARKET_DOC, build
 from margin_engine.domain.book import Account, Book, MarginMode, Position
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.io.loaders import parse_model
@@ -114,44 +105,16 @@ def test_grid_engine_equals_reference_and_assess_book(name, params):
     assert type(ref.engine).__name__ == "ReferenceEngine"
     check_states(fast, book, market)
     _same_states(fast, ref)
-    for _ in range(14):
-        r = rng.random()
-        acct_i = rng.randrange(len(book.accounts))
-        acct = book.accounts[acct_i]
-        accounts = list(book.accounts)
-        if r < 0.35:
-            change = random_update(rng, market)
-            fast.update_market(change)
-            ref.update_market(change)
-            market = revalidated(market, change)
-        elif r < 0.6:
-            (sym, size, price), = orders_for(rng, model, acct, market)[:1]
-            px = price if price is not None else mark(market.instrument(sym), market)
-            fast.apply_fill(acct.id, sym, size, price)
-            ref.apply_fill(acct.id, sym, size, price)
-            accounts[acct_i] = my_fill(acct, market, sym, size, px)
-        elif r < 0.7:
-            ccy = rng.choice(["USDT", "BTC", "ETH"])
-            amount = rng.choice([-1, 1]) * rng.choice([0.7, 3000.0])
-            fast.deposit(acct.id, ccy, amount)
-            ref.deposit(acct.id, ccy, amount)
-            coll = dict(acct.collateral)
-            coll[ccy] = coll.get(ccy, 0.0) + amount
-            accounts[acct_i] = acct.model_copy(update={"collateral": coll})
-        else:
-            orders = orders_for(rng, model, acct, market)
-            got, want_live = fast.what_if(acct.id, orders), ref.what_if(acct.id, orders)
-            after = acct
-            for sym, size, price in orders:
-                px = price if price is not None else mark(market.instrument(sym), market)
-                after = my_fill(after, market, sym, size, px)
-            want = assess_account(model, after, market, liquidation_prices=False)
-            scale = max(abs(want.initial_margin), abs(want.equity))
-            for f in FIELDS:
-                assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
-                assert close(getattr(want_live.after, f), getattr(want, f), scale)
-        book = Book(accounts=tuple(accounts))
+
+    def deposit(rng: random.Random, acct: Account) -> tuple[str, float]:
+        return rng.choice(["USDT", "BTC", "ETH"]), rng.choice([-1, 1]) * rng.choice([0.7, 3000.0])
+
+    def check(_book: Book, _market: MarketSnapshot, _step: int) -> None:
         _same_states(fast, ref)
+
+    run = drive(rng, model, [fast, ref], book, market, 14, update=0.35, fill=0.6, deposit=0.7,
+                draw_deposit=deposit, check=check)
+    book, market = run.book, run.market
     check_states(fast, book, market)
 
 
