@@ -78,6 +78,18 @@ def _tiered(amount, tiers):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def _worst_loss(down, up):  # pragma: no cover - compiled
+    """The larger of the losses ``-down`` and ``-up`` (two scenarios' P&L, USD), at least 0
+    (MR3 per expiry, MR5)."""
+    loss = 0.0
+    if -down > loss:
+        loss = -down
+    if -up > loss:
+        loss = -up
+    return loss
+
+
+@numba.njit(cache=True, nogil=True)
 def _risk_unit(g, legs, qs, nl, pnl, spot, opt, years, tenor, fwd, dfw, td, quote, raw,
                grid_w, basis, tiers7, tiers9, pairs, f3, f6):  # pragma: no cover - compiled
     """``okx_pm._risk_unit(...).mmr`` of the legs of group ``g`` (``legs[:nl]`` rows, ``qs``
@@ -134,12 +146,7 @@ def _risk_unit(g, legs, qs, nl, pnl, spot, opt, years, tenor, fwd, dfw, td, quot
             if opt[r] and years[r] == y:
                 dn += q[i] * pnl[r, w + 2]
                 up += q[i] * pnl[r, w + 3]
-        loss = 0.0
-        if -dn > loss:
-            loss = -dn
-        if -up > loss:
-            loss = -up
-        mr3 += f3 * loss
+        mr3 += f3 * _worst_loss(dn, up)
     # MR4: forward deltas per tenor bucket (spot excluded), ascending
     n_der = 0
     ts = np.empty(max(nl, 1))
@@ -164,11 +171,7 @@ def _risk_unit(g, legs, qs, nl, pnl, spot, opt, years, tenor, fwd, dfw, td, quot
         if opt[r]:
             a5 += q[i] * pnl[r, w + 4]
             b5 += q[i] * pnl[r, w + 5]
-    mr5 = 0.0
-    if -a5 > mr5:
-        mr5 = -a5
-    if -b5 > mr5:
-        mr5 = -b5
+    mr5 = _worst_loss(a5, b5)
     # MR9: stablecoin cash deltas matched pair by pair
     cash = np.zeros(3)
     for i in range(nl):

@@ -23,7 +23,7 @@ from margin_engine.models.venues.deribit_common import collateral_haircut_usd
 from margin_engine.models.venues.deribit_standard import (
     DeribitStandard,
     FuturesRates,
-    short_option_margin,
+    short_option_per_unit,
 )
 from margin_engine.models.venues.dydx_v4 import (
     PPM,
@@ -341,7 +341,7 @@ class StandardEngine(PositionCacheEngine):
     """Deribit standard margin over arrays (``deribit_standard._position`` vectorised): futures
     ``s·(base + s·increase)`` on the size ``s`` in base currency (times the index for linear
     contracts), short options ``|q|`` times the per-unit figures of their instrument
-    (``short_option_margin``, computed once per instrument when its underlying moves), each
+    (``short_option_per_unit``, computed once per instrument when its underlying moves), each
     converted to the unit's currency; cross collateral (X:SM) adds the unit's collateral
     haircut.
 
@@ -377,7 +377,6 @@ class StandardEngine(PositionCacheEngine):
         p = self.model.params
         mk = self.live.market
         arr = self.live.instruments
-        consts = {"im_base": p.option_im_base, "im_floor": p.option_im_floor, "mm": p.option_mm}
         forwards: dict[tuple[object, ...], float] = {}  # market.forward scans the instruments
         for k in rows.tolist():
             ins = arr.instruments[k]
@@ -399,13 +398,7 @@ class StandardEngine(PositionCacheEngine):
                     forwards[key] = mk.forward(ins)
                 s = forwards[key]
             otm = max(ins.strike - s, 0.0) if ins.is_call else max(s - ins.strike, 0.0)
-            if ins.inverse:
-                im1, mm1 = short_option_margin(ins.is_call, otm, s, mark, **consts)
-            else:
-                s_settle = s / mk.usd_price(ins.settle)
-                im1, mm1 = short_option_margin(ins.is_call, otm, s, mark / s_settle, **consts)
-                im1, mm1 = im1 * s_settle, mm1 * s_settle
-            self.opt_im[k], self.opt_mm[k] = im1, mm1
+            self.opt_im[k], self.opt_mm[k] = short_option_per_unit(ins, otm, s, mark, mk, p)
 
     def refresh_instruments(self, moved: np.ndarray) -> None:
         self._update_instruments(moved)

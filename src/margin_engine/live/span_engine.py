@@ -24,11 +24,13 @@ import numpy as np
 from numba import prange
 
 from margin_engine.live.grid_engine import FloatArray, GridEngine, distinct_sorted
-from margin_engine.models.venues.span import Span
+from margin_engine.models.venues.span import Span, pair_tiers
 from margin_engine.models.venues.span_arrays import N_SCENARIOS
 
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
+
+_pair_tiers = numba.njit(cache=True, nogil=True)(pair_tiers)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -105,18 +107,7 @@ def _unit_span(a, b, ra, cd, tier_ts, deliv, optk, cs, und, rows, sizes, index, 
         net = 0.0
         for i in range(nt):
             net += rem[i]
-        spreads = 0.0
-        for i in range(nt):
-            for j in range(i + 1, nt):
-                if rem[i] * rem[j] < 0.0:
-                    x = min(abs(rem[i]), abs(rem[j]))
-                    rem[i] -= math.copysign(x, rem[i])
-                    rem[j] -= math.copysign(x, rem[j])
-                    used[i] += x
-                    used[j] += x
-                    spreads += x
-                if rem[i] == 0.0:
-                    break
+        spreads = _pair_tiers(rem, used, nt)
         ch = 0.0
         outside = 0.0
         for i in range(nt):

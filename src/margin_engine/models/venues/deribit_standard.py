@@ -174,6 +174,26 @@ def short_option_margin(is_call: bool, otm: float, ref: float, mark: float, *, i
     return max(core + mark, mmv), mmv
 
 
+def short_option_per_unit(ins: Instrument, otm: float, ref: float, mark: float,
+                          market: MarketSnapshot,
+                          p: DeribitStandardParams) -> tuple[float, float]:
+    """A short option's (IM, MM) per unit of underlying, in its settlement currency.
+
+    ``otm`` and ``ref`` (the reference price) are in USD per unit of underlying, ``mark`` in the
+    settlement currency per unit. An inverse option is :func:`short_option_margin` itself; a
+    linear one is computed on its mark in coin (``mark / s``, ``s = ref`` in the settlement
+    currency) and the result multiplied by ``s``.
+    """
+    if ins.inverse:
+        return short_option_margin(ins.is_call, otm, ref, mark, im_base=p.option_im_base,
+                                   im_floor=p.option_im_floor, mm=p.option_mm)
+    s_settle = ref / market.usd_price(ins.settle)
+    im1, mm1 = short_option_margin(ins.is_call, otm, ref, mark / s_settle,
+                                   im_base=p.option_im_base, im_floor=p.option_im_floor,
+                                   mm=p.option_mm)
+    return im1 * s_settle, mm1 * s_settle
+
+
 def _position(ins: Instrument, size: float, market: MarketSnapshot,
               p: DeribitStandardParams) -> tuple[float, float, dict[str, Any]]:
     """(IM, MM, details) of one position in its settlement currency."""
@@ -195,13 +215,7 @@ def _position(ins: Instrument, size: float, market: MarketSnapshot,
            "side": "long" if q >= 0 else "short"}
     if q >= 0:
         return 0.0, 0.0, det
-    consts = {"im_base": p.option_im_base, "im_floor": p.option_im_floor, "mm": p.option_mm}
-    if ins.inverse:
-        im1, mm1 = short_option_margin(ins.is_call, otm, S, mark, **consts)
-    else:
-        s_settle = S / market.usd_price(ins.settle)
-        im1, mm1 = short_option_margin(ins.is_call, otm, S, mark / s_settle, **consts)
-        im1, mm1 = im1 * s_settle, mm1 * s_settle
+    im1, mm1 = short_option_per_unit(ins, otm, S, mark, market, p)
     det |= {"im_per_unit": im1, "mm_per_unit": mm1}
     return abs(q) * im1, abs(q) * mm1, det
 

@@ -30,7 +30,7 @@ counts option market values, so ``equity ≥ SPANReq`` is the same test as CME's
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -102,9 +102,18 @@ def form_intra_spreads(tier_deltas: Sequence[float]) -> tuple[float, list[float]
     """
     rem = [float(d) for d in tier_deltas]
     used = [0.0] * len(rem)
+    return pair_tiers(rem, used, len(rem)), used, rem
+
+
+def pair_tiers(rem: MutableSequence[float], used: MutableSequence[float], n: int) -> float:
+    """:func:`form_intra_spreads`' pairing, in place: the first ``n`` tiers' signed deltas
+    ``rem`` (left outright on return) and ``used`` (zeros on entry; the delta each gave to
+    spreads on return). Returns the number of spreads. Plain loops over indexable sequences, so
+    that the live SPAN engine runs the same function compiled by numba over its arrays.
+    """
     spreads = 0.0
-    for i in range(len(rem)):
-        for j in range(i + 1, len(rem)):
+    for i in range(n):
+        for j in range(i + 1, n):
             if rem[i] * rem[j] < 0.0:
                 x = min(abs(rem[i]), abs(rem[j]))
                 rem[i] -= math.copysign(x, rem[i])
@@ -114,7 +123,7 @@ def form_intra_spreads(tier_deltas: Sequence[float]) -> tuple[float, list[float]
                 spreads += x
             if rem[i] == 0.0:
                 break
-    return spreads, used, rem
+    return spreads
 
 
 def delivery_charge(consumed: Sequence[float], remaining: Sequence[float],
