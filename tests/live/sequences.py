@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -170,20 +171,24 @@ class Run:
     what_ifs: int = 0
 
 
+Order = tuple[str, float, float | None]
+Orders = Callable[[random.Random, Any, Account, MarketSnapshot], list[Order]]
 Deposit = Callable[[random.Random, Account], tuple[str, float]]
 Check = Callable[[Book, MarketSnapshot, int], None]
 
 
 def drive(rng: random.Random, model, lives: Sequence[LiveBook], book: Book,
           market: MarketSnapshot, steps: int, *, update: float, fill: float, deposit: float,
-          draw_deposit: Deposit, check: Check, skip_refused: bool = False) -> Run:
+          draw_deposit: Deposit, check: Check, skip_refused: bool = False,
+          draw_fill: Orders = orders_for, draw_what_if: Orders = orders_for) -> Run:
     """Apply ``steps`` random steps to every book of ``lives`` and to ``book`` and ``market``.
 
     Each step picks an account and, by one uniform draw ``r``: ``r < update`` a market update,
-    ``r < fill`` a fill (of :func:`orders_for`'s first order), ``r < deposit`` a deposit drawn
-    by ``draw_deposit`` (currency, amount), else a what-if checked by :func:`check_what_if`.
-    With ``skip_refused`` a fill or what-if that ``assess_account`` refuses (``InputError``) is
-    skipped, step check included. ``check(book, market, step)`` runs after every other step.
+    ``r < fill`` a fill (of ``draw_fill``'s first order), ``r < deposit`` a deposit drawn by
+    ``draw_deposit`` (currency, amount), else a what-if of ``draw_what_if``'s orders checked by
+    :func:`check_what_if`. With ``skip_refused`` a fill or what-if that ``assess_account``
+    refuses (``InputError``) is skipped, step check included. ``check(book, market, step)``
+    runs after every other step.
     """
     run = Run(book, market)
     for step in range(steps):
@@ -196,7 +201,7 @@ def drive(rng: random.Random, model, lives: Sequence[LiveBook], book: Book,
                 live.update_market(change)
             run.market = revalidated(run.market, change)
         elif r < fill:
-            order = orders_for(rng, model, acct, run.market)[0]
+            order = draw_fill(rng, model, acct, run.market)[0]
             after = filled(acct, run.market, [order])
             if skip_refused and assessed(model, after, run.market) is None:
                 continue  # e.g. a second dYdX market beside an isolated one
@@ -211,7 +216,7 @@ def drive(rng: random.Random, model, lives: Sequence[LiveBook], book: Book,
             coll[ccy] = coll.get(ccy, 0.0) + amount
             run.book = replaced(run.book, i, acct.model_copy(update={"collateral": coll}))
         else:
-            orders = orders_for(rng, model, acct, run.market)
+            orders = draw_what_if(rng, model, acct, run.market)
             after = filled(acct, run.market, orders)
             want = (assessed(model, after, run.market) if skip_refused
                     else assess_account(model, after, run.market, liquidation_prices=False))

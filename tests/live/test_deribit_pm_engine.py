@@ -20,7 +20,7 @@ from margin_engine.models.core.valuation import mark
 from margin_engine.models.venues.deribit_pm import DeribitPm, DeribitPmParams
 from margin_engine.policy.assess import assess_account
 
-from .sequences import FIELDS, check_states, close, my_fill, random_update, revalidated
+from .sequences import Order, check_states, close, drive, my_fill, revalidated
 from .test_live_book import MARKET
 
 #: Parameter sets the engine must follow: the defaults (btc: no pnl offset; eth, usd: 0.6 and
@@ -76,47 +76,28 @@ def test_engine_equals_reference_and_assess_book(params, seed):
         assert np.count_nonzero(live.engine._slot_extra) == 2
     check_units(live)
     check_states(live, book, market)
-    for _ in range(14):
-        r = rng.random()
-        acct_i = rng.randrange(len(book.accounts))
-        acct = book.accounts[acct_i]
-        if r < 0.35:
-            change = random_update(rng, market)
-            live.update_market(change)
-            market = revalidated(market, change)
-        elif r < 0.6:
-            held = rng.random() < 0.6
-            sym = rng.choice(acct.positions).symbol if held else rng.choice(
-                [i.symbol for i in market.instruments if model.check_instrument(i) is None])
-            size = rng.choice([-1, 1]) * rng.choice([0.5, 2, 7])
-            live.apply_fill(acct.id, sym, size)
-            accounts = list(book.accounts)
-            accounts[acct_i] = my_fill(acct, market, sym, size, mark(market.instrument(sym),
-                                                                     market))
-            book = Book(accounts=tuple(accounts))
-        elif r < 0.7:
-            ccy = rng.choice(sorted(acct.collateral))
-            amount = -0.4 * acct.collateral[ccy]
-            live.deposit(acct.id, ccy, amount)
-            coll = dict(acct.collateral)
-            coll[ccy] += amount
-            accounts = list(book.accounts)
-            accounts[acct_i] = acct.model_copy(update={"collateral": coll})
-            book = Book(accounts=tuple(accounts))
-        else:  # orders on held symbols: answered from the cached vectors
-            orders = [(p.symbol, rng.choice([-1, 1]) * rng.choice([0.5, 3, 25]), None)
-                      for p in rng.sample(acct.positions, min(2, len(acct.positions)))]
-            got = live.what_if(acct.id, orders)
-            after = acct
-            for sym, size, _ in orders:
-                after = my_fill(after, market, sym, size, mark(market.instrument(sym), market))
-            want = assess_account(model, after, market, liquidation_prices=False)
-            scale = max(abs(want.initial_margin), abs(want.equity))
-            for f in FIELDS:
-                assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
-            assert got.after.status is want.status
+
+    def fill(rng: random.Random, model, acct: Account, market: MarketSnapshot) -> list[Order]:
+        held = rng.random() < 0.6
+        sym = rng.choice(acct.positions).symbol if held else rng.choice(
+            [i.symbol for i in market.instruments if model.check_instrument(i) is None])
+        return [(sym, rng.choice([-1, 1]) * rng.choice([0.5, 2, 7]), None)]
+
+    def what_if(rng: random.Random, model, acct: Account, market: MarketSnapshot
+                ) -> list[Order]:  # orders on held symbols: answered from the cached vectors
+        return [(p.symbol, rng.choice([-1, 1]) * rng.choice([0.5, 3, 25]), None)
+                for p in rng.sample(acct.positions, min(2, len(acct.positions)))]
+
+    def deposit(rng: random.Random, acct: Account) -> tuple[str, float]:
+        ccy = rng.choice(sorted(acct.collateral))
+        return ccy, -0.4 * acct.collateral[ccy]
+
+    def check(book: Book, market: MarketSnapshot, _step: int) -> None:
         check_units(live)
         check_states(live, book, market)
+
+    drive(rng, model, [live], book, market, 14, update=0.35, fill=0.6, deposit=0.7,
+          draw_fill=fill, draw_what_if=what_if, draw_deposit=deposit, check=check)
 
 
 def test_what_if_is_answered_from_the_cache():
