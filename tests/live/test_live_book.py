@@ -27,7 +27,7 @@ from margin_engine.models.core.registry import model_class
 from margin_engine.models.core.valuation import mark
 from margin_engine.policy.assess import assess_account, assess_book
 
-from .sequences import FIELDS, check_states, close, drive, my_fill, revalidated
+from .sequences import check_states, check_what_if, close, drive, my_fill, revalidated
 
 MARKET_DOC = generate_market(seed=7)
 MARKET = parse_model(MarketSnapshot, MARKET_DOC, "market")
@@ -158,13 +158,7 @@ def test_bracket_engine_reprices_only_what_moved_and_stays_exact():
     for acct in book.accounts:
         for p in acct.positions[:2]:
             for size in (-2.5, 0.7, 40.0):
-                got = live.what_if(acct.id, [(p.symbol, size, None)])
-                after = my_fill(acct, market, p.symbol, size,
-                                mark(market.instrument(p.symbol), market))
-                want = assess_account(model, after, market, liquidation_prices=False)
-                scale = max(abs(want.initial_margin), abs(want.equity))
-                for f in FIELDS:
-                    assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
+                check_what_if([live], model, acct, market, [(p.symbol, size, None)])
 
 
 @pytest.mark.parametrize("name", ["filtered-es", "historical-var"])

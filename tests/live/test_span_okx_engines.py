@@ -15,7 +15,7 @@ import random
 
 import pytest
 
-from live.sequences import FIELDS, check_states, close, drive, my_fill, revalidated
+from live.sequences import FIELDS, check_states, check_what_if, close, drive, revalidated
 from live.test_live_book import MARKET_DOC, build
 from margin_engine.domain.book import Account, Book, MarginMode, Position
 from margin_engine.domain.market import MarketSnapshot
@@ -24,7 +24,6 @@ from margin_engine.live import LiveBook
 from margin_engine.live.okx_pm_engine import OkxPmEngine
 from margin_engine.live.span_engine import SpanEngine
 from margin_engine.models.core.valuation import mark
-from margin_engine.policy.assess import assess_account
 
 
 def _market() -> MarketSnapshot:
@@ -138,12 +137,7 @@ def test_what_if_is_answered_from_the_cached_rows(name):
             ins = MARKET.instrument(p.symbol)
             size = rng.choice([-3.0, 0.5, -p.size, 2.0 * p.size])
             price = mark(ins, MARKET) * rng.choice([0.95, 1.0, 1.04])
-            got = live.what_if(acct.id, [(p.symbol, size, price)])
-            after = my_fill(acct, MARKET, p.symbol, size, price)
-            want = assess_account(model, after, MARKET, liquidation_prices=False)
-            scale = max(abs(want.initial_margin), abs(want.equity))
-            for f in FIELDS:
-                assert close(getattr(got.after, f), getattr(want, f), scale), (acct.id, f)
+            check_what_if([live], model, acct, MARKET, [(p.symbol, size, price)])
             answered += 1
     assert answered >= 20
 
