@@ -110,6 +110,26 @@ def test_set_market_and_both_engines_equal_assess_book(name):
     check_states(ref, book, market)
 
 
+@pytest.mark.parametrize("name", ["binance-usdm", "filtered-es", "deribit-pm", "hyperliquid",
+                                  "dydx-v4", "deribit-standard", "okx-pm", "span"])
+@pytest.mark.parametrize("coin", ["BTC", "ETH"])
+def test_a_tick_moving_every_mark_of_a_coin_equals_assess_book(name, coin):
+    """The incremental tick path (``update_market``) when every instrument on one coin moves:
+    its index 20% down, each mark with it (the random sequences move a few marks at a time)."""
+    model = build(name)
+    book = margined(model)
+    live = LiveBook(model, book, MARKET)
+    market = MARKET
+    for f in (0.8, 1.1):
+        change = {"index": {coin: market.index[coin] * f},
+                  "instruments": [{"symbol": i.symbol, "mark_price": i.mark_price * f}
+                                  for i in market.instruments
+                                  if i.underlying == coin and i.mark_price is not None]}
+        live.update_market(change)
+        market = revalidated(market, change)
+        check_states(live, book, market)
+
+
 def test_set_market_must_list_the_same_instruments():
     live = LiveBook(build("binance-usdm"), margined(build("binance-usdm")), MARKET)
     fewer = MARKET.model_copy(update={"instruments": MARKET.instruments[1:]})
