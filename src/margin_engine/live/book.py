@@ -35,6 +35,7 @@ from margin_engine.live.arrays import (
     position_equity,
     position_equity_one,
 )
+from margin_engine.live.collateral import CollateralTable, Holdings
 from margin_engine.live.engines import ReferenceEngine, make_engine, segment_sums
 from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.live.fills import fill_account, trade
@@ -180,6 +181,8 @@ class LiveBook:
         self._a_peq_ccy = np.full(n, -1, dtype=np.int64)
         self._a_peq.extend_to(n)
         self._touched: dict[frozenset[str], tuple[int, np.ndarray, np.ndarray]] = {}
+        self._coll_tables: dict[frozenset[str] | None,
+                                tuple[int, tuple[list[int], list[int], CollateralTable]]] = {}
         self._held_cache: dict[int, tuple[int, dict[int, int]]] = {}
         self._refused: dict[int, str | None] = {}  # check_instrument by instrument row
         self._reports: dict[int, AccountReport] = {}
@@ -778,25 +781,43 @@ class LiveBook:
         if accounts is not None:
             slots = [s for i in accounts for s in self._acct_units[i]]
             accts = list(accounts)
-        elif touched is None:
+            table = self._collateral_table(slots, accts)
+        else:
+            slots, accts, table = self._collateral_touched(touched)
+        values = table.values(self._market, self.policy)
+        self._coll.a[slots] = values[: len(slots)]
+        self._whole_coll[accts] = values[len(slots):]
+
+    def _collateral_table(self, slots: Sequence[int], accts: Sequence[int]) -> CollateralTable:
+        """The holdings of units ``slots`` then of accounts ``accts``, flattened."""
+        owners = [Holdings(self._units[s].collateral, self._units[s].currency,
+                           self.account_object(self._unit_acct[s])) for s in slots]
+        owners += [Holdings(self._collateral[i], self._account_currency(i),
+                            self.account_object(i)) for i in accts]
+        return CollateralTable.build(owners, self.policy)
+
+    def _collateral_touched(self, touched: frozenset[str] | None
+                            ) -> tuple[list[int], list[int], CollateralTable]:
+        """The units and accounts whose collateral value a move of ``touched`` currencies (all:
+        ``None``) may change, and their holdings (kept until an account changes)."""
+        got = self._coll_tables.get(touched)
+        if got is not None and got[0] == self._version:
+            return got[1]
+        if touched is None:
             slots = self.live_slots()
             accts = list(range(len(self._accounts)))
         else:
-            got: set[int] = set()
+            units: set[int] = set()
             for c in touched:
-                got |= self._coll_by_ccy.get(c, set())
-            slots = sorted(got)
+                units |= self._coll_by_ccy.get(c, set())
+            slots = sorted(units)
             accts = sorted({self._unit_acct[s] for s in slots}.union(
                 *(self._acct_by_ccy.get(c, set()) for c in touched)))
-        for s in slots:
-            u = self._units[s]
-            self._coll.a[s] = health.collateral_value(
-                u.collateral, u.currency, self.account_object(self._unit_acct[s]),
-                self._market, self.policy)
-        for i in accts:
-            ccy = self._account_currency(i)
-            self._whole_coll[i] = health.collateral_value(
-                self._collateral[i], ccy, self.account_object(i), self._market, self.policy)
+        entry = (slots, accts, self._collateral_table(slots, accts))
+        if len(self._coll_tables) >= 16:
+            self._coll_tables.clear()
+        self._coll_tables[touched] = (self._version, entry)
+        return entry
 
     def _move_equity(self, plan: TickPlan, usd_before: np.ndarray) -> None:
         """Re-value the equity of ``plan``'s positions and add the changes to their units' and
