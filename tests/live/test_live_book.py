@@ -199,3 +199,21 @@ def test_unrated_accounts_pay_the_credit_unrated_fraction(name):
     after = my_fill(acct, MARKET, sym, 1.0, mark(MARKET.instrument(sym), MARKET))
     want = assess_account(model, after, MARKET, liquidation_prices=False)
     assert close(got.after.initial_margin, want.initial_margin, abs(want.initial_margin))
+
+
+@pytest.mark.parametrize("name", ["binance-usdm", "deribit-standard", "filtered-es"])
+def test_a_symbol_held_twice_is_margined_as_one_net_position(name):
+    """As assess_account does (net_positions): the live book nets duplicates on the way in."""
+    model = build(name)
+    book = margined(model)
+    acct = next(a for a in book.accounts if len(a.positions) > 1)
+    lots = []
+    for p in acct.positions:  # each position as two lots of 0.7 and 0.3 of it
+        lots += [p.model_copy(update={"size": p.size * 0.7}),
+                 p.model_copy(update={"size": p.size * 0.3})]
+    split = acct.model_copy(update={"positions": tuple(lots)})
+    live = LiveBook(model, Book(accounts=(split,)), MARKET)
+    check_states(live, Book(accounts=(split,)), MARKET)
+    later = LiveBook(model, Book(accounts=()), MARKET)
+    later.add_account(split)
+    check_states(later, Book(accounts=(split,)), MARKET)

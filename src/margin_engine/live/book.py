@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from margin_engine.domain.book import Account, Book, Position, check_against_market
+from margin_engine.domain.book import Account, Book, Position, check_against_market, net_positions
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.live.arrays import (
@@ -119,7 +119,8 @@ class LiveBook:
         self.policy = policy or HealthPolicy()
         self._market = market
         self.instruments = InstrumentArrays(market)
-        self._accounts: list[Account] = list(book.accounts)
+        # one net position per symbol, as assess_account margins them (domain.book.net_positions)
+        self._accounts: list[Account] = [net_positions(a, market) for a in book.accounts]
         self._stale: set[int] = set()  # account objects whose positions lag the arrays
         self._by_id = {a.id: i for i, a in enumerate(self._accounts)}
         self._collateral: list[dict[str, float]] = [dict(a.collateral) for a in self._accounts]
@@ -420,6 +421,7 @@ class LiveBook:
         if account.id in self._by_id:
             raise InputError("id", f"duplicate account id {account.id!r}")
         check_against_market(Book.model_construct(accounts=(account,)), self._market)
+        account = net_positions(account, self._market)
         self.model.units(account, self._market)  # raises before anything changes
         i = len(self._accounts)
         self._accounts.append(account)
