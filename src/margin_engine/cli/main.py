@@ -132,6 +132,8 @@ HistoryOpt = Annotated[list[Path] | None, typer.Option(
     "--history", help="price history file(s) for risk-based models (repeatable)")]
 OutputOpt = Annotated[Path | None, typer.Option(
     "--output", "-o", help="write the output to this file instead of stdout")]
+JsonOutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="write the JSON answer to this file (the table still shows)")]
 
 
 @contextmanager

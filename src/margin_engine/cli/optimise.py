@@ -20,6 +20,7 @@ from margin_engine.cli.main import (
     Format,
     FormatOpt,
     HistoryOpt,
+    JsonOutputOpt,
     ParamOpt,
     app,
     console,
@@ -63,8 +64,7 @@ def optimise_cmd(
         param: ParamOpt = None,
         history: HistoryOpt = None,
         format: FormatOpt = Format.table,
-        output: Annotated[Path | None, typer.Option(
-            "--output", "-o", help="write the JSON answer to this file")] = None) -> None:
+        output: JsonOutputOpt = None) -> None:
     """Hedges that free margin per unit of cost, mode/venue split, collateral choice."""
     # Imported here: the optimiser pulls in SciPy's LP solvers, which other commands never need.
     from margin_engine.analysis.optimise.candidates import parse_universe

@@ -24,6 +24,7 @@ from margin_engine.cli.main import (
     Format,
     FormatOpt,
     HistoryOpt,
+    JsonOutputOpt,
     ParamOpt,
     app,
     console,
@@ -178,8 +179,7 @@ def simulate_cmd(
         param: ParamOpt = None,
         history: HistoryOpt = None,
         format: FormatOpt = Format.table,
-        output: Annotated[Path | None, typer.Option(
-            "--output", "-o", help="write the JSON result to this file")] = None,
+        output: JsonOutputOpt = None,
         plot: Annotated[Path | None, typer.Option(
             "--plot", help="write a PNG of the cascade")] = None) -> None:
     """Liquidation cascade: rounds of re-margin, liquidation, impact and re-marking."""

@@ -18,6 +18,7 @@ from margin_engine.cli.main import (
     Format,
     FormatOpt,
     HistoryOpt,
+    JsonOutputOpt,
     ParamOpt,
     app,
     console,
@@ -100,8 +101,7 @@ def whatif(book: Annotated[Path, typer.Argument(help="book JSON")],
            param: ParamOpt = None,
            history: HistoryOpt = None,
            format: FormatOpt = Format.table,
-           output: Annotated[Path | None, typer.Option(
-               "--output", "-o", help="write the JSON answer to this file")] = None) -> None:
+           output: JsonOutputOpt = None) -> None:
     """Margin before and after hypothetical orders, and accept/reject with the reason."""
     from margin_engine.live import LiveBook  # here: other commands never need the live book
 
