@@ -44,6 +44,7 @@ from margin_engine.analysis.optimise.candidates import Candidates
 from margin_engine.analysis.optimise.costs import TradeCost
 from margin_engine.analysis.optimise.exact_lp import (
     ExactResult,
+    plan_cost,
     run_highs,
     trading_cost_rows,
     within_budget,
@@ -254,10 +255,6 @@ def solve(prob: GridProblem, cands: Candidates, costs: Mapping[str, TradeCost],
     return h, fun + prob.const, secs, nv, nc
 
 
-def _cost(h: np.ndarray, prob: GridProblem, costs: Mapping[str, TradeCost]) -> float:
-    return float(sum(costs[s].cost(q) for s, q in zip(prob.symbols, h.tolist(), strict=True)))
-
-
 def exact_hedge(model: GridModel, account: Account, market: MarketSnapshot,
                 cands: Candidates, costs: Mapping[str, TradeCost], *,
                 budget: float = math.inf, initial_margin_before: float,
@@ -267,11 +264,11 @@ def exact_hedge(model: GridModel, account: Account, market: MarketSnapshot,
     scratch (in the account's currency)."""
     prob = build_problem(model, account, market, cands.symbols)
     h, bound, secs, nv, nc = solve(prob, cands, costs, budget)
-    h, more = within_budget(h, budget, lambda x: _cost(x, prob, costs),
+    h, more = within_budget(h, budget, lambda x: plan_cost(x, prob.symbols, costs),
                             lambda b: itemgetter(0, 2)(solve(prob, cands, costs, b)))
     secs += more
     trades = {s: float(q) for s, q in zip(prob.symbols, h.tolist(), strict=True) if q != 0.0}
     f0 = scenario_part(model, account, market)
     f = scenario_part(model, account, market, trades)
-    return ExactResult(trades, _cost(h, prob, costs), f0, f, bound, f - bound,
+    return ExactResult(trades, plan_cost(h, prob.symbols, costs), f0, f, bound, f - bound,
                        initial_margin_before, recompute(trades), "USD", secs, nv, nc)

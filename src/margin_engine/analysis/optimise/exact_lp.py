@@ -216,8 +216,9 @@ def solve(prob: ScenarioProblem, cands: Candidates, costs: Mapping[str, TradeCos
     return h, fun, secs, nv, nc
 
 
-def _cost(h: np.ndarray, prob: ScenarioProblem, costs: Mapping[str, TradeCost]) -> float:
-    return float(sum(costs[s].cost(q) for s, q in zip(prob.symbols, h.tolist(), strict=True)))
+def plan_cost(h: np.ndarray, symbols: Sequence[str], costs: Mapping[str, TradeCost]) -> float:
+    """Trading cost (USD) of the trades ``h`` in ``symbols``."""
+    return float(sum(costs[s].cost(q) for s, q in zip(symbols, h.tolist(), strict=True)))
 
 
 def exact_hedge(model: RiskBasedModel, account: Account, market: MarketSnapshot,
@@ -228,14 +229,14 @@ def exact_hedge(model: RiskBasedModel, account: Account, market: MarketSnapshot,
     initial margin from scratch with the trades filled."""
     prob = build_problem(model, account, market, cands.symbols)
     h, bound, secs, nv, nc = solve(prob, cands, costs, budget)
-    h, more = within_budget(h, budget, lambda x: _cost(x, prob, costs),
+    h, more = within_budget(h, budget, lambda x: plan_cost(x, prob.symbols, costs),
                             lambda b: itemgetter(0, 2)(solve(prob, cands, costs, b)))
     secs += more
     trades = {s: float(q) for s, q in zip(prob.symbols, h.tolist(), strict=True) if q != 0.0}
     f0 = prob.objective(np.zeros(len(prob.symbols)))
     f = prob.objective(h)
     im = recompute(trades)
-    return ExactResult(trades, _cost(h, prob, costs), f0, f, bound, f - bound,
+    return ExactResult(trades, plan_cost(h, prob.symbols, costs), f0, f, bound, f - bound,
                        initial_margin_before, im, prob.currency, secs, nv, nc)
 
 
