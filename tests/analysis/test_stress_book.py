@@ -5,6 +5,7 @@ every model, on seeded random books; errors name the same account with the same 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from datetime import date
 
@@ -159,3 +160,10 @@ def test_an_account_the_model_refuses_is_named_as_before():
 
 def test_an_empty_book_has_no_rows():
     assert stress_book(Book(accounts=()), MARKET, build("binance-usdm"), STRESSES) == []
+
+
+def test_a_row_as_dict_is_dataclasses_asdict_in_the_same_order():
+    model = build("binance-usdm")
+    book = stressable_book(model, MARKET, seed=3, n=3)
+    for row in stress_book(book, MARKET, model, STRESSES):
+        assert list(row.as_dict().items()) == list(dataclasses.asdict(row).items())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,14 @@ class StressRow:
     collateral_pnl_usd: float
     initial_margin_usd: float
     coverage: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as ``dataclasses.asdict`` gives it (fields in order), without its deep copy
+        (80,000 rows for 10,000 accounts under the 8 core stresses)."""
+        return {"account": self.account, "scenario": self.scenario, "pnl_usd": self.pnl_usd,
+                "positions_pnl_usd": self.positions_pnl_usd,
+                "collateral_pnl_usd": self.collateral_pnl_usd,
+                "initial_margin_usd": self.initial_margin_usd, "coverage": self.coverage}
 
 
 def resolve(names: Sequence[str] | None) -> list[StressScenario]:

@@ -305,7 +305,7 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
         rows = stress_book(bk, snap, mdl, resolve(scenario))
     except InputError as exc:
         fail(exc)
-    doc = {"model": mdl.name, "audit": asdict(mdl.stamp(snap)), "rows": [asdict(r) for r in rows],
+    doc = {"model": mdl.name, "audit": asdict(mdl.stamp(snap)), "rows": [r.as_dict() for r in rows],
            "warnings": warnings}
     check_finite(doc)
     warn(warnings)
@@ -315,7 +315,7 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
 
 def _print_stress(doc: dict[str, Any], rows: Any, format: Format) -> None:
     if format is Format.json:
-        _write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        _write(dumps_indent2(doc) + "\n")
         return
     mdl = doc["model"]
     t = Table(title=f"stress P&L (USD) and coverage by {mdl} initial margin",
