@@ -167,10 +167,12 @@ def book_stress_pnl(book: Book, market: MarketSnapshot, stresses: Sequence[Stres
 def _rows(book: Book, im_usd: Sequence[float], pos: np.ndarray, coll: np.ndarray,
           stresses: Sequence[StressScenario]) -> list[StressRow]:
     rows = []
-    for account, im, p_a, c_a in zip(book.accounts, im_usd, pos, coll, strict=True):
-        for s, p, c in zip(stresses, p_a, c_a, strict=True):
-            total = float(p + c)
-            rows.append(StressRow(account.id, s.name, total, float(p), float(c), im,
+    names = [s.name for s in stresses]
+    for account, im, p_a, c_a in zip(book.accounts, im_usd, pos.tolist(), coll.tolist(),
+                                     strict=True):
+        for name, p, c in zip(names, p_a, c_a, strict=True):
+            total = p + c
+            rows.append(StressRow(account.id, name, total, p, c, im,
                                   im / -total if total < 0 else None))
     return rows
 
