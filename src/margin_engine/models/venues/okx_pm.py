@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -337,9 +338,16 @@ def _pnl(leg: _Leg, f: float = 1.0, vol: float | None = None, years: float | Non
     return leg.size * _contract_pnl(leg.v, f, vol, years, rate)
 
 
+@lru_cache(maxsize=1 << 16)
 def _contract_pnl(v: Valuation, f: float = 1.0, vol: float | None = None,
                   years: float | None = None, rate: float = 0.0) -> float:
-    """USD P&L of one long contract when forward and index move by the factor ``f``."""
+    """USD P&L of one long contract when forward and index move by the factor ``f``.
+
+    Memoised (a pure function of a frozen valuation and the scenario): every account holding
+    an instrument prices it in the same scenarios, its unit and each position alone, so a
+    book's ``compute`` repeats the same few hundred Black-76 revaluations per instrument
+    thousands of times (``value_usd`` was two thirds of okx-pm's time on 2,000 accounts). The
+    cached float is the one the call computes, so results do not change by a bit."""
     base = value_usd(v, v.forward, v.spot)
     return value_usd(v, v.forward * f, v.spot * f, vol, years, rate) - base
 
