@@ -650,7 +650,8 @@ class OkxPm(MarginModel):
         """``valuation`` of ``market``'s instrument ``symbol``, one object per instrument of the
         market last seen: the memo of :func:`_contract_pnl` then finds it by identity instead
         of comparing every field (a tenth of okx-pm's margin time)."""
-        memo = self.__dict__.get("_valuation_memo")
+        memo: tuple[MarketSnapshot, dict[str, Valuation]] | None = self.__dict__.get(
+            "_valuation_memo")
         if memo is None or memo[0] is not market:
             memo = self.__dict__["_valuation_memo"] = (market, {})
         got = memo[1].get(symbol)
