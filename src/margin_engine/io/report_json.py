@@ -35,13 +35,34 @@ def _leaf(x: Any) -> Any:
     return x if t in _KEEP or (t is float and x - x == 0.0) else _plain(x)
 
 
+#: Leaf types a container may hold to be copied whole, when its floats are finite.
+_LEAVES = _KEEP | {float}
+_STR = frozenset({str})
+
+
+def _whole(items: Any) -> bool:
+    """Whether ``items`` are all plain leaves (exact types) with finite floats: then the
+    container is copied whole instead of item by item. A sum of finite floats is finite unless
+    it overflows (then the item-by-item path decides)."""
+    types = set(map(type, items))
+    if not types <= _LEAVES:
+        return False
+    if float not in types:
+        return True
+    total = sum(items if len(types) == 1 else [x for x in items if type(x) is float])
+    return bool(total - total == 0.0)
+
+
 def _plain(v: Any) -> Any:
+    t = type(v)
+    if t is list or t is tuple or (t is not dict and isinstance(v, tuple | list)):
+        return list(v) if _whole(v) else [_leaf(x) for x in v]
+    if t is dict or isinstance(v, Mapping):
+        if _STR.issuperset(map(type, v)) and _whole(v.values()):
+            return dict(v)
+        return {k if type(k) is str else str(k): _leaf(x) for k, x in v.items()}
     if isinstance(v, float):
         return _num(v)
-    if isinstance(v, Mapping):
-        return {k if type(k) is str else str(k): _leaf(x) for k, x in v.items()}
-    if isinstance(v, tuple | list):
-        return [_leaf(x) for x in v]
     if hasattr(v, "tolist"):
         return _plain(v.tolist())
     return v

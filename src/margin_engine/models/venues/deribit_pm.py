@@ -775,20 +775,26 @@ class DeribitPm(MarginModel):
 
     def _alone(self, pos: list[PositionRisk], grids: dict[str, ScenarioGrid],
                market: MarketSnapshot) -> list[tuple[float, float, dict[str, Any]]]:
-        """IM, MM (settlement currency) of each position margined on its own."""
+        """IM, MM (settlement currency) of each position margined on its own: the positions
+        of one risk vector (one grid, one settlement currency) aggregated as the rows of one
+        array (row by row, the same numbers as one call per position)."""
         p = self.params
-        out = []
-        for x in pos:
-            g = grids[x.vkey]
-            agg = self._aggregate(x.row[None, :], g, p.currency[currency_key(x.ccy)], x.ccy,
-                                  market)
-            w = int(worst_index(agg, g)[0])
-            worst = max(0.0, -float(agg[0, w]))
-            rmm = _round(worst, p.worst_case_decimals) + x.roll
-            mm = p.mm_factor * rmm
-            im = max(_round(rmm, p.initial_margin_decimals), mm)
-            out.append((im, mm, {"alone_worst_case": worst, "alone_risk_matrix_margin": rmm,
-                                 "alone_worst_case_bucket": g.describe(w)}))
+        out: list[tuple[float, float, dict[str, Any]]] = [(0.0, 0.0, {})] * len(pos)
+        by_vkey: dict[str, list[int]] = {}
+        for i, x in enumerate(pos):
+            by_vkey.setdefault(x.vkey, []).append(i)
+        for k, idx in by_vkey.items():
+            g, ccy = grids[k], pos[idx[0]].ccy
+            agg = self._aggregate(np.stack([pos[i].row for i in idx]), g,
+                                  p.currency[currency_key(ccy)], ccy, market)
+            ws = worst_index(agg, g).tolist()
+            for r, (i, w) in enumerate(zip(idx, ws, strict=True)):
+                worst = max(0.0, -float(agg[r, w]))
+                rmm = _round(worst, p.worst_case_decimals) + pos[i].roll
+                mm = p.mm_factor * rmm
+                im = max(_round(rmm, p.initial_margin_decimals), mm)
+                out[i] = (im, mm, {"alone_worst_case": worst, "alone_risk_matrix_margin": rmm,
+                                   "alone_worst_case_bucket": g.describe(w)})
         return out
 
     @staticmethod

@@ -561,6 +561,7 @@ class Span(MarginModel):
     Params = SpanParams
     modes = frozenset(MarginMode)
     params: SpanParams
+    _risk_memo: tuple[MarketSnapshot, SpanParams, dict[str, tuple[np.ndarray, float]]] | None = None
 
     def cross_scope(self, account: Account) -> Scope:
         return self.params.scope
@@ -588,8 +589,26 @@ class Span(MarginModel):
         return None
 
     def contract_risk(self, ins: Instrument, market: MarketSnapshot) -> tuple[np.ndarray, float]:
-        """One long contract's risk array (USD, loss positive, [16]) and composite delta
-        (underlying units): the published array when there is one, else generated."""
+        """One long contract's risk array (USD, loss positive, [16], read-only) and composite
+        delta (underlying units): the published array when there is one, else generated.
+
+        Memoised per instrument of the market (and parameters) last seen: every account
+        holding an instrument needs the same array, and generating it (17 Black-76
+        revaluations) was a third of span's time on a large book. The memo holds what the
+        computation returns, so results do not change by a bit."""
+        memo = self._risk_memo
+        if memo is None or memo[0] is not market or memo[1] is not self.params:
+            memo = self._risk_memo = (market, self.params, {})
+        if not (market.has(ins.symbol) and market.instrument(ins.symbol) is ins):
+            return self._contract_risk(ins, market)  # not the market's own: not memoised
+        got = memo[2].get(ins.symbol)
+        if got is None:
+            got = memo[2][ins.symbol] = self._contract_risk(ins, market)
+            got[0].flags.writeable = False
+        return got
+
+    def _contract_risk(self, ins: Instrument, market: MarketSnapshot
+                       ) -> tuple[np.ndarray, float]:
         cc = self._cc_checked(ins.underlying)
         pub = self.params.risk_arrays.get(ins.symbol)
         if pub is not None:     # published: USD per contract (linear, USD-settled: checked)
