@@ -31,6 +31,7 @@ from margin_engine.io.json_text import dumps_indent2
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model, expand_file_parameters
 from margin_engine.io.report_json import compute_json
+from margin_engine.live.liquidation import book_bands
 from margin_engine.models.core.registry import model_class, model_names
 from margin_engine.policy.assess import assess_margined, select_accounts
 
@@ -193,7 +194,8 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
         check_against_market(bk, snap)
         reports, refused = assess_margined(mdl, bk, snap, strict=strict,
                                            liquidation_prices=not no_liquidation,
-                                           assess=partial(assess_book_on, scheduler))
+                                           assess=partial(assess_book_on, scheduler,
+                                                          band_solver=book_bands))
     except InputError as exc:
         fail(exc)
     except ArithmeticError as exc:  # a model's IM >= MM >= 0 check on input out of its range
