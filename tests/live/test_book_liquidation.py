@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
@@ -19,6 +20,7 @@ from margin_engine.domain.book import Account, Book, net_positions
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.live.book import LiveBook
+from margin_engine.live.engines import scans_whole_book
 from margin_engine.live.liquidation import book_bands
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.results import PositionMargin, UnitMargin
@@ -54,7 +56,7 @@ def _check_bands(model: MarginModel, accounts: list[Account]) -> Counter[str]:
     policy = HealthPolicy()
     accounts = [net_positions(a, MARKET) for a in accounts]
     units = [model.units(a, MARKET) for a in accounts]
-    got = book_bands(model, accounts, units, MARKET, policy)
+    got = book_bands(model, accounts, units, MARKET, policy, every_engine=True)
     kinds: Counter[str] = Counter()
     for account, us, bands in zip(accounts, units, got, strict=True):
         assert len(bands) == len(us)
@@ -75,8 +77,11 @@ def _check_bands(model: MarginModel, accounts: list[Account]) -> Counter[str]:
 
 @pytest.mark.parametrize("name", GENERIC)
 def test_book_bands_equal_the_per_unit_solver(name: str) -> None:
+    """Every engine (fewer accounts where ``compute`` does not scan: the check of the machinery
+    on those engines, kept cheap)."""
     model = _model(name)
-    kinds = _check_bands(model, _random_accounts(model, 8, seed=11 + len(name)))
+    n = 8 if scans_whole_book(model) else 3
+    kinds = _check_bands(model, _random_accounts(model, n, seed=11 + len(name)))
     assert kinds["root"] > 0 and kinds["no root"] > 0, kinds  # both outcomes exercised
 
 
@@ -97,7 +102,7 @@ def _liquidation_fields(reports: list[AccountReport]
     return [(p.liquidation_price, p.liquidation_range) for r in reports for p in r.positions]
 
 
-@pytest.mark.parametrize("name", ["filtered-es", "deribit-pm"])
+@pytest.mark.parametrize("name", ["span", "deribit-pm"])
 def test_assess_book_with_the_solver_reports_the_same(name: str) -> None:
     """Everything but the liquidation prices is the same object-for-object; those agree to
     1e-9 relative."""
@@ -131,6 +136,18 @@ class _RefusesAboveByPosition(_RefusesAbove):
             for j in unit.position_indices))
 
 
+@pytest.mark.parametrize("name", GENERIC)
+def test_compute_scans_only_where_it_pays(name: str) -> None:
+    """Without ``every_engine`` the bands of a model whose engine does not scan are all left to
+    the per-unit solver; the scanning engines are the scenario grids."""
+    model = _model(name)
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 1, seed=3)]
+    units = [model.units(a, MARKET) for a in accounts]
+    got = book_bands(model, accounts, units, MARKET, HealthPolicy())
+    assert scans_whole_book(model) is (name in ("span", "okx-pm", "deribit-pm", "derive-pmrm"))
+    assert all(bool(b) is scans_whole_book(model) for us in got for b in us)
+
+
 def test_a_refused_shifted_market_leaves_the_underlying_to_the_per_unit_solver() -> None:
     """A model that refuses BTC above 1.24× today's (``_RefusesAbove``): the book's scan is
     refused at the schedule's 1.259, so BTC is left out of the bands and ``assess_book`` solves
@@ -143,8 +160,10 @@ def test_a_refused_shifted_market_leaves_the_underlying_to_the_per_unit_solver()
         "positions": [{"symbol": perp.symbol, "size": -1, "entry_price": perp.mark_price}]})
     model = _RefusesAboveByPosition()
     units = [model.units(account, MARKET)]
-    assert book_bands(model, [account], units, MARKET, HealthPolicy()) == [[{}]]
-    report = assess_book(model, Book(accounts=(account,)), MARKET, band_solver=book_bands)[0]
+    assert book_bands(model, [account], units, MARKET, HealthPolicy(),
+                      every_engine=True) == [[{}]]
+    report = assess_book(model, Book(accounts=(account,)), MARKET,
+                         band_solver=partial(book_bands, every_engine=True))[0]
     band = report.positions[0].liquidation_range
     assert band is not None and band[0] is None and band[1] is not None
     assert math.isclose(band[1], 1.2 * perp.mark_price, rel_tol=1e-9)

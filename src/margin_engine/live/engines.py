@@ -367,6 +367,17 @@ def segment_sums(values: FloatArray, lens: np.ndarray) -> FloatArray:
     return out
 
 
+def scans_whole_book(model: MarginModel) -> bool:
+    """Whether ``model``'s engine re-margins every unit holding an underlying cheaply enough,
+    per market move, for the whole-book liquidation scan (:mod:`margin_engine.live.liquidation`)
+    to beat the per-unit solver: the scenario-grid engines (``span``, ``okx-pm``,
+    ``deribit-pm``, ``derive-pmrm``). Not the rule engines (the per-unit solver is cheap there)
+    nor, for now, the risk-based family, whose engine adds the per-position add-ons (liquidity
+    on a market with order books) unit by unit in Python on every move (docs/performance.md,
+    "Liquidation prices of a whole book")."""
+    return isinstance(model, Span | OkxPm | DeribitPm | DerivePmrm)
+
+
 def make_engine(model: MarginModel, live: LiveBook) -> ReferenceEngine:
     """The fastest engine that reproduces ``model`` (the reference engine otherwise)."""
     from margin_engine.live.deribit_pm_engine import DeribitPmEngine

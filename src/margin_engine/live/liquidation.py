@@ -31,6 +31,7 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.live.book import LiveBook
+from margin_engine.live.engines import scans_whole_book
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.revaluation import shift_underlying
 from margin_engine.models.core.units import MarginUnit
@@ -51,7 +52,8 @@ Walk = Generator[int, float, tuple[int, int] | None]
 
 def book_bands(model: MarginModel, accounts: Sequence[Account],
                units: Sequence[Sequence[MarginUnit]], market: MarketSnapshot,
-               policy: HealthPolicy) -> list[list[dict[str, Band]]]:
+               policy: HealthPolicy, *, every_engine: bool = False
+               ) -> list[list[dict[str, Band]]]:
     """Every unit's liquidation band on each underlying it holds, as
     :func:`~margin_engine.policy.liquidation.fast_liquidation_band` gives it.
 
@@ -67,6 +69,10 @@ def book_bands(model: MarginModel, accounts: Sequence[Account],
         Today's market.
     policy : HealthPolicy
         Collateral haircuts.
+    every_engine : bool, default False
+        Scan with any model's engine; by default only where the scan pays
+        (:func:`~margin_engine.live.engines.scans_whole_book`), every band left to the
+        per-unit solver otherwise.
 
     Returns
     -------
@@ -79,6 +85,9 @@ def book_bands(model: MarginModel, accounts: Sequence[Account],
     units' dicts: the caller solves those with the per-unit solver (which gives the
     reference's answer, or its error, for that account).
     """
+    out: list[list[dict[str, Band]]] = [[{} for _ in us] for us in units]
+    if not (every_engine or scans_whole_book(model)):
+        return out
     live = LiveBook(model, Book.model_construct(accounts=tuple(accounts)), market,
                     policy=policy)
     order = iter(live.live_slots())  # every account's unit slots, in book and unit order
@@ -87,7 +96,6 @@ def book_bands(model: MarginModel, accounts: Sequence[Account],
         if [u.position_indices for u in us] != [live.unit(s).position_indices
                                                 for s in slots[i]]:
             raise AssertionError(f"accounts[{i}]: the live book grouped other units")
-    out: list[list[dict[str, Band]]] = [[{} for _ in us] for us in units]
     by_und: dict[str, list[tuple[int, int]]] = {}  # (account, unit) holding each underlying
     for i, (account, us) in enumerate(zip(accounts, units, strict=True)):
         for k, unit in enumerate(us):
