@@ -1,15 +1,17 @@
 """Liquidation prices of a whole book: the live engines' solver against the per-unit one.
 
     python -m bench.bench_liquidation [--models okx-pm,filtered-es] [--books demo,2k]
-        [--dir /tmp/prof] [--market /tmp/prof/market.json]
+        [--dir /tmp/prof] [--market /tmp/prof/market.json] [--limit N] [--every-engine]
 
 For each model without a closed-form liquidation price and each book ``DIR/{demo,2k,large}-
-MODEL.json`` that exists (``2k`` files are named ``2k-MODEL.json``, ``large`` ``large-MODEL.json``),
-in one process: ``assess_book`` with ``band_solver=book_bands`` (new) and without (old, each unit
-on its own), the accounts the model margins only, after one warm-up of both on the smallest book
-(imports, Numba caches). Prints the seconds of each, the ratio new ÷ old (measured in the same
-run), and the largest relative difference of a liquidation-range side (``None`` on one side
-only counts as a mismatch). No assertion: the figures go in docs/performance.md.
+MODEL.json`` that exists, in one process: ``assess_book`` with ``band_solver=book_bands`` (new;
+``--every-engine``: scanning with every model's engine, not only where ``compute`` does) and
+without it (old: each unit on its own), on the accounts the model margins, after one warm-up
+of both on two accounts (imports, Numba caches). Prints the seconds of each, the ratio
+new ÷ old (measured in the same run), and the largest relative difference of a
+liquidation-range side (``None`` on one side only counts as a mismatch). ``--limit N``: the
+first N margined accounts of each book (the per-unit solver takes minutes on 2,000).
+No assertion: the figures go in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 from margin_engine.domain.book import Book
@@ -61,8 +64,12 @@ def main() -> None:
     ap.add_argument("--books", default="demo,2k")
     ap.add_argument("--dir", default="/tmp/prof")
     ap.add_argument("--market", default="/tmp/prof/market.json")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--every-engine", action="store_true",
+                    help="scan with every engine (compute scans with the scenario grids only)")
     args = ap.parse_args()
     market = load_market(args.market)
+    solver = partial(book_bands, every_engine=args.every_engine)
     print(f"{'model':16} {'book':6} {'accounts':>8} {'new s':>8} {'old s':>8} {'new/old':>8}"
           f" {'sides':>6} {'worst rel':>9}")
     for name in args.models.split(","):
@@ -71,15 +78,17 @@ def main() -> None:
             path = Path(args.dir) / BOOKS[key].format(name)
             if path.exists():
                 model, _ = build_model(name, {}, None, market)
-                books.append((key, split_margined(model, load_book(path), market)[0]))
+                kept = split_margined(model, load_book(path), market)[0]
+                books.append((key, kept.model_copy(
+                    update={"accounts": kept.accounts[: args.limit]})))
         if not books:
             continue
         small = min(books, key=lambda kb: len(kb[1].accounts))[1]
         small = small.model_copy(update={"accounts": small.accounts[:2]})
-        timed(name, small, market, book_bands)  # warm-up: imports, Numba caches
+        timed(name, small, market, solver)  # warm-up: imports, Numba caches
         timed(name, small, market, None)
         for key, book in books:
-            new, t_new = timed(name, book, market, book_bands)
+            new, t_new = timed(name, book, market, solver)
             old, t_old = timed(name, book, market, None)
             rel, n, bad = worst(new, old)
             shown = f"{rel:9.1e}" if not bad else f"{bad} None!"

@@ -31,7 +31,6 @@ from margin_engine.io.json_text import dumps_indent2
 from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model, expand_file_parameters
 from margin_engine.io.report_json import compute_json
-from margin_engine.live.liquidation import book_bands
 from margin_engine.models.core.registry import model_class, model_names
 from margin_engine.policy.assess import assess_margined, select_accounts
 
@@ -192,10 +191,15 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
         warnings = [note] if note else []
         bk = select_accounts(load_book(book), account, what="--account")
         check_against_market(bk, snap)
+        solver = None
+        if not no_liquidation and not mdl.has_closed_form_liquidation():
+            # every unit's bands at once through the live engines (imported only here)
+            from margin_engine.live.liquidation import book_bands
+            solver = book_bands
         reports, refused = assess_margined(mdl, bk, snap, strict=strict,
                                            liquidation_prices=not no_liquidation,
                                            assess=partial(assess_book_on, scheduler,
-                                                          band_solver=book_bands))
+                                                          band_solver=solver))
     except InputError as exc:
         fail(exc)
     except ArithmeticError as exc:  # a model's IM >= MM >= 0 check on input out of its range

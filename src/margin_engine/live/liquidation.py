@@ -10,15 +10,18 @@ on a shifted market, per unit and underlying. The grid is the same for every uni
    equity moves with the market as well). Each unit's walk to a one-step bracket
    (:func:`~margin_engine.policy.liquidation.bracket_search`, the per-unit solver's own) is fed
    from these passes; a grid point is moved to once, whichever units need it.
-2. **The root in the bracket.** Brent's method per unit on the bracket's two ends, whose
-   surpluses step 1 already has, with the unit's own surplus function for the points inside
-   (:meth:`~margin_engine.live.engines.ReferenceEngine.surplus_function`; by default the
-   per-unit solver's), to the per-unit solver's tolerance.
+2. **The root in the bracket.** Brent's method per unit on that bracket with the unit's own
+   surplus function (:meth:`~margin_engine.live.engines.ReferenceEngine.surplus_function`;
+   by default the per-unit solver's), as the per-unit solver ends.
 
-The brackets are the per-unit solver's, so the roots agree with it to Brent's tolerance (the
-tests hold them to 1e-9 relative). Where a move is refused (a model error on a shifted market),
-that underlying's bands are left out and the assessment solves them with the per-unit solver,
-which reproduces the reference's answer or error.
+The brackets are the per-unit solver's, and the root is found from them by the same function
+and the same Brent iterations, so the bands are the per-unit solver's to the bit (the tests
+hold them to 1e-9 relative), and do not depend on which other accounts share the book (a Dask
+partition gives the single process's numbers). Only a surplus within rounding of zero at a
+grid point could make the live engines' sign, hence the bracket, differ. Where a move is
+refused (a model error on a shifted market), that underlying's bands are left out and the
+assessment solves them with the per-unit solver, which reproduces the reference's answer or
+error.
 """
 
 from __future__ import annotations
@@ -123,10 +126,6 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray) -> list[Band]:
     base = live.market
     s0 = live.unit_surplus(sl)
     seen: dict[tuple[int, int], np.ndarray] = {}  # (side, grid index) -> surplus of sl
-
-    def surplus(side: int, i: int) -> np.ndarray:
-        return s0 if i == 0 else seen[(side, i)]
-
     walks: dict[tuple[int, int], Walk] = {}
     want: dict[tuple[int, int], int] = {}  # (unit, side) -> the grid index its walk needs
     found: dict[tuple[int, int], tuple[int, int] | None] = {}
@@ -163,15 +162,8 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray) -> list[Band]:
             if f is None:
                 f = live.engine.surplus_function(slot, und)
             lo, hi = step
-            band.append(_root(f, grid_factor(SIDES[side], lo), float(surplus(side, lo)[u]),
-                              grid_factor(SIDES[side], hi), float(surplus(side, hi)[u])))
+            band.append(root_in_step(f, grid_factor(SIDES[side], lo),
+                                     grid_factor(SIDES[side], hi)))
         out.append((band[0], band[1]))
     return out
 
-
-def _root(f: Callable[[float], float], a: float, fa: float, b: float, fb: float) -> float:
-    """Brent's root between factors ``a`` and ``b`` whose surpluses ``fa > 0 >= fb`` are
-    known (they are not evaluated again)."""
-    def g(x: float) -> float:
-        return fa if x == a else fb if x == b else f(x)
-    return root_in_step(g, a, b)
