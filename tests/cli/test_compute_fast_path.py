@@ -173,7 +173,7 @@ def test_a_non_finite_result_is_refused_naming_it(fmt: str, tmp_path: Path,
     assert not out.exists()
 
 
-@pytest.mark.parametrize("name", ["span", "derive-pmrm"])
+@pytest.mark.parametrize("name", ["derive-pmrm", "deribit-pm"])
 def test_compute_liquidation_prices_from_the_whole_book_solver(name: str,
                                                                tmp_path: Path) -> None:
     """With liquidation prices, ``compute`` solves the generic bands of a scenario-grid model
