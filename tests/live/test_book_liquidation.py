@@ -200,3 +200,15 @@ def test_the_live_book_is_back_at_todays_market_after_a_scan() -> None:
     assert moved != before
     assert all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9) for a, b in zip(after, before,
                                                                                strict=True))
+
+
+def test_units_grouped_otherwise_are_left_to_the_per_unit_solver() -> None:
+    """Units that are not the live book's grouping (here: one account's units left out) get
+    no bands from the scan rather than another unit's."""
+    model = _model("span")
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 2, seed=5)]
+    units = [model.units(a, MARKET) for a in accounts]
+    assert book_bands(model, accounts, units, MARKET, HealthPolicy())[0][0]  # scanned
+    units[1] = []
+    got = book_bands(model, accounts, units, MARKET, HealthPolicy())
+    assert got == [[{} for _ in units[0]], []]

@@ -93,12 +93,14 @@ def book_bands(model: MarginModel, accounts: Sequence[Account],
         return out
     live = LiveBook(model, Book.model_construct(accounts=tuple(accounts)), market,
                     policy=policy)
-    order = iter(live.live_slots())  # every account's unit slots, in book and unit order
-    slots = [[next(order) for _ in us] for us in units]
-    for i, us in enumerate(units):
-        if [u.position_indices for u in us] != [live.unit(s).position_indices
-                                                for s in slots[i]]:
-            raise AssertionError(f"accounts[{i}]: the live book grouped other units")
+    order = live.live_slots()  # every account's unit slots, in book and unit order
+    if len(order) != sum(map(len, units)):
+        return out  # grouped otherwise than the caller (not expected): all left per unit
+    it = iter(order)
+    slots = [[next(it) for _ in us] for us in units]
+    if any([u.position_indices for u in us] != [live.unit(s).position_indices for s in ss]
+           for us, ss in zip(units, slots, strict=True)):
+        return out
     by_und: dict[str, list[tuple[int, int]]] = {}  # (account, unit) holding each underlying
     for i, (account, us) in enumerate(zip(accounts, units, strict=True)):
         for k, unit in enumerate(us):
