@@ -23,7 +23,13 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.model_options import build_model
 from margin_engine.models.core.registry import model_names
-from margin_engine.policy.assess import AccountReport, assess_account, prepare_book
+from margin_engine.policy.assess import (
+    AccountReport,
+    assess_account,
+    assess_book,
+    prepare_book,
+    split_margined,
+)
 
 from ..policy.test_whole_book_path import DEMO, MARKET, MARKET_DOC, random_book
 
@@ -130,7 +136,7 @@ def cli_text(name: str, book: Book, tmp_path: Path, liquidation: bool) -> str:
 def test_compute_json_equals_the_per_account_reference(name: str, tmp_path: Path) -> None:
     model, _ = build_model(name, parse_params(PARAMS.get(name)), None, MARKET)
     # Closed-form liquidation prices are batched per unit on the fast path; the generic
-    # solver's are the same code on both sides, and slow: left out.
+    # solver's agree to 1e-9 only, and are slow: the test below.
     liquidation = model.has_closed_form_liquidation()
     for book in (DEMO, random_book(model, seed=sum(map(ord, name)), n=6)):
         want = reference_text(name, book, MARKET, liquidation)
@@ -165,3 +171,32 @@ def test_a_non_finite_result_is_refused_naming_it(fmt: str, tmp_path: Path,
         "error: output.accounts[0].units[0].details.x[1]: the result is not a finite number "
         "(input outside the model's range)"]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["derive-pmrm", "deribit-pm"])
+def test_compute_liquidation_prices_from_the_whole_book_solver(name: str,
+                                                               tmp_path: Path) -> None:
+    """With liquidation prices, ``compute`` solves the generic bands of a scenario-grid model
+    on the live engines (``live.liquidation.book_bands``): each price and band side within
+    1e-9 relative of the per-unit solver's (``assess_book`` without a band solver), the rest of
+    the document byte for byte the reference's."""
+    got = json.loads(cli_text(name, DEMO, tmp_path, True))
+    want = json.loads(reference_text(name, DEMO, MARKET, False))
+    model, _ = build_model(name, parse_params(PARAMS.get(name)), None, MARKET)
+    kept, _ = split_margined(model, DEMO, MARKET)
+    per_unit = [p for r in assess_book(model, kept, MARKET) for p in r.positions]
+    got_pos = [p for a in got["accounts"] for p in a["positions"]]
+    assert len(got_pos) == len(per_unit)
+    found = 0
+    for g, ref in zip(got_pos, per_unit, strict=True):
+        price, band = g.pop("liquidation_price"), g.pop("liquidation_range")
+        assert ref.liquidation_range is not None
+        for a, b in ((price, ref.liquidation_price),
+                     *zip(band, ref.liquidation_range, strict=True)):
+            assert (a is None) == (b is None)
+            assert a is None or math.isclose(a, b, rel_tol=1e-9)
+        found += price is not None
+    assert found > 0
+    for p in (p for a in want["accounts"] for p in a["positions"]):
+        del p["liquidation_price"], p["liquidation_range"]
+    assert got == want

@@ -213,9 +213,15 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
             warnings = [note] if note else []
             bk = select_accounts(load_book(book), account, what="--account")
             check_against_market(bk, snap)
+            solver = None
+            if not no_liquidation and not mdl.has_closed_form_liquidation():
+                # every unit's bands at once through the live engines (imported only here)
+                from margin_engine.live.liquidation import book_bands
+                solver = book_bands
             reports, refused = assess_margined(mdl, bk, snap, strict=strict,
                                                liquidation_prices=not no_liquidation,
-                                               assess=partial(assess_book_on, scheduler))
+                                               assess=partial(assess_book_on, scheduler,
+                                                              band_solver=solver))
         except InputError as exc:
             fail(exc)
         except ArithmeticError as exc:  # a model's IM >= MM >= 0 check on input out of range

@@ -12,7 +12,7 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.models.core.base import MarginModel
-from margin_engine.policy.assess import AccountReport, assess_book, prepare_book
+from margin_engine.policy.assess import AccountReport, BandSolver, assess_book, prepare_book
 from margin_engine.policy.health import HealthPolicy
 
 from .partition import balanced_bounds
@@ -37,6 +37,7 @@ class Context:
     market: MarketSnapshot
     policy: HealthPolicy | None
     liquidation_prices: bool
+    band_solver: BandSolver | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ def assess_partition(ctx: Context, accounts: tuple[Account, ...]) -> PartitionRe
     t0, c0 = time.perf_counter(), time.thread_time()
     try:
         reports = assess_book(ctx.model, Book.model_construct(accounts=accounts), ctx.market,
-                              policy=ctx.policy, liquidation_prices=ctx.liquidation_prices)
+                              policy=ctx.policy, liquidation_prices=ctx.liquidation_prices,
+                              band_solver=ctx.band_solver)
     except InputError as exc:  # InputError does not pickle: send its problems
         reports, problems = [], exc.problems
     else:
@@ -82,7 +84,9 @@ def _shift(problems: tuple[tuple[str, str], ...], start: int) -> InputError:
 
 def assess_book_distributed(client: Client, model: MarginModel, book: Book,
                             market: MarketSnapshot, *, policy: HealthPolicy | None = None,
-                            liquidation_prices: bool = True, partitions: int | None = None,
+                            liquidation_prices: bool = True,
+                            band_solver: BandSolver | None = None,
+                            partitions: int | None = None,
                             timings: MutableMapping[str, float] | None = None
                             ) -> list[AccountReport]:
     """:func:`assess_book` on the workers of ``client``, same results, same order.
@@ -90,7 +94,8 @@ def assess_book_distributed(client: Client, model: MarginModel, book: Book,
     Parameters
     ----------
     client : a connected ``distributed.Client`` (see :func:`.scheduler.connect`).
-    model, book, market, policy, liquidation_prices : as for :func:`assess_book`.
+    model, book, market, policy, liquidation_prices, band_solver : as for :func:`assess_book`
+        (each partition's bands solved on its worker).
     partitions : number of contiguous account partitions, balanced by position count
         (default :data:`PARTITIONS_PER_WORKER` × worker threads).
     timings : if given, filled with seconds per phase: ``prepare`` (instrument P&L on the
@@ -116,8 +121,8 @@ def assess_book_distributed(client: Client, model: MarginModel, book: Book,
     bounds = balanced_bounds([len(a.positions) for a in book.accounts],
                              partitions or PARTITIONS_PER_WORKER * slots)
     t0 = time.perf_counter()
-    ctx = client.scatter(Context(shipped, market, policy, liquidation_prices), broadcast=True,
-                         hash=False)
+    ctx = client.scatter(Context(shipped, market, policy, liquidation_prices, band_solver),
+                         broadcast=True, hash=False)
     clock["broadcast"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     parts = client.scatter([book.accounts[a:b] for a, b in bounds], hash=False)

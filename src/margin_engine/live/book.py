@@ -382,13 +382,28 @@ class LiveBook:
         """
         upd = parse_update(update, self._market)
         market, touched, _symbols = apply_update(self._market, upd)
+        return self._move_market(market, touched, emit=True)
+
+    def move_market(self, market: MarketSnapshot, touched: frozenset[str]) -> None:
+        """Put ``market`` in place, in which only what is on or priced in the ``touched``
+        currencies differs from the current one (e.g. ``shift_underlying`` of it), and re-margin
+        the units that touches, reporting no events: a scan of hypothetical markets (the
+        whole-book liquidation solver, :mod:`margin_engine.live.liquidation`)."""
+        self._move_market(market, touched, emit=False)
+
+    def unit_surplus(self, slots: np.ndarray) -> np.ndarray:
+        """Equity − maintenance margin of unit ``slots``, each in its unit's currency."""
+        return self._eq.a[slots] - self._mm.a[slots]
+
+    def _move_market(self, market: MarketSnapshot, touched: frozenset[str], *,
+                     emit: bool) -> list[Event]:
         self._market = market
         usd = self.instruments.usd.copy()
         moved = self.instruments.refresh(market, touched)
         self.engine.on_market(moved)
         self._refresh_equity_inputs(touched, moved=moved, usd_before=usd)
         slots, accts = self._touched_by(touched)
-        return self._remargin(slots, cause="market", acct=accts)
+        return self._remargin(slots, cause="market", acct=accts, emit=emit)
 
     def _touched_by(self, touched: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
         """The unit slots a move of ``touched`` currencies may change, and every account they

@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,6 +35,7 @@ from margin_engine.models.venues.dydx_v4 import DydxV4
 from margin_engine.models.venues.hyperliquid import Hyperliquid
 from margin_engine.models.venues.okx_pm import OkxPm
 from margin_engine.models.venues.span import Span
+from margin_engine.policy.liquidation import fast_surplus_function
 
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
@@ -72,6 +73,16 @@ class ReferenceEngine:
         """(IM, MM) of ``slot`` with ``orders`` (instrument row, size) added to positions it
         already holds; ``None``: not answerable from the cache (the caller rebuilds)."""
         return None
+
+    def surplus_function(self, slot: int, underlying: str) -> Callable[[float], float]:
+        """Equity − MM of unit ``slot`` (unit currency) against a factor on ``underlying``'s
+        price, everything else at the current market: what the whole-book liquidation solver
+        (:mod:`margin_engine.live.liquidation`) refines each unit's root with. Default: the
+        per-unit solver's (:func:`~margin_engine.policy.liquidation.fast_surplus_function`)."""
+        lv = self.live
+        return fast_surplus_function(lv.model, lv.unit(slot),
+                                     lv.account_object(lv.unit_account(slot)), lv.market,
+                                     underlying, lv.policy)
 
     def what_if_with(self, slot: int, orders: Sequence[tuple[int, float]],
                      collateral: Mapping[str, float]) -> tuple[float, float] | None:
@@ -354,6 +365,17 @@ def segment_sums(values: FloatArray, lens: np.ndarray) -> FloatArray:
     if nonempty.any():
         out[nonempty] = np.add.reduceat(values, starts[nonempty])
     return out
+
+
+def scans_whole_book(model: MarginModel) -> bool:
+    """Whether ``model``'s engine re-margins every unit holding an underlying cheaply enough,
+    per market move, for the whole-book liquidation scan (:mod:`margin_engine.live.liquidation`)
+    to beat the per-unit solver: the scenario-grid engines (``span``, ``okx-pm``,
+    ``deribit-pm``, ``derive-pmrm``). Not the rule engines (the per-unit solver is cheap there)
+    nor, for now, the risk-based family, whose engine adds the per-position add-ons (liquidity
+    on a market with order books) unit by unit in Python on every move (docs/performance.md,
+    "Liquidation prices of a whole book")."""
+    return isinstance(model, Span | OkxPm | DeribitPm | DerivePmrm)
 
 
 def make_engine(model: MarginModel, live: LiveBook) -> ReferenceEngine:

@@ -6,6 +6,7 @@ This is the one place where requirements (models layer) meet collateral (health 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from margin_engine.domain.book import Account, Book, MarginMode, net_positions
@@ -17,7 +18,7 @@ from margin_engine.models.core.units import MarginUnit
 from margin_engine.models.core.valuation import mark
 from margin_engine.policy import health
 from margin_engine.policy.health import HealthPolicy, Status
-from margin_engine.policy.liquidation import fast_liquidation_band, nearest
+from margin_engine.policy.liquidation import Band, fast_liquidation_band, nearest
 from margin_engine.policy.margin_scale import MarginScale, scaled_stamp, scaled_unit
 
 
@@ -62,6 +63,14 @@ class AccountReport:
 
 _SEVERITY = {Status.HEALTHY: 0, Status.MARGIN_CALL: 1, Status.LIQUIDATION: 2}
 
+#: A whole-book liquidation band solver: ``(model, netted accounts, their units, market,
+#: policy)`` to, per account and unit, ``{underlying: band}`` as
+#: :func:`~margin_engine.policy.liquidation.fast_liquidation_band` gives it (an underlying left
+#: out is solved per unit). The live engines provide one
+#: (:func:`margin_engine.live.liquidation.book_bands`).
+BandSolver = Callable[[MarginModel, Sequence[Account], Sequence[Sequence[MarginUnit]],
+                       MarketSnapshot, HealthPolicy], Sequence[Sequence[Mapping[str, Band]]]]
+
 
 def assess_account(model: MarginModel, account: Account, market: MarketSnapshot, *,
                    policy: HealthPolicy | None = None,
@@ -83,11 +92,13 @@ def assess_account(model: MarginModel, account: Account, market: MarketSnapshot,
 
 def _assess_units(model: MarginModel, account: Account, units: Sequence[MarginUnit],
                   market: MarketSnapshot, *, policy: HealthPolicy, liquidation_prices: bool,
-                  scale: MarginScale | None) -> AccountReport:
-    """:func:`assess_account` of a netted ``account`` grouped into ``units`` already."""
+                  scale: MarginScale | None,
+                  bands: Sequence[Mapping[str, Band]] | None = None) -> AccountReport:
+    """:func:`assess_account` of a netted ``account`` grouped into ``units`` already
+    (``bands``: each unit's liquidation bands by underlying, solved already)."""
     unit_reports: list[UnitReport] = []
     pos_reports: dict[int, PositionReport] = {}
-    for unit in units:
+    for n, unit in enumerate(units):
         req = model.margin_unit(unit, account, market)
         if scale is not None and not scale.is_identity:
             req = scaled_unit(req, scale)
@@ -96,7 +107,8 @@ def _assess_units(model: MarginModel, account: Account, units: Sequence[MarginUn
                                        health.margin_ratio(req.maintenance_margin, eq),
                                        health.status(req.initial_margin,
                                                      req.maintenance_margin, eq)))
-        lps = (_liquidation_prices(model, unit, account, market, eq, policy)
+        lps = (_liquidation_prices(model, unit, account, market, eq, policy,
+                                   None if bands is None else bands[n])
                if liquidation_prices else {})
         for pm in req.positions:
             lp, band = lps.get(pm.index, (None, None))
@@ -132,19 +144,21 @@ def _assess_units(model: MarginModel, account: Account, units: Sequence[MarginUn
 
 
 def _liquidation_prices(model: MarginModel, unit: MarginUnit, account: Account,
-                        market: MarketSnapshot, equity: float, policy: HealthPolicy
+                        market: MarketSnapshot, equity: float, policy: HealthPolicy,
+                        known: Mapping[str, Band] | None = None
                         ) -> dict[int, tuple[float | None, tuple[float | None, float | None]
                                              | None]]:
     """Per position: its liquidation price and, from the generic solver, the safe band.
 
     The venue's closed form where the model has one; otherwise one band per underlying of the
-    unit from :func:`~margin_engine.policy.liquidation.fast_liquidation_band` (which agrees with
-    the reference ``solve_liquidation_band``; tests check it)."""
+    unit: from ``known`` (a whole-book solver's), else from
+    :func:`~margin_engine.policy.liquidation.fast_liquidation_band` (which agrees with the
+    reference ``solve_liquidation_band``; tests check both)."""
     out: dict[int, tuple[float | None, tuple[float | None, float | None] | None]] = {}
     if model.has_closed_form_liquidation():
         return {j: (lp, None)
                 for j, lp in model.liquidation_prices(unit, account, market, equity).items()}
-    bands: dict[str, tuple[float | None, float | None]] = {}
+    bands: dict[str, tuple[float | None, float | None]] = dict(known or {})
     surplus: float | None = None
     for j in unit.position_indices:
         ins = market.instrument(account.positions[j].symbol)
@@ -178,7 +192,8 @@ def prepare_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
 
 def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
                 policy: HealthPolicy | None = None,
-                liquidation_prices: bool = True) -> list[AccountReport]:
+                liquidation_prices: bool = True,
+                band_solver: BandSolver | None = None) -> list[AccountReport]:
     """Assess every account of ``book`` under ``model``, on the whole-book path.
 
     ``model.prepare`` first sees every unit of the book (scenario models revalue each instrument
@@ -197,6 +212,10 @@ def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
         Collateral haircuts (default: :class:`~margin_engine.policy.health.HealthPolicy`).
     liquidation_prices : bool, default True
         Solve each position's liquidation price (the slow part for the generic solver).
+    band_solver : BandSolver, optional
+        Solves every unit's liquidation bands at once for a model without a closed form
+        (``compute`` passes :func:`margin_engine.live.liquidation.book_bands`); default: each
+        unit on its own (:func:`~margin_engine.policy.liquidation.fast_liquidation_band`).
 
     Returns
     -------
@@ -217,11 +236,18 @@ def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
         except InputError as exc:
             raise exc.within(f"accounts[{i}]") from None
     model.prepare([(u, a) for a, us in zip(accounts, units, strict=True) for u in us], market)
+    solved = None
+    if (band_solver is not None and liquidation_prices and accounts
+            and not model.has_closed_form_liquidation()):
+        # an account's problem (InputError): the per-account path below reports it, its path
+        with suppress(InputError):
+            solved = band_solver(model, accounts, units, market, policy)
     reports = []
     for i, (account, us) in enumerate(zip(accounts, units, strict=True)):
         try:
             reports.append(_assess_units(model, account, us, market, policy=policy,
-                                         liquidation_prices=liquidation_prices, scale=None))
+                                         liquidation_prices=liquidation_prices, scale=None,
+                                         bands=None if solved is None else solved[i]))
         except InputError as exc:
             raise exc.within(f"accounts[{i}]") from None
     return reports

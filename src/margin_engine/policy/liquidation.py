@@ -28,7 +28,7 @@ Two solvers give the same answer:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import numpy as np
 
@@ -177,45 +177,70 @@ def fast_liquidation_band(model: MarginModel, unit: MarginUnit, account: Account
     return band[0], band[1]
 
 
+def grid_factor(side: np.ndarray, i: int) -> float:
+    """Factor of grid index ``i`` on ``side`` (``1 / GRID`` or ``GRID``); index 0 is today."""
+    return 1.0 if i == 0 else float(side[i - 1])
+
+
+def bracket_search() -> Generator[int, float, tuple[int, int] | None]:
+    """The fast solver's walk to a one-step bracket, as a coroutine: it yields the grid index
+    it needs next, is sent the surplus there, and returns ``(lo, hi)``, the grid step whose far
+    end ``hi`` is the first at or below zero found through the schedule (``None``: none within
+    100×). Index 0 is today's price, with a surplus > 0.
+
+    Shared by :func:`fast_liquidation_band` (one unit) and the whole-book solver of the live
+    engines, which feeds many units' walks from one market move per grid point."""
+    lo = 0
+    hi = None
+    for i in SCHEDULE:
+        if (yield i) <= 0.0:
+            hi = i
+            break
+        lo = i
+    if hi is None:
+        return None
+    while hi - lo > 1:  # bisect on the grid down to one step
+        mid = (lo + hi) // 2
+        if (yield mid) <= 0.0:
+            hi = mid
+        else:
+            lo = mid
+    return lo, hi
+
+
+def root_in_step(f: Callable[[float], float], a: float, b: float) -> float:
+    """Brent's method on the bracket between factors ``a`` and ``b`` (``xtol = rtol = 1e-12``,
+    as the reference solver)."""
+    from scipy.optimize import brentq  # here: closed-form models never need SciPy
+
+    return float(brentq(f, min(a, b), max(a, b), xtol=1e-12, rtol=1e-12))
+
+
 def _first_root(f: Callable[[float], float], side: np.ndarray, s0: float) -> float | None:
     """Root in the first grid step whose far end is at or below zero, found through the
-    schedule (grid index 0 is today's price, with surplus ``s0 > 0``).
+    schedule (:func:`bracket_search`; grid index 0 is today's price, with surplus ``s0 > 0``).
 
     A scheduled point may lie beyond the reference's first crossing; should the model refuse the
     market there (an error), the side is scanned point by point as the reference does, so that
     the answer, or the error, is the reference's."""
-    def x(i: int) -> float:
-        return 1.0 if i == 0 else float(side[i - 1])
-
-    lo = 0
-    hi = None
+    walk = bracket_search()
     try:
-        for i in SCHEDULE:
-            if f(x(i)) <= 0.0:
-                hi = i
-                break
-            lo = i
-        if hi is None:
-            return None
-        while hi - lo > 1:  # bisect on the grid down to one step
-            mid = (lo + hi) // 2
-            if f(x(mid)) <= 0.0:
-                hi = mid
-            else:
-                lo = mid
+        i = next(walk)
+        while True:
+            i = walk.send(f(grid_factor(side, i)))
+    except StopIteration as done:
+        found: tuple[int, int] | None = done.value
     except (InputError, ValueError, ArithmeticError):
-        lo, hi = 0, None
+        found = None
+        lo = 0
         for i in range(1, len(side) + 1):  # the reference's scan
-            if f(x(i)) <= 0.0:
-                hi = i
+            if f(grid_factor(side, i)) <= 0.0:
+                found = (lo, i)
                 break
             lo = i
-        if hi is None:
-            return None
-    a, b = x(lo), x(hi)
-    from scipy.optimize import brentq  # here: closed-form models never need SciPy
-
-    return float(brentq(f, min(a, b), max(a, b), xtol=1e-12, rtol=1e-12))
+    if found is None:
+        return None
+    return root_in_step(f, grid_factor(side, found[0]), grid_factor(side, found[1]))
 
 
 def nearest(band: Band) -> float | None:

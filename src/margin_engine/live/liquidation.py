@@ -1,0 +1,171 @@
+"""Liquidation bands of every unit of a book at once, through the live book's fast engines.
+
+The per-unit solver (:func:`~margin_engine.policy.liquidation.fast_liquidation_band`) walks
+each unit's grid of factors on its own: about 20–30 evaluations of the unit's maintenance margin
+on a shifted market, per unit and underlying. The grid is the same for every unit, so here:
+
+1. **Common factors.** For each underlying ``U`` a :class:`~margin_engine.live.book.LiveBook`
+   of the book is moved to ``shift_underlying(market, U, x)`` once per grid factor ``x`` some
+   unit needs, and its engine re-margins every unit holding ``U`` in one vectorised pass (their
+   equity moves with the market as well). Each unit's walk to a one-step bracket
+   (:func:`~margin_engine.policy.liquidation.bracket_search`, the per-unit solver's own) is fed
+   from these passes; a grid point is moved to once, whichever units need it.
+2. **The root in the bracket.** Brent's method per unit on that bracket with the unit's own
+   surplus function (:meth:`~margin_engine.live.engines.ReferenceEngine.surplus_function`;
+   by default the per-unit solver's), as the per-unit solver ends.
+
+The brackets are the per-unit solver's, and the root is found from them by the same function
+and the same Brent iterations, so the bands are the per-unit solver's to the bit (the tests
+hold them to 1e-9 relative), and do not depend on which other accounts share the book (a Dask
+partition gives the single process's numbers). Only a surplus within rounding of zero at a
+grid point could make the live engines' sign, hence the bracket, differ. Where a move is
+refused (a model error on a shifted market), that underlying's bands are left out and the
+assessment solves them with the per-unit solver, which reproduces the reference's answer or
+error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+
+import numpy as np
+
+from margin_engine.domain.book import Account, Book
+from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import InputError
+from margin_engine.live.book import LiveBook
+from margin_engine.live.engines import scans_whole_book
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.revaluation import shift_underlying
+from margin_engine.models.core.units import MarginUnit
+from margin_engine.policy.health import HealthPolicy
+from margin_engine.policy.liquidation import (
+    GRID,
+    Band,
+    bracket_search,
+    grid_factor,
+    root_in_step,
+)
+
+#: Grid factors on each side of today's price: below, above.
+SIDES = (1.0 / GRID, GRID)
+
+Walk = Generator[int, float, tuple[int, int] | None]
+
+
+def book_bands(model: MarginModel, accounts: Sequence[Account],
+               units: Sequence[Sequence[MarginUnit]], market: MarketSnapshot,
+               policy: HealthPolicy, *, every_engine: bool = False
+               ) -> list[list[dict[str, Band]]]:
+    """Every unit's liquidation band on each underlying it holds, as
+    :func:`~margin_engine.policy.liquidation.fast_liquidation_band` gives it.
+
+    Parameters
+    ----------
+    model : MarginModel
+        A model without a closed-form liquidation price.
+    accounts : sequence of Account
+        Netted accounts (:func:`~margin_engine.domain.book.net_positions`).
+    units : sequence of sequence of MarginUnit
+        ``model.units`` of each account, as the assessment grouped them.
+    market : MarketSnapshot
+        Today's market.
+    policy : HealthPolicy
+        Collateral haircuts.
+    every_engine : bool, default False
+        Scan with any model's engine; by default only where the scan pays
+        (:func:`~margin_engine.live.engines.scans_whole_book`), every band left to the
+        per-unit solver otherwise.
+
+    Returns
+    -------
+    list of list of dict
+        Per account, per unit: ``{underlying: (low factor, high factor)}`` (factors of today's
+        price; ``None`` on a side without a root within 100×; ``(1.0, 1.0)`` for a unit at or
+        below maintenance today).
+
+    An underlying on which a shifted market is refused (a model error) is missing from its
+    units' dicts: the caller solves those with the per-unit solver (which gives the
+    reference's answer, or its error, for that account).
+    """
+    out: list[list[dict[str, Band]]] = [[{} for _ in us] for us in units]
+    if not (every_engine or scans_whole_book(model)):
+        return out
+    live = LiveBook(model, Book.model_construct(accounts=tuple(accounts)), market,
+                    policy=policy)
+    order = live.live_slots()  # every account's unit slots, in book and unit order
+    if len(order) != sum(map(len, units)):
+        return out  # grouped otherwise than the caller (not expected): all left per unit
+    it = iter(order)
+    slots = [[next(it) for _ in us] for us in units]
+    if any([u.position_indices for u in us] != [live.unit(s).position_indices for s in ss]
+           for us, ss in zip(units, slots, strict=True)):
+        return out
+    by_und: dict[str, list[tuple[int, int]]] = {}  # (account, unit) holding each underlying
+    for i, (account, us) in enumerate(zip(accounts, units, strict=True)):
+        for k, unit in enumerate(us):
+            for j in unit.position_indices:
+                und = market.instrument(account.positions[j].symbol).underlying
+                if not by_und.setdefault(und, []) or by_und[und][-1] != (i, k):
+                    by_und[und].append((i, k))
+    for und, held in by_und.items():
+        sl = np.array([slots[i][k] for i, k in held], dtype=np.int64)
+        try:
+            bands = _underlying_bands(live, und, sl)
+        except (InputError, ValueError, ArithmeticError):
+            # a shifted market refused: these units are left to the per-unit solver, which
+            # gives the reference's answer or error; a fresh book for the next underlying
+            live = LiveBook(model, Book.model_construct(accounts=tuple(accounts)), market,
+                            policy=policy)
+            continue
+        for (i, k), band in zip(held, bands, strict=True):
+            out[i][k][und] = band
+    return out
+
+
+def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray) -> list[Band]:
+    """The bands on ``und`` of unit slots ``sl`` (the live book left at today's market)."""
+    base = live.market
+    s0 = live.unit_surplus(sl)
+    seen: dict[tuple[int, int], np.ndarray] = {}  # (side, grid index) -> surplus of sl
+    walks: dict[tuple[int, int], Walk] = {}
+    want: dict[tuple[int, int], int] = {}  # (unit, side) -> the grid index its walk needs
+    found: dict[tuple[int, int], tuple[int, int] | None] = {}
+    for u in np.flatnonzero(s0 > 0.0).tolist():
+        for side in (0, 1):
+            walks[(u, side)] = bracket_search()
+            want[(u, side)] = next(walks[(u, side)])
+    try:
+        while want:
+            for side, i in sorted({(side, i) for (_, side), i in want.items()} - set(seen)):
+                live.move_market(shift_underlying(base, und, grid_factor(SIDES[side], i)),
+                                 frozenset({und}))
+                seen[(side, i)] = live.unit_surplus(sl)
+            for key, i in list(want.items()):
+                try:
+                    want[key] = walks[key].send(float(seen[(key[1], i)][key[0]]))
+                except StopIteration as done:
+                    found[key] = done.value
+                    del want[key]
+    finally:
+        live.move_market(base, frozenset({und}))
+    out: list[Band] = []
+    for u, slot in enumerate(sl.tolist()):
+        if not s0[u] > 0.0:
+            out.append((1.0, 1.0))
+            continue
+        f: Callable[[float], float] | None = None
+        band: list[float | None] = []
+        for side in (0, 1):
+            step = found[(u, side)]
+            if step is None:
+                band.append(None)
+                continue
+            if f is None:
+                f = live.engine.surplus_function(slot, und)
+            lo, hi = step
+            band.append(root_in_step(f, grid_factor(SIDES[side], lo),
+                                     grid_factor(SIDES[side], hi)))
+        out.append((band[0], band[1]))
+    return out
+

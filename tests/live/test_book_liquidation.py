@@ -1,0 +1,214 @@
+"""The whole-book liquidation solver (``live.liquidation.book_bands``) against the per-unit one.
+
+For every model without a closed-form liquidation price, on randomised accounts (1-3 of a demo
+account's positions, random sizes and collateral: safe units, units with one or two liquidation
+sides, units already at maintenance, units on two underlyings), each unit's band on each
+underlying equals ``fast_liquidation_band``'s to 1e-9 relative (``None`` where it gives
+``None``); and ``assess_book`` with the solver reports what it reports without.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import replace
+from functools import partial
+
+import pytest
+
+from margin_engine.domain.book import Account, Book, net_positions
+from margin_engine.domain.market import MarketSnapshot
+from margin_engine.errors import InputError
+from margin_engine.live.book import LiveBook
+from margin_engine.live.engines import scans_whole_book
+from margin_engine.live.liquidation import book_bands
+from margin_engine.models.core.base import MarginModel
+from margin_engine.models.core.results import PositionMargin, UnitMargin
+from margin_engine.models.core.units import MarginUnit
+from margin_engine.policy.assess import AccountReport, assess_book
+from margin_engine.policy.health import HealthPolicy
+from margin_engine.policy.liquidation import Band, fast_liquidation_band
+
+from ..policy.test_liquidation_fast import (
+    GENERIC,
+    MARKET,
+    _model,
+    _random_accounts,
+    _RefusesAbove,
+)
+
+REL = 1e-9
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=REL, abs_tol=0.0)
+
+
+def _same_band(a: Band, b: Band) -> bool:
+    return all(_same(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _check_bands(model: MarginModel, accounts: list[Account]) -> Counter[str]:
+    """``book_bands`` equals ``fast_liquidation_band`` unit by unit; what kinds of band the
+    draw held."""
+    policy = HealthPolicy()
+    accounts = [net_positions(a, MARKET) for a in accounts]
+    units = [model.units(a, MARKET) for a in accounts]
+    got = book_bands(model, accounts, units, MARKET, policy, every_engine=True)
+    kinds: Counter[str] = Counter()
+    for account, us, bands in zip(accounts, units, got, strict=True):
+        assert len(bands) == len(us)
+        for unit, by_und in zip(us, bands, strict=True):
+            unds = {MARKET.instrument(account.positions[j].symbol).underlying
+                    for j in unit.position_indices}
+            assert set(by_und) == unds
+            kinds["multi-underlying"] += len(unds) > 1
+            for und, band in by_und.items():
+                want = fast_liquidation_band(model, unit, account, MARKET, und, policy)
+                assert _same_band(band, want), (
+                    f"{account.id} {unit.id} {und}: book {band} vs per unit {want}")
+                kinds["at maintenance"] += want == (1.0, 1.0)
+                kinds["root"] += sum(b is not None for b in want) * (want != (1.0, 1.0))
+                kinds["no root"] += sum(b is None for b in want)
+    return kinds
+
+
+@pytest.mark.parametrize("name", GENERIC)
+def test_book_bands_equal_the_per_unit_solver(name: str) -> None:
+    """Every engine (fewer accounts where ``compute`` does not scan: the check of the machinery
+    on those engines, kept cheap)."""
+    model = _model(name)
+    n = 8 if scans_whole_book(model) else 3
+    kinds = _check_bands(model, _random_accounts(model, n, seed=11 + len(name)))
+    assert kinds["root"] > 0 and kinds["no root"] > 0, kinds  # both outcomes exercised
+
+
+def test_the_draws_hold_every_kind_of_unit() -> None:
+    """Across two models, the random accounts include units already at maintenance, units on
+    two underlyings, sides with and without a root (so the parametrised test above covers
+    them)."""
+    kinds: Counter[str] = Counter()
+    for name in ("okx-pm", "span"):
+        model = _model(name)
+        kinds += _check_bands(model, _random_accounts(model, 12, seed=4))
+    assert all(kinds[k] > 0 for k in ("at maintenance", "multi-underlying", "root",
+                                      "no root")), kinds
+
+
+def _liquidation_fields(reports: list[AccountReport]
+                        ) -> list[tuple[float | None, tuple[float | None, float | None] | None]]:
+    return [(p.liquidation_price, p.liquidation_range) for r in reports for p in r.positions]
+
+
+@pytest.mark.parametrize("name", ["span", "deribit-pm"])
+def test_assess_book_with_the_solver_reports_the_same(name: str) -> None:
+    """Everything but the liquidation prices is the same object-for-object; those agree to
+    1e-9 relative."""
+    model = _model(name)
+    book = Book(accounts=tuple(_random_accounts(model, 6, seed=2)))
+    plain = assess_book(model, book, MARKET)
+    fast = assess_book(_model(name), book, MARKET, band_solver=book_bands)
+    for a, b in zip(fast, plain, strict=True):
+        assert (a.initial_margin, a.maintenance_margin, a.equity, a.units) == (
+            b.initial_margin, b.maintenance_margin, b.equity, b.units)
+        assert [p.margin for p in a.positions] == [p.margin for p in b.positions]
+    found = 0
+    for (lp, band), (lp0, band0) in zip(_liquidation_fields(fast), _liquidation_fields(plain),
+                                        strict=True):
+        assert _same(lp, lp0)
+        assert band is not None and band0 is not None and _same_band(band, band0)
+        found += lp is not None
+    assert found > 0
+
+
+class _RefusesAboveByPosition(_RefusesAbove):
+    """:class:`_RefusesAbove` with its positions in the requirement (so that the report lists
+    them, with their liquidation prices)."""
+
+    def margin_unit(self, unit: MarginUnit, account: Account,
+                    market: MarketSnapshot) -> UnitMargin:
+        req = super().margin_unit(unit, account, market)
+        return replace(req, positions=tuple(
+            PositionMargin(j, account.positions[j].symbol, account.positions[j].size,
+                           req.initial_margin, req.maintenance_margin, req.initial_margin, 0.0)
+            for j in unit.position_indices))
+
+
+@pytest.mark.parametrize("name", GENERIC)
+def test_compute_scans_only_where_it_pays(name: str) -> None:
+    """Without ``every_engine`` the bands of a model whose engine does not scan are all left to
+    the per-unit solver; the scanning engines are the scenario grids."""
+    model = _model(name)
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 1, seed=3)]
+    units = [model.units(a, MARKET) for a in accounts]
+    got = book_bands(model, accounts, units, MARKET, HealthPolicy())
+    assert scans_whole_book(model) is (name in ("span", "okx-pm", "deribit-pm", "derive-pmrm"))
+    assert all(bool(b) is scans_whole_book(model) for us in got for b in us)
+
+
+def test_a_refused_shifted_market_leaves_the_underlying_to_the_per_unit_solver() -> None:
+    """A model that refuses BTC above 1.24× today's (``_RefusesAbove``): the book's scan is
+    refused at the schedule's 1.259, so BTC is left out of the bands and ``assess_book`` solves
+    it per unit, giving the reference's root 1.2 (derived in the per-unit solver's test)."""
+    perp = next(i for i in MARKET.instruments if i.kind.value == "perpetual"
+                and i.underlying == "BTC" and not i.inverse)
+    assert perp.mark_price is not None
+    account = Account.model_validate({
+        "id": "a", "margin_mode": "cross", "collateral": {perp.settle: 0.32 * perp.mark_price},
+        "positions": [{"symbol": perp.symbol, "size": -1, "entry_price": perp.mark_price}]})
+    model = _RefusesAboveByPosition()
+    units = [model.units(account, MARKET)]
+    assert book_bands(model, [account], units, MARKET, HealthPolicy(),
+                      every_engine=True) == [[{}]]
+    report = assess_book(model, Book(accounts=(account,)), MARKET,
+                         band_solver=partial(book_bands, every_engine=True))[0]
+    band = report.positions[0].liquidation_range
+    assert band is not None and band[0] is None and band[1] is not None
+    assert math.isclose(band[1], 1.2 * perp.mark_price, rel_tol=1e-9)
+
+
+def test_a_band_solver_that_refuses_an_account_leaves_it_to_the_per_account_path() -> None:
+    """An :class:`InputError` from the solver (a LiveBook refusing an account) is not
+    reported as such: the per-account path reports each account's own answer or error."""
+    model = _model("span")
+    book = Book(accounts=tuple(_random_accounts(model, 2, seed=1)))
+
+    def refuses(*args: object) -> list[list[dict[str, Band]]]:
+        raise InputError("accounts[0]", "refused by the live book")
+
+    plain = assess_book(model, book, MARKET)
+    assert _liquidation_fields(assess_book(model, book, MARKET, band_solver=refuses)) == (
+        _liquidation_fields(plain))
+
+
+def test_the_live_book_is_back_at_todays_market_after_a_scan() -> None:
+    """``move_market`` leaves the book where ``update_market`` would: after a scan and the move
+    back, every unit's surplus is today's again."""
+    model = _model("okx-pm")
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 4, seed=9)]
+    live = LiveBook(model, Book(accounts=tuple(accounts)), MARKET)
+    slots = live.live_slots()
+    before = live.unit_surplus(slots).tolist()
+    from margin_engine.models.core.revaluation import shift_underlying
+
+    live.move_market(shift_underlying(MARKET, "BTC", 0.5), frozenset({"BTC"}))
+    moved = live.unit_surplus(slots).tolist()
+    live.move_market(MARKET, frozenset({"BTC"}))
+    after = live.unit_surplus(slots).tolist()
+    assert moved != before
+    assert all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9) for a, b in zip(after, before,
+                                                                               strict=True))
+
+
+def test_units_grouped_otherwise_are_left_to_the_per_unit_solver() -> None:
+    """Units that are not the live book's grouping (here: one account's units left out) get
+    no bands from the scan rather than another unit's."""
+    model = _model("span")
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 2, seed=5)]
+    units = [model.units(a, MARKET) for a in accounts]
+    assert book_bands(model, accounts, units, MARKET, HealthPolicy())[0][0]  # scanned
+    units[1] = []
+    got = book_bands(model, accounts, units, MARKET, HealthPolicy())
+    assert got == [[{} for _ in units[0]], []]
