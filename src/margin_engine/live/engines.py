@@ -111,6 +111,7 @@ class PositionCacheEngine(ReferenceEngine):
         """Each unit's Σ position IM and Σ position MM, by slot."""
         self._ref = np.zeros(0, dtype=bool)
         """:meth:`needs_reference` by unit slot (a slot's positions never change)."""
+        self._firsts: dict[int, dict[int, int]] = {}
 
     # -- what a subclass provides --------------------------------------------------------------
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -219,14 +220,13 @@ class PositionCacheEngine(ReferenceEngine):
         if self._ref[slot] if slot < self._ref.size else self._reference([slot])[0]:
             return None
         lv = self.live
-        idx = lv.unit_positions(slot)
-        ins_l = lv.pos_ins[idx].tolist()
+        first = self._first_position(slot)
         sizes: dict[int, float] = {}
         for row, q in orders:
-            if row not in ins_l:
+            g = first.get(row, -1)
+            if g < 0:
                 return None
-            g = int(idx[ins_l.index(row)])
-            sizes[g] = sizes.get(g, float(lv.pos_size[g])) + q
+            sizes[g] = sizes.get(g, lv.pos_size.item(g)) + q
         im = self._uim.value_one(slot) if slot < self._uim.n else None
         mm = self._umm.value_one(slot) if slot < self._umm.n else None
         if im is None or mm is None:  # the unit's total first (its positions priced)
@@ -237,12 +237,28 @@ class PositionCacheEngine(ReferenceEngine):
         pim, pmm = self._pim.a, self._pmm.a
         for g, q in sizes.items():  # the unit's total plus the ordered positions' changes
             new_im, new_mm = self.price_one(g, q)
-            im += new_im - float(pim[g])
-            mm += new_mm - float(pmm[g])
+            im += new_im - pim.item(g)
+            mm += new_mm - pmm.item(g)
         extra = self.unit_terms([slot])
         if extra is not None:
             im, mm = im + float(extra[0][0]), mm + float(extra[1][0])
         return im, mm
+
+
+    def _first_position(self, slot: int) -> dict[int, int]:
+        """Unit ``slot``'s first position (global id) on each instrument row it holds (kept: a
+        slot's positions never change; the last 4,096 slots asked)."""
+        got = self._firsts.get(slot)
+        if got is None:
+            lv = self.live
+            idx = lv.unit_positions(slot)
+            got = {}
+            for row, g in zip(lv.pos_ins[idx].tolist(), idx.tolist(), strict=True):
+                got.setdefault(row, g)
+            if len(self._firsts) >= 4096:
+                self._firsts.clear()
+            self._firsts[slot] = got
+        return got
 
 
 class BracketEngine(PositionCacheEngine):
