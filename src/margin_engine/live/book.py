@@ -358,12 +358,12 @@ class LiveBook:
 
     def _state(self, i: int) -> AccountState:
         a = self._a
-        ratio = float(a["ratio"][i])
+        ratio = a["ratio"].item(i)
         return AccountState(self._accounts[i].id,
-                            self.instruments.currencies[int(self._a_ccy[i])],
-                            float(a["im"][i]), float(a["mm"][i]), float(a["eq"][i]),
-                            float(a["avail"][i]), None if math.isnan(ratio) else ratio,
-                            _STATUS[int(self._a_status[i])])
+                            self.instruments.currencies[self._a_ccy.item(i)],
+                            a["im"].item(i), a["mm"].item(i), a["eq"].item(i),
+                            a["avail"].item(i), None if math.isnan(ratio) else ratio,
+                            _STATUS[self._a_status.item(i)])
 
     # -- changes --------------------------------------------------------------------------------
     def update_market(self, update: Mapping[str, Any]) -> list[Event]:
@@ -1116,34 +1116,37 @@ class LiveBook:
             s = pos_slot.item(g)
             eq_delta[s] = eq_delta.get(s, 0.0) + self._convert(v, k, units[s].currency)
             whole += self._convert(v, k, ccy)
-
-        def unit_collateral(s: int) -> Mapping[str, float]:
-            """Unit ``s``'s collateral after the orders."""
-            u = units[s]
-            if u.scope == "currency":
-                return {u.currency: coll.get(u.currency, 0.0)}
-            if u.scope == "position" and not math.isnan(self._pos_iso.a[self._unit_pos[s][0]]):
-                return u.collateral
-            return coll
-
         if coll is not coll0:  # cash moved: collateral re-valued
             mk = self._market
             account = self.account_object(i)
             for s in slots:
                 u = units[s]
                 eq_delta[s] = eq_delta.get(s, 0.0) + (health.collateral_value(
-                    unit_collateral(s), u.currency, account, mk, self.policy)
+                    self._unit_collateral(s, coll), u.currency, account, mk, self.policy)
                     - self._coll.a.item(s))
             whole += health.collateral_value(coll, ccy, account, mk, self.policy) \
                 - self._whole_coll.item(i)
         im_mm = {}
         scale = None if self.scale.is_identity else self.scale
+        engine = self.engine
+        # an engine whose model reads no collateral is asked without building the mapping
+        plain = type(engine).what_if_with is ReferenceEngine.what_if_with
         for slot, ods in by_slot.items():
-            got_im_mm = self.engine.what_if_with(slot, ods, unit_collateral(slot))
+            got_im_mm = engine.what_if(slot, ods) if plain else engine.what_if_with(
+                slot, ods, self._unit_collateral(slot, coll))
             if got_im_mm is None:
                 return None
             im_mm[slot] = got_im_mm if scale is None else scale.apply_one(*got_im_mm)
         return self._aggregate(i, im_mm=im_mm, eq_delta=eq_delta, whole_delta=whole)
+
+    def _unit_collateral(self, s: int, coll: Mapping[str, float]) -> Mapping[str, float]:
+        """Unit ``s``'s collateral when its account's is ``coll``."""
+        u = self._units[s]
+        if u.scope == "currency":
+            return {u.currency: coll.get(u.currency, 0.0)}
+        if u.scope == "position" and not math.isnan(self._pos_iso.a[self._unit_pos[s][0]]):
+            return u.collateral
+        return coll
 
     def _held(self, i: int) -> dict[int, int]:
         """Account ``i``'s first position on each instrument row it holds (kept until an
@@ -1195,6 +1198,8 @@ def _changes(new: np.ndarray, old: np.ndarray, settle: np.ndarray, dest: np.ndar
 
 
 def _order(o: Any, n: int) -> tuple[str, float, float | None]:
+    if type(o) is tuple and len(o) == 3:  # the usual (symbol, size, price) first
+        return str(o[0]), o[1], o[2]
     if isinstance(o, Mapping):
         unknown = sorted(set(o) - {"symbol", "size", "price"})
         if unknown:

@@ -217,7 +217,7 @@ class PositionCacheEngine(ReferenceEngine):
 
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
-        if self._ref[slot] if slot < self._ref.size else self._reference([slot])[0]:
+        if self._ref.item(slot) if slot < self._ref.size else self._reference([slot])[0]:
             return None
         lv = self.live
         first = self._first_position(slot)
@@ -307,7 +307,7 @@ class BracketEngine(PositionCacheEngine):
 
     def price_one(self, g: int, size: float) -> tuple[float, float]:
         lv = self.live
-        return self.position_margin(int(lv.pos_ins[g]), size, lv.pos_leverage_one(g))
+        return self.position_margin(lv.pos_ins.item(g), size, lv.pos_leverage_one(g))
 
     def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray,
                          row: np.ndarray | None = None
@@ -343,11 +343,11 @@ class BracketEngine(PositionCacheEngine):
         """:meth:`position_margins` of one position in plain floats (the same operations in
         the same order, so the same bits), for the what-if's few changed positions."""
         arr = self.live.instruments
-        n = abs(size) * float(arr.contract_size[k]) * float(arr.mark[k])
+        n = abs(size) * arr.contract_size.item(k) * arr.mark.item(k)
         caps, mmr, cum, lev_row = self._table(k)
         # caps ascend: how many are <= n is the bisection point (NaN: none, as the arrays say)
         below = bisect_right(caps, n) if n == n else 0
-        row = max(min(below, int(self.rows[k]) - 1), 0)
+        row = max(min(below, self.rows.item(k) - 1), 0)
         lev = min(leverage, lev_row[row])
         mm = max(n * mmr[row] - cum[row], 0.0)
         return max(n / lev, mm), mm
