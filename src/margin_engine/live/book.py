@@ -48,8 +48,7 @@ from margin_engine.policy.assess import AccountReport, assess_account
 from margin_engine.policy.health import HealthPolicy, Status
 from margin_engine.policy.margin_scale import IDENTITY, MarginScale, scaled_stamp
 
-_SEVERITY = {Status.HEALTHY: 0, Status.MARGIN_CALL: 1, Status.LIQUIDATION: 2}
-_STATUS = (Status.HEALTHY, Status.MARGIN_CALL, Status.LIQUIDATION)
+_STATUS = (Status.HEALTHY, Status.MARGIN_CALL, Status.LIQUIDATION)  # by severity
 
 
 def _event_type(old: Status, new: Status) -> str:
@@ -1045,7 +1044,7 @@ class LiveBook:
             im, mm = (self._im.a.item(s), self._mm.a.item(s)) if got is None else got
             eq_u = self._eq.a.item(s) + (eq_delta.get(s, 0.0) if eq_delta else 0.0)
             r, st = health.margin_ratio(mm, eq_u), health.status(im, mm, eq_u)
-            key = (_SEVERITY[st], r or 0.0)
+            key = (_STATUS.index(st), r or 0.0)  # severity (an identity test, no Enum hash)
             if worst is None or key > worst:  # the first of the worst units, as max() picks
                 worst, status = key, st
             ratios.append(r)
@@ -1083,6 +1082,7 @@ class LiveBook:
         by_slot: dict[int, list[tuple[int, float]]] = {}
         coll = coll0 = self._collateral[i]
         changed: dict[int, tuple[float, float | None]] = {}  # position -> (size, entry)
+        moved: set[str] = set()  # collateral currencies the orders' cash moves
         for k, q, px in orders:
             g = held.get(k, -1)
             slot = -1 if g < 0 else pos_slot.item(g)
@@ -1106,6 +1106,7 @@ class LiveBook:
                 if coll is coll0:
                     coll = dict(coll)
                 coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
+                moved.add(ins.settle)
         ccy = arr.currencies[self._a_ccy.item(i)]
         eq_delta: dict[int, float] = {}
         whole = 0.0
@@ -1116,16 +1117,21 @@ class LiveBook:
             s = pos_slot.item(g)
             eq_delta[s] = eq_delta.get(s, 0.0) + self._convert(v, k, units[s].currency)
             whole += self._convert(v, k, ccy)
-        if coll is not coll0:  # cash moved: collateral re-valued
-            mk = self._market
+        if moved:  # cash moved: the collateral values change by the moved balances' terms
             account = self.account_object(i)
             for s in slots:
                 u = units[s]
-                eq_delta[s] = eq_delta.get(s, 0.0) + (health.collateral_value(
-                    self._unit_collateral(s, coll), u.currency, account, mk, self.policy)
-                    - self._coll.a.item(s))
-            whole += health.collateral_value(coll, ccy, account, mk, self.policy) \
-                - self._whole_coll.item(i)
+                if u.scope == "currency":
+                    seen = moved & {u.currency}
+                elif u.scope == "position" and not math.isnan(
+                        self._pos_iso.a.item(self._unit_pos[s].item(0))):
+                    continue  # its own isolated margin: no account cash
+                else:
+                    seen = moved
+                if seen:
+                    eq_delta[s] = eq_delta.get(s, 0.0) + self._collateral_change(
+                        coll0, coll, seen, u.currency, account)
+            whole += self._collateral_change(coll0, coll, moved, ccy, account)
         im_mm = {}
         scale = None if self.scale.is_identity else self.scale
         engine = self.engine
@@ -1138,6 +1144,20 @@ class LiveBook:
                 return None
             im_mm[slot] = got_im_mm if scale is None else scale.apply_one(*got_im_mm)
         return self._aggregate(i, im_mm=im_mm, eq_delta=eq_delta, whole_delta=whole)
+
+    def _collateral_change(self, old: Mapping[str, float], new: Mapping[str, float],
+                           moved: set[str], currency: str, account: Account) -> float:
+        """Change of ``health.collateral_value`` in ``currency`` from balances ``old`` to
+        ``new``, which differ only in ``moved``: the moved balances' terms, each valued as the
+        reference values it (converted, haircut when positive and foreign), new minus old (the
+        others' terms cancel; rounding apart, the full re-valuation's difference)."""
+        mk, policy = self._market, self.policy
+        out = 0.0
+        for c in sorted(moved):
+            out += health.collateral_value({c: new[c]}, currency, account, mk, policy)
+            if c in old:
+                out -= health.collateral_value({c: old[c]}, currency, account, mk, policy)
+        return out
 
     def _unit_collateral(self, s: int, coll: Mapping[str, float]) -> Mapping[str, float]:
         """Unit ``s``'s collateral when its account's is ``coll``."""
