@@ -631,17 +631,9 @@ class LiveBook:
         before = self._state(i)
         after = self._fast_what_if(i, parsed) or self._rebuilt_what_if(i, parsed)
         change = after.initial_margin - before.initial_margin
-        if after.available_balance >= 0.0:
-            accept, reason = True, (f"equity {after.equity:.6g} covers initial margin "
-                                    f"{after.initial_margin:.6g} {after.currency}")
-        elif change <= 0.0:
-            accept, reason = True, (f"reduces initial margin by {-change:.6g} "
-                                    f"{after.currency} (risk-reducing orders are accepted)")
-        else:
-            accept, reason = False, (f"initial margin {after.initial_margin:.6g} would exceed "
-                                     f"what equity covers (available balance "
-                                     f"{after.available_balance:.6g} {after.currency})")
-        return WhatIf(account_id, before, after, change, accept, reason)
+        # covered after the orders, or risk-reducing (WhatIf.reason says which, when asked)
+        accept = after.available_balance >= 0.0 or change <= 0.0
+        return WhatIf(account_id, before, after, change, accept)
 
     def snapshot(self, *, liquidation_prices: bool = False) -> list[AccountReport]:
         """Every account's full report, as ``assess_book`` gives on :meth:`book` and
