@@ -375,6 +375,13 @@ def run_model(name: str, args: argparse.Namespace) -> float | None:
           f"{pct(wl, 50) * 1e6:.0f} us, p99 "
           f"{pct(wl, 99) * 1e6:.0f} us over {len(wl):,} calls (goal p99 <= 50 us); thread CPU "
           f"time p50 {pct(CPU, 50) * 1e6:.0f} us, p99 {pct(CPU, 99) * 1e6:.0f} us")
+    gc.disable()  # the collector off as well (the bench only: the library never turns it off)
+    try:
+        wg = whatif_latency(live, "whale", whale.positions[0].symbol, args.whatif_calls)
+    finally:
+        gc.enable()
+    print(f"   with gc.disable() too: p50 {pct(wg, 50) * 1e6:.0f} us, p99 "
+          f"{pct(wg, 99) * 1e6:.0f} us (the book frozen, gc.freeze, in both)")
     if name == "deribit-pm":
         n_share = min(args.whatif_calls, 20000)
         eng_w, all_w = engine_cpu(live, lambda lv=live: whatif_latency(

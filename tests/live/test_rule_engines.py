@@ -214,6 +214,10 @@ def test_dydx_quantum_rounding_is_exact(btc_mark):
         st = live.state(a.id)
         assert st.initial_margin == want.initial_margin, a.positions  # to the quantum
         assert st.maintenance_margin == want.maintenance_margin
+        # the what-if's one-position pricing (integers, not the arrays) to the quantum too
+        g = live.unit_positions(live._acct_units[live._by_id[a.id]][0])[0]
+        assert live.engine.price_one(int(g), a.positions[0].size) == (
+            want.initial_margin, want.maintenance_margin), a.positions
 
 
 def _bench_data():

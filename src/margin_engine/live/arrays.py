@@ -109,9 +109,9 @@ class RunningSums:
 
     def value_one(self, group: int) -> float | None:
         """The total of one group as a float, ``None`` when it must be re-summed first."""
-        if not self._ok.a[group]:
+        if not self._ok.a.item(group):
             return None
-        return float(self._total.a[group]) + float(self._comp.a[group])
+        return self._total.a.item(group) + self._comp.a.item(group)
 
     def is_current(self, groups: IntArray) -> NDArray[np.bool_]:
         """Whether each of ``groups`` holds its terms' total (else it must be re-summed)."""

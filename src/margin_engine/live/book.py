@@ -48,8 +48,7 @@ from margin_engine.policy.assess import AccountReport, assess_account
 from margin_engine.policy.health import HealthPolicy, Status
 from margin_engine.policy.margin_scale import IDENTITY, MarginScale, scaled_stamp
 
-_SEVERITY = {Status.HEALTHY: 0, Status.MARGIN_CALL: 1, Status.LIQUIDATION: 2}
-_STATUS = (Status.HEALTHY, Status.MARGIN_CALL, Status.LIQUIDATION)
+_STATUS = (Status.HEALTHY, Status.MARGIN_CALL, Status.LIQUIDATION)  # by severity
 
 
 def _event_type(old: Status, new: Status) -> str:
@@ -358,12 +357,12 @@ class LiveBook:
 
     def _state(self, i: int) -> AccountState:
         a = self._a
-        ratio = float(a["ratio"][i])
+        ratio = a["ratio"].item(i)
         return AccountState(self._accounts[i].id,
-                            self.instruments.currencies[int(self._a_ccy[i])],
-                            float(a["im"][i]), float(a["mm"][i]), float(a["eq"][i]),
-                            float(a["avail"][i]), None if math.isnan(ratio) else ratio,
-                            _STATUS[int(self._a_status[i])])
+                            self.instruments.currencies[self._a_ccy.item(i)],
+                            a["im"].item(i), a["mm"].item(i), a["eq"].item(i),
+                            a["avail"].item(i), None if math.isnan(ratio) else ratio,
+                            _STATUS[self._a_status.item(i)])
 
     # -- changes --------------------------------------------------------------------------------
     def update_market(self, update: Mapping[str, Any]) -> list[Event]:
@@ -647,17 +646,9 @@ class LiveBook:
         before = self._state(i)
         after = self._fast_what_if(i, parsed) or self._rebuilt_what_if(i, parsed)
         change = after.initial_margin - before.initial_margin
-        if after.available_balance >= 0.0:
-            accept, reason = True, (f"equity {after.equity:.6g} covers initial margin "
-                                    f"{after.initial_margin:.6g} {after.currency}")
-        elif change <= 0.0:
-            accept, reason = True, (f"reduces initial margin by {-change:.6g} "
-                                    f"{after.currency} (risk-reducing orders are accepted)")
-        else:
-            accept, reason = False, (f"initial margin {after.initial_margin:.6g} would exceed "
-                                     f"what equity covers (available balance "
-                                     f"{after.available_balance:.6g} {after.currency})")
-        return WhatIf(account_id, before, after, change, accept, reason)
+        # covered after the orders, or risk-reducing (WhatIf.reason says which, when asked)
+        accept = after.available_balance >= 0.0 or change <= 0.0
+        return WhatIf(account_id, before, after, change, accept)
 
     def snapshot(self, *, liquidation_prices: bool = False) -> list[AccountReport]:
         """Every account's full report, as ``assess_book`` gives on :meth:`book` and
@@ -1042,89 +1033,147 @@ class LiveBook:
                    eq_delta: Mapping[int, float] | None = None, whole_delta: float = 0.0
                    ) -> AccountState:
         """``assess_account``'s account-level arithmetic over the cached unit numbers."""
-        mk = self._market
         slots = self._acct_units[i]
-        ccy = self.instruments.currencies[int(self._a_ccy[i])]  # _account_currency's, kept
-        units = []
+        ccy = self.instruments.currencies[self._a_ccy.item(i)]  # _account_currency's, kept
+        eq = self._a["eq"].item(i) + whole_delta  # the account's equity now, plus the change
+        # every unit converted into the account's currency as market.convert does (the
+        # instrument arrays' USD prices are the market's)
+        usd = self.instruments.usd
+        to = self._a_ccy.item(i)
+        usd_to = usd.item(to)
+        im_t = mm_t = 0.0
+        spare = []
+        worst: tuple[int, float] | None = None
+        status = Status.HEALTHY
+        ratios = []
         for s in slots:
-            im, mm = (im_mm or {}).get(s, (float(self._im.a[s]), float(self._mm.a[s])))
-            eq = float(self._eq.a[s]) + (eq_delta or {}).get(s, 0.0)
-            units.append((self._units[s].currency, im, mm, eq,
-                          health.margin_ratio(mm, eq), health.status(im, mm, eq)))
-        im_t = sum(mk.convert(u[1], u[0], ccy) for u in units)
-        mm_t = sum(mk.convert(u[2], u[0], ccy) for u in units)
-        eq = float(self._a["eq"][i]) + whole_delta  # the account's equity now, plus the change
-        spare = [mk.convert(u[3] - u[1], u[0], ccy) for u in units]
-        available = min([eq - im_t, *spare])
-        worst = max(units, key=lambda u: (_SEVERITY[u[5]], u[4] or 0.0), default=None)
-        ratios = [u[4] for u in units]
-        ratio = None if any(r is None for r in ratios) else max(
-            (r for r in ratios if r is not None), default=health.margin_ratio(mm_t, eq))
-        status = worst[5] if worst else health.status(im_t, mm_t, eq)
+            got = im_mm.get(s) if im_mm else None
+            im, mm = (self._im.a.item(s), self._mm.a.item(s)) if got is None else got
+            eq_u = self._eq.a.item(s) + (eq_delta.get(s, 0.0) if eq_delta else 0.0)
+            r, st = health.margin_ratio(mm, eq_u), health.status(im, mm, eq_u)
+            key = (_STATUS.index(st), r or 0.0)  # severity (an identity test, no Enum hash)
+            if worst is None or key > worst:  # the first of the worst units, as max() picks
+                worst, status = key, st
+            ratios.append(r)
+            frm = self._unit_ccy.a.item(s)
+            if frm == to:
+                im_t += im
+                mm_t += mm
+                spare.append(eq_u - im)
+            else:
+                u = usd.item(frm)
+                im_t += im * u / usd_to
+                mm_t += mm * u / usd_to
+                spare.append((eq_u - im) * u / usd_to)
+        available = eq - im_t
+        for x in spare:  # min([eq - im_t, *spare])
+            if x < available:
+                available = x
+        ratio = None if None in ratios else max(
+            cast(list[float], ratios), default=health.margin_ratio(mm_t, eq))
+        if worst is None:  # no unit
+            status = health.status(im_t, mm_t, eq)
         return AccountState(self._accounts[i].id, ccy, im_t, mm_t, eq, available, ratio, status)
 
     def _fast_what_if(self, i: int, orders: list[tuple[int, float, float]]
                       ) -> AccountState | None:
-        """Answer from the cache when every order adds to a position the account holds."""
+        """Answer from the cache when every order adds to a position the account holds.
+
+        Plain floats throughout (``ndarray.item``: no NumPy scalars), each unit's engine asked
+        once; the same operations in the same order as the rebuild's arithmetic."""
         arr = self.instruments
         slots = self._acct_units[i]
         held = self._held(i)
-        pos_slot, pos_eq, pos_ins = self._pos_slot.a, self._pos_eq.a, self._pos_ins.a
+        units = self._units
+        pos_slot, pos_ins = self._pos_slot.a, self._pos_ins.a
         by_slot: dict[int, list[tuple[int, float]]] = {}
-        coll = self._collateral[i]
+        coll = coll0 = self._collateral[i]
         changed: dict[int, tuple[float, float | None]] = {}  # position -> (size, entry)
+        moved: set[str] = set()  # collateral currencies the orders' cash moves
         for k, q, px in orders:
             g = held.get(k, -1)
-            slot = -1 if g < 0 else int(pos_slot[g])
-            if slot < 0 or (self._units[slot].scope == "position" and len(slots) > 1):
+            slot = -1 if g < 0 else pos_slot.item(g)
+            if slot < 0 or (units[slot].scope == "position" and len(slots) > 1):
                 return None  # a new unit, or isolated: the rebuild decides
-            by_slot.setdefault(slot, []).append((k, q))
-            if g in changed:
-                size0, entry0 = changed[g]
+            ods = by_slot.get(slot)
+            if ods is None:
+                by_slot[slot] = [(k, q)]
             else:
-                e0 = float(self._pos_entry.a[g])
-                size0, entry0 = float(self._pos_size.a[g]), None if math.isnan(e0) else e0
+                ods.append((k, q))
+            got = changed.get(g)
+            if got is not None:
+                size0, entry0 = got
+            else:
+                e0 = self._pos_entry.a.item(g)
+                size0, entry0 = self._pos_size.a.item(g), None if math.isnan(e0) else e0
             ins = arr.instruments[k]
-            new, entry, cash = trade(size0, entry0, q, px, ins, float(arr.mark[k]))
+            new, entry, cash = trade(size0, entry0, q, px, ins, arr.mark.item(k))
             changed[g] = (new, entry)
             if cash != 0.0:
-                if coll is self._collateral[i]:
+                if coll is coll0:
                     coll = dict(coll)
                 coll[ins.settle] = coll.get(ins.settle, 0.0) + cash
-        pos_delta = {g: position_equity_one(arr, int(pos_ins[g]), q, math.nan if e is None else e)
-                     - float(pos_eq[g]) for g, (q, e) in changed.items()}
-        eq_delta = dict.fromkeys(slots, 0.0)
-        for g, v in pos_delta.items():  # a position is in one unit
-            s = int(pos_slot[g])
-            eq_delta[s] += self._convert(v, g, self._units[s].currency)
-        ccy = arr.currencies[int(self._a_ccy[i])]
-        whole = sum(self._convert(v, g, ccy) for g, v in pos_delta.items())
-
-        def unit_collateral(s: int) -> Mapping[str, float]:
-            """Unit ``s``'s collateral after the orders."""
-            u = self._units[s]
-            if u.scope == "currency":
-                return {u.currency: coll.get(u.currency, 0.0)}
-            if u.scope == "position" and not math.isnan(self._pos_iso.a[self._unit_pos[s][0]]):
-                return u.collateral
-            return coll
-
-        if coll is not self._collateral[i]:  # cash moved: collateral re-valued
-            mk = self._market
+                moved.add(ins.settle)
+        ccy = arr.currencies[self._a_ccy.item(i)]
+        eq_delta: dict[int, float] = {}
+        whole = 0.0
+        for g, (q, e) in changed.items():  # a position is in one unit
+            k = pos_ins.item(g)
+            v = position_equity_one(arr, k, q, math.nan if e is None else e) \
+                - self._pos_eq.a.item(g)
+            s = pos_slot.item(g)
+            eq_delta[s] = eq_delta.get(s, 0.0) + self._convert(v, k, units[s].currency)
+            whole += self._convert(v, k, ccy)
+        if moved:  # cash moved: the collateral values change by the moved balances' terms
             account = self.account_object(i)
             for s in slots:
-                u = self._units[s]
-                eq_delta[s] += health.collateral_value(unit_collateral(s), u.currency, account,
-                                                       mk, self.policy) - float(self._coll.a[s])
-            whole += health.collateral_value(coll, ccy, account, mk, self.policy) - float(
-                self._whole_coll[i])
+                u = units[s]
+                if u.scope == "currency":
+                    seen = moved & {u.currency}
+                elif u.scope == "position" and not math.isnan(
+                        self._pos_iso.a.item(self._unit_pos[s].item(0))):
+                    continue  # its own isolated margin: no account cash
+                else:
+                    seen = moved
+                if seen:
+                    eq_delta[s] = eq_delta.get(s, 0.0) + self._collateral_change(
+                        coll0, coll, seen, u.currency, account)
+            whole += self._collateral_change(coll0, coll, moved, ccy, account)
         im_mm = {}
+        scale = None if self.scale.is_identity else self.scale
+        engine = self.engine
+        # an engine whose model reads no collateral is asked without building the mapping
+        plain = type(engine).what_if_with is ReferenceEngine.what_if_with
         for slot, ods in by_slot.items():
-            got = self.engine.what_if_with(slot, ods, unit_collateral(slot))
-            if got is None:
+            got_im_mm = engine.what_if(slot, ods) if plain else engine.what_if_with(
+                slot, ods, self._unit_collateral(slot, coll))
+            if got_im_mm is None:
                 return None
-            im_mm[slot] = self.scale.apply_one(*got) if not self.scale.is_identity else got
+            im_mm[slot] = got_im_mm if scale is None else scale.apply_one(*got_im_mm)
         return self._aggregate(i, im_mm=im_mm, eq_delta=eq_delta, whole_delta=whole)
+
+    def _collateral_change(self, old: Mapping[str, float], new: Mapping[str, float],
+                           moved: set[str], currency: str, account: Account) -> float:
+        """Change of ``health.collateral_value`` in ``currency`` from balances ``old`` to
+        ``new``, which differ only in ``moved``: the moved balances' terms, each valued as the
+        reference values it (converted, haircut when positive and foreign), new minus old (the
+        others' terms cancel; rounding apart, the full re-valuation's difference)."""
+        mk, policy = self._market, self.policy
+        out = 0.0
+        for c in sorted(moved):
+            out += health.collateral_value({c: new[c]}, currency, account, mk, policy)
+            if c in old:
+                out -= health.collateral_value({c: old[c]}, currency, account, mk, policy)
+        return out
+
+    def _unit_collateral(self, s: int, coll: Mapping[str, float]) -> Mapping[str, float]:
+        """Unit ``s``'s collateral when its account's is ``coll``."""
+        u = self._units[s]
+        if u.scope == "currency":
+            return {u.currency: coll.get(u.currency, 0.0)}
+        if u.scope == "position" and not math.isnan(self._pos_iso.a[self._unit_pos[s][0]]):
+            return u.collateral
+        return coll
 
     def _held(self, i: int) -> dict[int, int]:
         """Account ``i``'s first position on each instrument row it holds (kept until an
@@ -1141,12 +1190,13 @@ class LiveBook:
         self._held_cache[i] = (self._version, held)
         return held
 
-    def _convert(self, value: float, g: int, currency: str) -> float:
+    def _convert(self, value: float, k: int, currency: str) -> float:
+        """``value`` in instrument row ``k``'s settlement currency, in ``currency``."""
         arr = self.instruments
-        settle = int(arr.settle[int(self._pos_ins.a[g])])
+        settle = arr.settle.item(k)
         if arr.currencies[settle] == currency:
             return value
-        return value * float(arr.usd[settle]) / float(arr.usd[arr.ccy[currency]])
+        return value * arr.usd.item(settle) / arr.usd.item(arr.ccy[currency])
 
     def _rebuilt_what_if(self, i: int, orders: list[tuple[int, float, float]]) -> AccountState:
         account = self.account_object(i)
@@ -1175,6 +1225,8 @@ def _changes(new: np.ndarray, old: np.ndarray, settle: np.ndarray, dest: np.ndar
 
 
 def _order(o: Any, n: int) -> tuple[str, float, float | None]:
+    if type(o) is tuple and len(o) == 3:  # the usual (symbol, size, price) first
+        return str(o[0]), o[1], o[2]
     if isinstance(o, Mapping):
         unknown = sorted(set(o) - {"symbol", "size", "price"})
         if unknown:

@@ -122,6 +122,7 @@ class PositionCacheEngine(ReferenceEngine):
         """Each unit's Σ position IM and Σ position MM, by slot."""
         self._ref = np.zeros(0, dtype=bool)
         """:meth:`needs_reference` by unit slot (a slot's positions never change)."""
+        self._firsts: dict[int, dict[int, int]] = {}
 
     # -- what a subclass provides --------------------------------------------------------------
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -227,17 +228,16 @@ class PositionCacheEngine(ReferenceEngine):
 
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
                 ) -> tuple[float, float] | None:
-        if self._ref[slot] if slot < self._ref.size else self._reference([slot])[0]:
+        if self._ref.item(slot) if slot < self._ref.size else self._reference([slot])[0]:
             return None
         lv = self.live
-        idx = lv.unit_positions(slot)
-        ins_l = lv.pos_ins[idx].tolist()
+        first = self._first_position(slot)
         sizes: dict[int, float] = {}
         for row, q in orders:
-            if row not in ins_l:
+            g = first.get(row, -1)
+            if g < 0:
                 return None
-            g = int(idx[ins_l.index(row)])
-            sizes[g] = sizes.get(g, float(lv.pos_size[g])) + q
+            sizes[g] = sizes.get(g, lv.pos_size.item(g)) + q
         im = self._uim.value_one(slot) if slot < self._uim.n else None
         mm = self._umm.value_one(slot) if slot < self._umm.n else None
         if im is None or mm is None:  # the unit's total first (its positions priced)
@@ -248,12 +248,28 @@ class PositionCacheEngine(ReferenceEngine):
         pim, pmm = self._pim.a, self._pmm.a
         for g, q in sizes.items():  # the unit's total plus the ordered positions' changes
             new_im, new_mm = self.price_one(g, q)
-            im += new_im - float(pim[g])
-            mm += new_mm - float(pmm[g])
+            im += new_im - pim.item(g)
+            mm += new_mm - pmm.item(g)
         extra = self.unit_terms([slot])
         if extra is not None:
             im, mm = im + float(extra[0][0]), mm + float(extra[1][0])
         return im, mm
+
+
+    def _first_position(self, slot: int) -> dict[int, int]:
+        """Unit ``slot``'s first position (global id) on each instrument row it holds (kept: a
+        slot's positions never change; the last 4,096 slots asked)."""
+        got = self._firsts.get(slot)
+        if got is None:
+            lv = self.live
+            idx = lv.unit_positions(slot)
+            got = {}
+            for row, g in zip(lv.pos_ins[idx].tolist(), idx.tolist(), strict=True):
+                got.setdefault(row, g)
+            if len(self._firsts) >= 4096:
+                self._firsts.clear()
+            self._firsts[slot] = got
+        return got
 
 
 class BracketEngine(PositionCacheEngine):
@@ -302,7 +318,7 @@ class BracketEngine(PositionCacheEngine):
 
     def price_one(self, g: int, size: float) -> tuple[float, float]:
         lv = self.live
-        return self.position_margin(int(lv.pos_ins[g]), size, lv.pos_leverage_one(g))
+        return self.position_margin(lv.pos_ins.item(g), size, lv.pos_leverage_one(g))
 
     def position_margins(self, ins: np.ndarray, size: np.ndarray, leverage: np.ndarray,
                          row: np.ndarray | None = None
@@ -338,11 +354,11 @@ class BracketEngine(PositionCacheEngine):
         """:meth:`position_margins` of one position in plain floats (the same operations in
         the same order, so the same bits), for the what-if's few changed positions."""
         arr = self.live.instruments
-        n = abs(size) * float(arr.contract_size[k]) * float(arr.mark[k])
+        n = abs(size) * arr.contract_size.item(k) * arr.mark.item(k)
         caps, mmr, cum, lev_row = self._table(k)
         # caps ascend: how many are <= n is the bisection point (NaN: none, as the arrays say)
         below = bisect_right(caps, n) if n == n else 0
-        row = max(min(below, int(self.rows[k]) - 1), 0)
+        row = max(min(below, self.rows.item(k) - 1), 0)
         lev = min(leverage, lev_row[row])
         mm = max(n * mmr[row] - cum[row], 0.0)
         return max(n / lev, mm), mm

@@ -73,7 +73,20 @@ class WhatIf:
     after: AccountState
     initial_margin_change: float
     accept: bool
-    reason: str
+
+    @property
+    def reason(self) -> str:
+        """Why the orders are accepted or refused, in words (formatted when asked, not on
+        every answer)."""
+        a, change = self.after, self.initial_margin_change
+        if a.available_balance >= 0.0:
+            return (f"equity {a.equity:.6g} covers initial margin {a.initial_margin:.6g} "
+                    f"{a.currency}")
+        if self.accept:
+            return (f"reduces initial margin by {-change:.6g} {a.currency} (risk-reducing "
+                    f"orders are accepted)")
+        return (f"initial margin {a.initial_margin:.6g} would exceed what equity covers "
+                f"(available balance {a.available_balance:.6g} {a.currency})")
 
     def as_dict(self) -> dict[str, Any]:
         return {"account": self.account, "before": self.before.as_dict(),

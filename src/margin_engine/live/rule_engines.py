@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -109,7 +108,7 @@ class _NettedEngine(PositionCacheEngine):
 
     def _leverage_one(self, g: int) -> float:
         """:meth:`_leverage` of one position."""
-        return float(self._lev[g]) if g < self._lev.size else float(
+        return self._lev.item(g) if g < self._lev.size else float(
             self._leverage(np.array([g]))[0])
 
 
@@ -164,12 +163,12 @@ class TierEngine(_NettedEngine):
         """:meth:`price` of one position in plain floats (the same operations in the same
         order: ``hyperliquid.tier_margin``'s)."""
         arr = self.live.instruments
-        k = int(self.live.pos_ins[g])
-        n = abs(size) * (float(arr.contract_size[k]) * float(arr.mark[k]))
+        k = self.live.pos_ins.item(g)
+        n = abs(size) * (arr.contract_size.item(k) * arr.mark.item(k))
         bounds, rates, deductions, levs = self._table(k)
         tier = sum(1 for b in bounds if n >= b) - 1
         chosen = self._leverage_one(g)  # valid: the unit is not one for the reference
-        lev = min(float(self.top[k]) if math.isnan(chosen) else chosen, levs[tier])
+        lev = min(self.top.item(k) if math.isnan(chosen) else chosen, levs[tier])
         return n / lev, max(n * rates[tier] - deductions[tier], 0.0)
 
     def _table(self, k: int) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -248,7 +247,7 @@ class FractionEngine(_NettedEngine):
         model reads (``m`` also in int64 where it fits)."""
         arr = self.live.instruments
         for k in rows[self.accepted[rows]].tolist():
-            f = exact(float(arr.contract_size[k])) * exact(float(arr.mark[k]))
+            f = exact(arr.contract_size.item(k)) * exact(arr.mark.item(k))
             d = 0
             while (10**d) % f.denominator:  # a decimal's denominator divides some 10^d
                 d += 1
@@ -297,13 +296,21 @@ class FractionEngine(_NettedEngine):
 
     def _notional(self, k: int, size: float) -> int:
         """``trunc(|size|·contract_size·mark·10⁶)`` of instrument ``k`` in fractions (the
-        model's ``quote_quantums`` of the same exact decimals)."""
-        return int(abs(exact(size)) * self.exact_mantissa[k]
-                   * Fraction(10) ** (6 - int(self.digits[k])))
+        model's ``quote_quantums`` of the same exact decimals), in Python integers: the exact
+        quotient of two non-negative integers, floored (truncated, as ``int`` of the fraction
+        is), without the fraction arithmetic."""
+        f = exact(size)
+        num, den = abs(f.numerator) * self.exact_mantissa[k], f.denominator
+        e = 6 - self.digits.item(k)
+        if e >= 0:
+            num *= 10**e
+        else:
+            den *= 10**-e
+        return num // den
 
     def price_one(self, g: int, size: float) -> tuple[float, float]:
         """:meth:`price` of one position, in fractions: the model's own arithmetic."""
-        k = int(self.live.pos_ins[g])
+        k = self.live.pos_ins.item(g)
         qq = self._notional(k, size)
         lev = self._leverage_one(g)  # valid: the unit is not one for the reference
         custom = 0 if math.isnan(lev) else self._custom.get(lev) or leverage_to_imf_ppm(lev)
@@ -326,7 +333,7 @@ class FractionEngine(_NettedEngine):
         for j in np.flatnonzero(~fast).tolist():  # in Python integers or fractions
             k = int(ins[j])
             if decimal[j]:
-                e = 6 - int(ds[j]) - int(self.digits[k])
+                e = 6 - int(ds[j]) - self.digits.item(k)
                 p = int(ms[j]) * self.exact_mantissa[k]
                 qq = p * 10**e if e >= 0 else p // 10**-e
             else:
@@ -389,7 +396,7 @@ class StandardEngine(PositionCacheEngine):
                     self.index_px[k] = mk.index[ins.underlying] / mk.usd_price(ins.settle)
                 continue
             assert ins.strike is not None
-            mark = float(arr.mark[k])
+            mark = arr.mark.item(k)
             if p.option_otm_reference == "index":
                 s = mk.index[ins.underlying]
             else:  # what market.forward reads of the option
@@ -407,21 +414,21 @@ class StandardEngine(PositionCacheEngine):
         """:meth:`price` of one position in plain floats (the same operations in the same
         order)."""
         arr = self.live.instruments
-        k = int(self.live.pos_ins[g])
-        q = size * float(arr.contract_size[k])
+        k = self.live.pos_ins.item(g)
+        q = size * arr.contract_size.item(k)
         if self.inverse_future[k]:
-            q = q / float(arr.mark[k])
+            q = q / arr.mark.item(k)
         s = abs(q)
         if self.option[k]:
-            im, mm = (s * float(self.opt_im[k]), s * float(self.opt_mm[k])) if q < 0.0 \
+            im, mm = (s * self.opt_im.item(k), s * self.opt_mm.item(k)) if q < 0.0 \
                 else (0.0, 0.0)
         else:
-            inc = float(self.increase[k])
-            im = s * (float(self.im_base[k]) + s * inc)
-            mm = s * (float(self.mm_base[k]) + s * inc)
+            inc = self.increase.item(k)
+            im = s * (self.im_base.item(k) + s * inc)
+            mm = s * (self.mm_base.item(k) + s * inc)
             if self.linear_future[k]:
-                im, mm = im * float(self.index_px[k]), mm * float(self.index_px[k])
-        fx = float(self.fx[k])
+                im, mm = im * self.index_px.item(k), mm * self.index_px.item(k)
+        fx = self.fx.item(k)
         return im * fx, mm * fx
 
     def price(self, g: np.ndarray, size: FloatArray) -> tuple[FloatArray, FloatArray]:
