@@ -56,6 +56,26 @@ def test_compute_table_for_people(write_json, book_doc, market_doc):
     assert "acct-1" in res.stdout and "9,125.62" in res.stdout and "healthy" in res.stdout
 
 
+def test_compute_draws_a_progress_bar_on_a_terminal_only(write_json, book_doc, market_doc,
+                                                         monkeypatch):
+    """A terminal's stderr gets the bar (stdout's JSON unchanged); a pipe gets nothing."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    import margin_engine.cli.main as cli
+
+    args = (write_json("b.json", book_doc), write_json("m.json", market_doc),
+            "--model", "binance-usdm", "--format", "json")
+    piped = compute(*args)
+    tty = StringIO()
+    monkeypatch.setattr(cli, "err_console", Console(file=tty, force_terminal=True, width=100))
+    shown = compute(*args)
+    assert shown.exit_code == 0 and shown.stdout == piped.stdout
+    assert "compute binance-usdm: accounts" in tty.getvalue()
+    assert "compute binance-usdm" not in piped.stderr
+
+
 @pytest.mark.parametrize("args, must", [
     (["--model", "nope"], "--model: unknown model 'nope'"),
     (["--model", "binance-usdm", "--param", "nope=1"], "--param nope: unknown parameter"),

@@ -78,3 +78,15 @@ def test_whole_book_path_equals_per_unit_reference(name):
             assert abs(pg.margin.contribution - pw2.margin.contribution) <= 1e-9 * max(
                 1.0, abs(pw2.margin.contribution))
     assert MarginMode.PORTFOLIO in model.modes or MarginMode.CROSS in model.modes
+
+
+def test_progress_counts_every_account_once_in_order():
+    """``compute``'s progress bar is fed ``(done, total)`` after each account's report."""
+    model = build("binance-usdm")
+    book = random_book(model, seed=3)
+    calls: list[tuple[int, int]] = []
+    reports = assess_book(model, book, MARKET, liquidation_prices=False,
+                          progress=lambda done, total: calls.append((done, total)))
+    n = len(book.accounts)
+    assert len(reports) == n
+    assert calls == [(k, n) for k in range(1, n + 1)]

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from enum import StrEnum
 from functools import partial
@@ -206,7 +206,7 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
 
     Accounts the model does not margin (a margin mode or an instrument the venue does not
     offer) are listed as not margined with the reason, unless --strict."""
-    with _cyclic_gc_paused():
+    with _cyclic_gc_paused(), ExitStack() as stack:
         try:
             snap = load_market(market)
             mdl, note = build_model(model, parse_params(param), history, snap)
@@ -218,10 +218,13 @@ def compute(book: Annotated[Path, typer.Argument(help="book JSON")],
                 # every unit's bands at once through the live engines (imported only here)
                 from margin_engine.live.liquidation import book_bands
                 solver = book_bands
+            # a bar on a terminal: 10,000 portfolio accounts take tens of seconds
+            extra = {} if scheduler else {"progress": stack.enter_context(
+                _Progress(f"compute {mdl.name}: accounts"))}
             reports, refused = assess_margined(mdl, bk, snap, strict=strict,
                                                liquidation_prices=not no_liquidation,
                                                assess=partial(assess_book_on, scheduler,
-                                                              band_solver=solver))
+                                                              band_solver=solver, **extra))
         except InputError as exc:
             fail(exc)
         except ArithmeticError as exc:  # a model's IM >= MM >= 0 check on input out of range
@@ -423,13 +426,13 @@ def backtest(
                 horizon_days=horizon, start=start, end=end, market_builder=builder,
                 account=account, confidence=confidence, vol_index=vols)
             if cfg is None:
-                with _BacktestProgress(label) as tick:
+                with _Progress(f"backtest {label}") as tick:
                     results.append(run_backtest(bk, factory, prices, progress=tick,
                                                 label=label, **common))
                 continue
             floor = None if cfg.floor == "off" else floor_model_factory(
                 name, opts, horizon_days=horizon)
-            with _BacktestProgress(f"{label} + dynamic") as tick:
+            with _Progress(f"backtest {label} + dynamic") as tick:
                 base, dyn, inputs = run_dynamic_pair(
                     bk, factory, prices, regimes=regimes, config=cfg, floor_factory=floor,
                     label=label, progress=tick, **common)
@@ -655,7 +658,7 @@ def _bt_market(paths: list[Path], symbols: list[str]) -> tuple[Any, Any, Any, An
     return prices, vols, funding, HistoryMarketBuilder(prices, vols)
 
 
-class _BacktestProgress:
+class _Progress:
     """A rich progress bar on stderr when it is a terminal; ``with`` gives the callback."""
 
     def __init__(self, name: str) -> None:
@@ -667,7 +670,7 @@ class _BacktestProgress:
             TimeRemainingColumn,
         )
 
-        self._bar = Progress(TextColumn(f"backtest {name}"), BarColumn(), MofNCompleteColumn(),
+        self._bar = Progress(TextColumn(name), BarColumn(), MofNCompleteColumn(),
                              TimeRemainingColumn(), console=err_console, transient=True,
                              disable=not err_console.is_terminal)
         self._task = self._bar.add_task(name, total=None)

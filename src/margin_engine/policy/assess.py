@@ -193,7 +193,8 @@ def prepare_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
 def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
                 policy: HealthPolicy | None = None,
                 liquidation_prices: bool = True,
-                band_solver: BandSolver | None = None) -> list[AccountReport]:
+                band_solver: BandSolver | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[AccountReport]:
     """Assess every account of ``book`` under ``model``, on the whole-book path.
 
     ``model.prepare`` first sees every unit of the book (scenario models revalue each instrument
@@ -216,6 +217,9 @@ def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
         Solves every unit's liquidation bands at once for a model without a closed form
         (``compute`` passes :func:`margin_engine.live.liquidation.book_bands`); default: each
         unit on its own (:func:`~margin_engine.policy.liquidation.fast_liquidation_band`).
+    progress : callable, optional
+        Called as ``progress(accounts_done, accounts_total)`` after each account's report
+        (``compute`` draws its progress bar from it).
 
     Returns
     -------
@@ -250,6 +254,8 @@ def assess_book(model: MarginModel, book: Book, market: MarketSnapshot, *,
                                          bands=None if solved is None else solved[i]))
         except InputError as exc:
             raise exc.within(f"accounts[{i}]") from None
+        if progress is not None:
+            progress(i + 1, len(accounts))
     return reports
 
 
