@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import random
-from datetime import date
 
 import pytest
 
@@ -23,23 +22,18 @@ from margin_engine.domain.book import Account, Book, Position
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.io.series import synthetic_series
-from margin_engine.models.core.registry import model_class, model_names
-from margin_engine.policy.assess import assess_account
+from margin_engine.models.core.registry import model_names
+from model_factory import build as build_model
+from model_factory import margined
 
 MARKET_DOC = generate_market(seed=11)
 MARKET = parse_model(MarketSnapshot, MARKET_DOC, "market")
-HISTORY = synthetic_series(date(2026, 2, 4))
 # a crash day with vol moves and no '*' default, a '*' default with vol moves, a BTC-only move
 STRESSES = resolve(["ftx-2022-11-09", "crypto-crash-1d", "btc-minus-30", "crypto-rebound-1d"])
 
 
 def build(name: str):
-    cls = model_class(name)
-    opts = {"history": HISTORY} if "history" in cls.Params.model_fields else {}
-    if name == "monte-carlo-es":
-        opts["n_paths"] = 300
-    return cls.from_options(opts)
+    return build_model(name, n_paths=300)
 
 
 def stressable_book(model, market: MarketSnapshot, seed: int, n: int = 14) -> Book:
@@ -59,14 +53,7 @@ def stressable_book(model, market: MarketSnapshot, seed: int, n: int = 14) -> Bo
                 for c in rng.sample(["USDT", "USDC", "BTC", "ETH"], rng.randint(1, 3))}
         accounts.append(Account(id=f"r{k}", margin_mode=rng.choice(sorted(model.modes, key=str)),
                                 collateral=coll, positions=tuple(pos)))
-    keep = []
-    for a in accounts:
-        try:
-            assess_account(model, a, market, liquidation_prices=False)
-            keep.append(a)
-        except InputError:
-            pass
-    return Book(accounts=tuple(keep))
+    return margined(model, accounts, market)
 
 
 def close(a: float, b: float) -> bool:

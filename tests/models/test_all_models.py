@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date
 
 import pytest
 
@@ -15,23 +14,18 @@ from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.io.report_json import compute_json
-from margin_engine.io.series import synthetic_series
-from margin_engine.models.core.registry import model_class, model_names
+from margin_engine.models.core.registry import model_names
 from margin_engine.policy.assess import assess_account
+from model_factory import build as build_model
 
 MARKET_DOC = generate_market(seed=7)
 MARKET = parse_model(MarketSnapshot, MARKET_DOC, "market")
 BOOK = parse_model(Book, generate_book(MARKET_DOC, seed=7), "book")
 check_against_market(BOOK, MARKET)
-HISTORY = synthetic_series(date(2026, 2, 4))
 
 
 def build(name: str):
-    cls = model_class(name)
-    opts = {"history": HISTORY} if "history" in cls.Params.model_fields else {}
-    if name == "monte-carlo-es":
-        opts["n_paths"] = 2000
-    return cls.from_options(opts)
+    return build_model(name, n_paths=2000)
 
 
 def test_the_design_names_are_all_registered():

@@ -5,31 +5,25 @@ seeded random books drawn from the demo market's instruments."""
 from __future__ import annotations
 
 import random
-from datetime import date
 
 import pytest
 
 from margin_engine.demo.synthetic import generate_book, generate_market
 from margin_engine.domain.book import Account, Book, MarginMode, Position
 from margin_engine.domain.market import MarketSnapshot
-from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
-from margin_engine.io.series import synthetic_series
-from margin_engine.models.core.registry import model_class, model_names
+from margin_engine.models.core.registry import model_names
 from margin_engine.policy.assess import assess_account, assess_book
+from model_factory import build as build_model
+from model_factory import margined
 
 MARKET_DOC = generate_market(seed=5)
 MARKET = parse_model(MarketSnapshot, MARKET_DOC, "market")
 DEMO = parse_model(Book, generate_book(MARKET_DOC, seed=5), "book")
-HISTORY = synthetic_series(date(2026, 2, 4))
 
 
 def build(name: str):
-    cls = model_class(name)
-    opts = {"history": HISTORY} if "history" in cls.Params.model_fields else {}
-    if name == "monte-carlo-es":
-        opts["n_paths"] = 500
-    return cls.from_options(opts)
+    return build_model(name, n_paths=500)
 
 
 def random_book(model, seed: int, n: int = 12) -> Book:
@@ -48,14 +42,7 @@ def random_book(model, seed: int, n: int = 12) -> Book:
         coll = {"USDT": rng.uniform(1e3, 1e6), "BTC": rng.uniform(0, 3)}
         accounts.append(Account(id=f"r{k}", margin_mode=mode, collateral=coll,
                                 positions=tuple(pos)))
-    keep = []
-    for a in accounts:
-        try:
-            assess_account(model, a, MARKET, liquidation_prices=False)
-            keep.append(a)
-        except InputError:
-            pass
-    return Book(accounts=tuple(keep))
+    return margined(model, accounts, MARKET)
 
 
 @pytest.mark.parametrize("name", model_names())
