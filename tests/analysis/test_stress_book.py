@@ -56,6 +56,15 @@ def stressable_book(model, market: MarketSnapshot, seed: int, n: int = 14) -> Bo
     return margined(model, accounts, market)
 
 
+def assert_same_error(book: Book, market: MarketSnapshot, model, path: str) -> None:
+    """Both paths refuse ``book`` with the same message, under ``path``."""
+    with pytest.raises(InputError) as want:
+        stress_book_reference(book, market, model, STRESSES)
+    with pytest.raises(InputError) as got:
+        stress_book(book, market, model, STRESSES)
+    assert str(got.value) == str(want.value) and got.value.path.startswith(path)
+
+
 def close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 * max(1.0, abs(b))
 
@@ -123,11 +132,7 @@ def test_an_unstressed_underlying_names_the_first_account_that_holds_it():
                                                                           size=10),))
     book = Book(accounts=(ok, ok.model_copy(update={"id": "ok2"}), bad,
                          bad.model_copy(update={"id": "xyz2"})))
-    with pytest.raises(InputError) as want:
-        stress_book_reference(book, market, model, STRESSES)
-    with pytest.raises(InputError) as got:
-        stress_book(book, market, model, STRESSES)
-    assert str(got.value) == str(want.value) and got.value.path.startswith("accounts[2]")
+    assert_same_error(book, market, model, "accounts[2]")
 
 
 def test_an_account_the_model_refuses_is_named_as_before():
@@ -138,11 +143,7 @@ def test_an_account_the_model_refuses_is_named_as_before():
         Account(id="inverse", collateral={"BTC": 1}, positions=(Position(
             symbol="BTC-PERPETUAL", size=100),)),
     ))
-    with pytest.raises(InputError) as want:
-        stress_book_reference(book, MARKET, model, STRESSES)
-    with pytest.raises(InputError) as got:
-        stress_book(book, MARKET, model, STRESSES)
-    assert str(got.value) == str(want.value) and got.value.path.startswith("accounts[1]")
+    assert_same_error(book, MARKET, model, "accounts[1]")
 
 
 def test_an_empty_book_has_no_rows():

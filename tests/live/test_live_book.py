@@ -26,6 +26,7 @@ from margin_engine.live import LiveBook
 from margin_engine.models.core.registry import model_class
 from margin_engine.models.core.valuation import mark
 from margin_engine.policy.assess import assess_account, assess_book
+from model_factory import margined as margined_on
 
 from .sequences import check_states, check_what_if, close, drive, my_fill, revalidated
 
@@ -53,14 +54,7 @@ def build(name: str, **extra):
 
 def margined(model) -> Book:
     """The demo accounts this model margins."""
-    keep = []
-    for a in BOOK.accounts:
-        try:
-            assess_account(model, a, MARKET, liquidation_prices=False)
-            keep.append(a)
-        except InputError:
-            pass
-    return Book(accounts=tuple(keep))
+    return margined_on(model, BOOK.accounts, MARKET)
 
 
 @pytest.mark.parametrize("name, steps", [
