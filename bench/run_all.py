@@ -13,6 +13,7 @@ def main() -> None:
     for module in ("bench.bench_black76", "bench.bench_aggregation", "bench.bench_book_margin",
                    "bench.bench_dask", "bench.bench_compute_cli", "bench.bench_live",
                    "bench.bench_stress", "bench.bench_backtest_day", "bench.bench_optimise",
+                   "bench.bench_python_floor",
                    "bench.bench_cascade", "bench.bench_service"):
         print(f"\n=== {module} ===", flush=True)
         runpy.run_module(module, run_name="__main__")
