@@ -256,3 +256,12 @@ def position_equity_one(arr: InstrumentArrays, k: int, size: float, entry: float
     if bool(arr.inverse[k]):
         return size * cs * (1.0 / entry - 1.0 / m)
     return size * cs * (m - entry)
+
+
+def first_by_row(rows: Sequence[int], ids: Sequence[int]) -> dict[int, int]:
+    """The first of ``ids`` (position ids) for each instrument row in ``rows`` (theirs, in the
+    same order): what a what-if looks a held instrument's position up in."""
+    out: dict[int, int] = {}
+    for row, g in zip(rows, ids, strict=True):
+        out.setdefault(row, g)
+    return out

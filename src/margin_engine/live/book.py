@@ -32,6 +32,7 @@ from margin_engine.live.arrays import (
     Grouping,
     InstrumentArrays,
     RunningSums,
+    first_by_row,
     position_equity,
     position_equity_one,
 )
@@ -1181,10 +1182,8 @@ class LiveBook:
         got = self._held_cache.get(i)
         if got is not None and got[0] == self._version:
             return got[1]
-        held: dict[int, int] = {}
         ids = self._acct_pos[i]
-        for k, g in zip(self._pos_ins.a[ids].tolist(), ids, strict=True):
-            held.setdefault(k, g)
+        held = first_by_row(self._pos_ins.a[ids].tolist(), ids)
         if len(self._held_cache) >= 4096:
             self._held_cache.clear()
         self._held_cache[i] = (self._version, held)

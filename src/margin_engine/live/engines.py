@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from margin_engine.live.arrays import Column, Grouping, RunningSums
+from margin_engine.live.arrays import Column, Grouping, RunningSums, first_by_row
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.venues.binance_usdm import BinanceUsdm
 from margin_engine.models.venues.deribit_pm import DeribitPm
@@ -255,7 +255,6 @@ class PositionCacheEngine(ReferenceEngine):
             im, mm = im + float(extra[0][0]), mm + float(extra[1][0])
         return im, mm
 
-
     def _first_position(self, slot: int) -> dict[int, int]:
         """Unit ``slot``'s first position (global id) on each instrument row it holds (kept: a
         slot's positions never change; the last 4,096 slots asked)."""
@@ -263,9 +262,7 @@ class PositionCacheEngine(ReferenceEngine):
         if got is None:
             lv = self.live
             idx = lv.unit_positions(slot)
-            got = {}
-            for row, g in zip(lv.pos_ins[idx].tolist(), idx.tolist(), strict=True):
-                got.setdefault(row, g)
+            got = first_by_row(lv.pos_ins[idx].tolist(), idx.tolist())
             if len(self._firsts) >= 4096:
                 self._firsts.clear()
             self._firsts[slot] = got
