@@ -18,7 +18,7 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/ruff check src tests bench studies
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n logical
 
 # Debian's chromium for the dashboard's browser tests (tests/browser), installed with apt-get when
 # missing and possible (root or password-less sudo); where it cannot be, those tests skip.

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from design_examples import DESIGN_BOOK, DESIGN_MARKET
+
+# The tables are checked at the width a run without a terminal gets (COLUMNS unset: 160), as in
+# CI; pytest-xdist's workers inherit COLUMNS=80, which would wrap them differently.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 
 @pytest.fixture
