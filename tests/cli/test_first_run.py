@@ -248,3 +248,26 @@ def test_backtest_output_goes_to_the_file(tmp_path):
     assert res.exit_code == 0, res.output
     assert res.stdout == ""
     assert json.loads(out.read_text())["backtests"][0]["model"] == "historical-var"
+
+
+@pytest.mark.parametrize("model", ["binance-usdm", "deribit-pm"])
+def test_stress_margins_what_compute_margins_and_lists_the_rest(demo, model):
+    """The demo book mixes venues: stress, like compute, stresses the accounts the model
+    margins and lists the others with compute's reasons; --strict makes the first an error."""
+    comp = json.loads(run("compute", *demo, "-m", model, "--no-liquidation", "-f", "json").stdout)
+    res = run("stress", *demo, "-m", model, "-s", "ftx-2022-11-09", "-f", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["not_margined"] == comp["not_margined"] and doc["not_margined"]
+    assert [r["account"] for r in doc["rows"]] == [a["id"] for a in comp["accounts"]]
+    if model == "binance-usdm":
+        assert [a["id"] for a in comp["accounts"]] == BINANCE_MARGINS
+    table = run("stress", *demo, "-m", model, "-s", "ftx-2022-11-09")
+    assert f"not margined by {model} (use --strict" in table.stdout
+    for n in doc["not_margined"]:
+        assert n["id"] in table.stdout
+    strict = run("stress", *demo, "-m", model, "-s", "ftx-2022-11-09", "--strict")
+    assert strict.exit_code == 2
+    (line,) = [x for x in strict.stderr.splitlines() if x.startswith("error:")]
+    first = doc["not_margined"][0]
+    assert line.endswith(first["reason"].split(": ", 1)[1])

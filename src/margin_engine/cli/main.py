@@ -33,10 +33,15 @@ from margin_engine.io.loaders import load_book, load_market
 from margin_engine.io.model_options import build_model, expand_file_parameters
 from margin_engine.io.report_json import compute_json
 from margin_engine.models.core.registry import model_class, model_names
-from margin_engine.policy.assess import assess_margined, select_accounts
+from margin_engine.policy.assess import (
+    NotMargined,
+    assess_margined,
+    margined_only,
+    select_accounts,
+)
 
 from .params import parse_params
-from .render import print_compute
+from .render import print_compute, print_not_margined
 
 
 class _Typer(typer.Typer):
@@ -322,9 +327,15 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
            history: HistoryOpt = None,
            account: Annotated[list[str] | None, typer.Option(
                "--account", "-a", help="only this account id (repeatable)")] = None,
+           strict: Annotated[bool, typer.Option(
+               "--strict", help="an account the model does not margin is an error (exit 2) "
+                                "instead of being listed as not margined")] = False,
            output: OutputOpt = None,
            format: FormatOpt = Format.table) -> None:
-    """Each account's P&L under named stresses and its margin coverage (margin ÷ loss)."""
+    """Each account's P&L under named stresses and its margin coverage (margin ÷ loss).
+
+    Accounts the model does not margin (a margin mode or an instrument the venue does not
+    offer) are listed as not margined with the reason, unless --strict."""
     try:
         snap = load_market(market)
         bk = select_accounts(load_book(book), account, what="--account")
@@ -333,18 +344,22 @@ def stress(book: Annotated[Path, typer.Argument(help="book JSON")],
         warnings = [note] if note else []
         from margin_engine.analysis.stress_test import resolve, stress_book
 
-        rows = stress_book(bk, snap, mdl, resolve(scenario))
+        stresses = resolve(scenario)
+        rows, refused = margined_only(mdl, bk, snap, lambda kept: stress_book(
+            kept, snap, mdl, stresses), strict=strict)
     except InputError as exc:
         fail(exc)
     doc = {"model": mdl.name, "audit": asdict(mdl.stamp(snap)), "rows": [r.as_dict() for r in rows],
+           "not_margined": [{"id": n.id, "reason": n.reason} for n in refused],
            "warnings": warnings}
     check_finite(doc)
     warn(warnings)
     with _output_to(output):
-        _print_stress(doc, rows, format)
+        _print_stress(doc, rows, refused, format)
 
 
-def _print_stress(doc: dict[str, Any], rows: Any, format: Format) -> None:
+def _print_stress(doc: dict[str, Any], rows: Any, refused: list[NotMargined],
+                  format: Format) -> None:
     if format is Format.json:
         _write(dumps_indent2(doc) + "\n")
         return
@@ -361,6 +376,7 @@ def _print_stress(doc: dict[str, Any], rows: Any, format: Format) -> None:
                   f"{r.positions_pnl_usd:,.0f}", f"{r.collateral_pnl_usd:,.0f}",
                   f"{r.initial_margin_usd:,.0f}", f"{style}{cov}")
     console.print(t)
+    print_not_margined(console, mdl, refused)
 
 
 @app.command()

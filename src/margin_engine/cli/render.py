@@ -36,6 +36,20 @@ def ratio(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2%}"
 
 
+def print_not_margined(console: Console, model: str,
+                       not_margined: Sequence[NotMargined]) -> None:
+    """The accounts ``model`` does not margin, with the reason (nothing when there are none)."""
+    if not not_margined:
+        return
+    n = Table(title=f"not margined by {model} (use --strict to make this an error)",
+              title_justify="left")
+    n.add_column("account")
+    n.add_column("reason", overflow="fold")
+    for x in not_margined:
+        n.add_row(Text(x.id), Text(x.reason))
+    console.print(n)
+
+
 def print_compute(console: Console, model: MarginModel, reports: Sequence[AccountReport],
                   not_margined: Sequence[NotMargined] = ()) -> None:
     t = Table(title=f"{model.name} {model.version} — margin by account (amounts in ccy)",
@@ -63,14 +77,7 @@ def print_compute(console: Console, model: MarginModel, reports: Sequence[Accoun
                       money(m.initial_margin, ccy), money(m.maintenance_margin, ccy),
                       money(m.contribution, ccy), price(pos.liquidation_price))
     console.print(p)
-    if not_margined:
-        n = Table(title=f"not margined by {model.name} (use --strict to make this an error)",
-                  title_justify="left")
-        n.add_column("account")
-        n.add_column("reason", overflow="fold")
-        for x in not_margined:
-            n.add_row(Text(x.id), Text(x.reason))
-        console.print(n)
+    print_not_margined(console, model.name, not_margined)
     if reports:
         a = reports[0].audit
         console.print(f"audit: model={a.model} version={a.model_version} "

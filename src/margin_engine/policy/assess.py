@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from margin_engine.domain.book import Account, Book, MarginMode, net_positions
 from margin_engine.domain.market import MarketSnapshot
@@ -60,6 +61,8 @@ class AccountReport:
     audit: AuditStamp
     details: Mapping[str, object] = field(default_factory=dict)
 
+
+T = TypeVar("T")
 
 _SEVERITY = {Status.HEALTHY: 0, Status.MARGIN_CALL: 1, Status.LIQUIDATION: 2}
 
@@ -353,16 +356,42 @@ def assess_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
     InputError
         Only when ``strict``: the first refusal, its path under ``accounts[i]`` of ``book``.
     """
-    assess = assess or assess_book
+    run = assess or assess_book
+    return margined_only(model, book, market, lambda kept: run(
+        model, kept, market, policy=policy, liquidation_prices=liquidation_prices),
+        strict=strict)
+
+
+def margined_only(model: MarginModel, book: Book, market: MarketSnapshot,
+                  run: Callable[[Book], list[T]], *, strict: bool = False
+                  ) -> tuple[list[T], list[NotMargined]]:
+    """``run`` on the accounts of ``book`` that ``model`` margins; the others listed with the
+    reason.
+
+    ``run(book)`` gives one result per account of the book it is given, in its order, or
+    raises the first account's problem under ``accounts[i]``. The accounts
+    :func:`split_margined` sets aside, and those ``run`` refuses, are ``not margined``; the
+    rest are run at most twice each when some are refused on the way (``compute`` and
+    ``stress`` share this).
+
+    Returns
+    -------
+    (list, list of NotMargined)
+        ``run``'s results for the margined accounts and the others, both in book order.
+
+    Raises
+    ------
+    InputError
+        Only when ``strict``: the first refusal, its path under ``accounts[i]`` of ``book``.
+    """
     position = {a.id: i for i, a in enumerate(book.accounts)}
     kept, refused = split_margined(model, book, market, strict=strict)
     remaining = list(kept.accounts)
-    fine: list[Account] = []  # accounts that came before a refusal: assessed again at the end
-    tail: list[AccountReport] = []
+    fine: list[Account] = []  # accounts that came before a refusal: run again at the end
+    tail: list[T] = []
     while remaining:
         try:
-            tail = assess(model, kept.model_copy(update={"accounts": tuple(remaining)}),
-                          market, policy=policy, liquidation_prices=liquidation_prices)
+            tail = run(kept.model_copy(update={"accounts": tuple(remaining)}))
             break
         except InputError as exc:
             if not exc.path.startswith("accounts["):
@@ -378,7 +407,6 @@ def assess_margined(model: MarginModel, book: Book, market: MarketSnapshot, *,
                                                f"{exc.reason}"))
             fine += remaining[:k]
             remaining = remaining[k + 1:]
-    head_reports = assess(model, kept.model_copy(update={"accounts": tuple(fine)}), market,
-                          policy=policy, liquidation_prices=liquidation_prices) if fine else []
+    head_results = run(kept.model_copy(update={"accounts": tuple(fine)})) if fine else []
     refused.sort(key=lambda n: position[n.id])
-    return head_reports + tail, refused
+    return head_results + tail, refused
