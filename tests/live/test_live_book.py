@@ -23,6 +23,7 @@ from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.io.series import synthetic_series
 from margin_engine.live import LiveBook
+from margin_engine.maths import compiled
 from margin_engine.models.core.registry import model_class
 from margin_engine.models.core.valuation import mark
 from margin_engine.policy.assess import assess_account, assess_book
@@ -102,6 +103,29 @@ def test_set_market_and_both_engines_equal_assess_book(name):
     ref.set_market(market)
     check_states(fast, book, market)
     check_states(ref, book, market)
+
+
+@pytest.mark.parametrize("name", ["historical-var", "filtered-es:floor", "okx-pm", "span",
+                                  "derive-pmrm"])
+def test_the_parallel_compilation_margins_as_the_serial_one(name, monkeypatch):
+    """The engines' kernels run serially on small books (the demo book here) and on every core
+    from ``compiled.PARALLEL_FROM`` units: forced parallel, a full margin and a tick give the
+    serial numbers to the bit (each unit is computed by the same code, only the loop over
+    units is split)."""
+    model = build(name)
+    book = margined(model)
+    serial = LiveBook(model, book, MARKET)
+    monkeypatch.setattr(compiled, "PARALLEL_FROM", 2)
+    parallel = LiveBook(build(name), book, MARKET)
+    change = {"index": {"BTC": MARKET.index["BTC"] * 0.9}}
+    for step in (None, change):
+        if step is not None:
+            serial.update_market(step)
+            parallel.update_market(step)
+        a, b = serial.states(), parallel.states()
+        assert [(s.initial_margin, s.maintenance_margin) for s in a] == \
+            [(s.initial_margin, s.maintenance_margin) for s in b]
+    check_states(parallel, book, revalidated(MARKET, change))
 
 
 @pytest.mark.parametrize("name", ["binance-usdm", "filtered-es", "deribit-pm", "hyperliquid",

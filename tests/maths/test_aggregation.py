@@ -292,3 +292,23 @@ def test_partition_rejects_weights() -> None:
     a = ag._validate(pnl, ptr, inst, size, "es", 0.99, np.arange(1.0, pnl.shape[1] + 1))
     with pytest.raises(ValueError, match="partition"):
         ag._run_kernel(a, method=ag.SELECT_PARTITION)
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=arrays(np.float64, st.integers(1, 80),
+                elements=st.sampled_from([-3.0, -1.0, 0.0, 0.5, 2.0, 7.0])
+                | st.floats(-1e6, 1e6, allow_nan=False)),
+       k_frac=st.floats(0.0, 1.0))
+def test_selection_and_heapsort_give_numpys_values(x: np.ndarray, k_frac: float) -> None:
+    """The partition path's own selection and sort (quick to compile) leave the k-th value and
+    the values after it that ``np.partition`` and ``np.sort`` give, ties included."""
+    k = min(int(k_frac * x.size), x.size - 1)
+    a = x.copy()
+    ag._select(a, k)
+    ref = np.partition(x, k)
+    assert a[k] == ref[k]
+    assert (a[:k] <= a[k]).all() and (a[k + 1:] >= a[k]).all()
+    assert sorted(a.tolist()) == sorted(x.tolist())  # a permutation
+    tail = a[k + 1:].copy()
+    ag._heapsort(tail)
+    np.testing.assert_array_equal(tail, np.sort(ref[k + 1:]))

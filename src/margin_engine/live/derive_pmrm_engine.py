@@ -58,6 +58,7 @@ from margin_engine.live.arrays import KIND_CODE
 from margin_engine.live.engines import ReferenceEngine
 from margin_engine.live.revalue import _forward, _forwards
 from margin_engine.maths import black76_fast
+from margin_engine.maths.compiled import twins
 from margin_engine.models.venues import derive_pmrm_core as core
 from margin_engine.models.venues.derive_pmrm import DerivePmrm
 
@@ -181,11 +182,7 @@ def _sort_within(key, ptr, out):  # pragma: no cover - compiled
             out[i + 1] = x
 
 
-_units_parallel = numba.njit(parallel=True, cache=True)(_units)
-_units_serial = numba.njit(cache=True, nogil=True)(_units)
-_PARALLEL_FROM = 256
-"""Units per call from which the kernel runs on every core (below, starting the threads costs
-more than it saves: a tick on a few units, a what-if)."""
+_UNITS = twins(_units)
 _NUMBA_PRICES_FROM = 100_000
 """Black-76 values per revaluation from which the parallel numba pricer is used (a tick's few
 hundred instruments price faster in one NumPy pass than the threads start)."""
@@ -466,7 +463,7 @@ class DerivePmrmEngine(ReferenceEngine):
         im = np.empty(len(slots))
         mm = np.empty(len(slots))
         b = lay.b_ins
-        kernel = _units_parallel if len(slots) >= _PARALLEL_FROM else _units_serial
+        kernel = _UNITS.for_units(len(slots))
         kernel(self.rows, lay.ins, lay.amount, self.strike[lay.ins], self.fwd[lay.ins],
                self.rate[lay.ins], self.is_perp[b], self.pos[b], self.neg[b], self.factor[b],
                lay.b_ptr, lay.g_bptr, spot, coll, lay.u_gptr, self.damp, self.sm1, self.skew,

@@ -30,6 +30,7 @@ from numba import prange
 from margin_engine.domain.instruments import Kind
 from margin_engine.live.grid_engine import FloatArray, GridEngine, distinct_sorted
 from margin_engine.live.span_engine import usd_to
+from margin_engine.maths.compiled import twins
 from margin_engine.models.core.valuation import mark
 from margin_engine.models.venues.okx_pm import (
     DAYS_PER_YEAR,
@@ -250,7 +251,6 @@ def _unit_okx(a, b, ba, bb, rows, sizes, brow, bsize, da, db, dccy, damt, usd, p
     return imr * deriv + init8 * mr8, deriv + mr8
 
 
-@numba.njit(parallel=True, cache=True)
 def _okx_units(ptr, bptr, dptr, rows, sizes, brow, bsize, dccy, damt, usd, pnl, group,
                in_unit, spot, opt, years, tenor, fwd, dfw, td, quote, rawk, cs, px_s, bv, npx,
                nq, opt_rate, d1_rate, grid_w, basis, tiers7, tiers9, pairs, f3, f6, n_groups,
@@ -261,6 +261,9 @@ def _okx_units(ptr, bptr, dptr, rows, sizes, brow, bsize, dccy, damt, usd, pnl, 
             dptr[u + 1], dccy, damt, usd, pnl, group, in_unit, spot, opt, years, tenor, fwd,
             dfw, td, quote, rawk, cs, px_s, bv, npx, nq, opt_rate, d1_rate, grid_w, basis,
             tiers7, tiers9, pairs, f3, f6, n_groups, borrow, imr, init8)
+
+
+_OKX_UNITS = twins(_okx_units)
 
 
 class OkxPmEngine(GridEngine):
@@ -412,11 +415,12 @@ class OkxPmEngine(GridEngine):
                 p.mr3_fraction, p.mr6_fraction, len(self._group_code), p.mr8_borrow_rate,
                 p.imr_factor, p.mr8_initial_factor)
         rows = lv.pos_ins[idx]
-        if len(slots) == 1:  # a what-if: no parallel region to start
+        if len(slots) == 1:  # a what-if: no loop to enter
             im[0], mm[0] = _unit_okx(0, idx.size, 0, brow.size, rows, sizes, brow, bsize, 0,
                                      dccy.size, dccy, damt, *args)
         else:
-            _okx_units(ptr, bptr, dptr, rows, sizes, brow, bsize, dccy, damt, *args, im, mm)
+            _OKX_UNITS.for_units(len(slots))(ptr, bptr, dptr, rows, sizes, brow, bsize, dccy,
+                                             damt, *args, im, mm)
         ccy = np.fromiter((x[0] for x in infos), dtype=np.int64, count=len(slots))
         conv = usd_to(arr.usd, ccy, arr.ccy["USD"])
         return im * conv, mm * conv

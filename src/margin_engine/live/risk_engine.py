@@ -49,6 +49,7 @@ from margin_engine.maths.aggregation import (
     measure_row,
     tail_plan,
 )
+from margin_engine.maths.compiled import twins
 from margin_engine.maths.risk_measures import TAIL_TOLERANCE, normalise_weights
 from margin_engine.maths.scenarios import ScenarioSet
 from margin_engine.models.core.base import MarginModel
@@ -135,7 +136,6 @@ def _aggregate(pnl, a, b, prow, psize, pstart, do_cap, meas, tot, acc, loss, buf
     return standalone, groups
 
 
-@numba.njit(parallel=True, cache=True)
 def _full_kernel(pnl, lis, pa, pb, prow, psize, pstart, do_cap, meas, vec, val, sa, nund, gsa,
                  err):  # pragma: no cover - compiled
     """Units ``lis`` from their rows: total vector (kept), its measure, Σ standalone."""
@@ -149,7 +149,9 @@ def _full_kernel(pnl, lis, pa, pb, prow, psize, pstart, do_cap, meas, vec, val, 
         err[u] = 0.0
 
 
-@numba.njit(parallel=True, cache=True)
+_FULL_KERNEL = twins(_full_kernel)
+
+
 def _tick_kernel(pnl, delta, dmap, dmax, lis, pa, pb, prow, psize, pstart, do_cap, meas,
                  drift_tol, vec, val, sa, nund, gsa, err):  # pragma: no cover - compiled
     """Units ``lis`` after rows ``dmap >= 0`` moved by ``delta`` (``pnl`` holds the new rows):
@@ -224,6 +226,9 @@ def _tick_kernel(pnl, delta, dmap, dmax, lis, pa, pb, prow, psize, pstart, do_ca
             sa[u] = standalone
         val[u] = v
         err[u] = e
+
+
+_TICK_KERNEL = twins(_tick_kernel)
 
 
 def _grown(a: np.ndarray, n: int, fill: float | int | bool) -> np.ndarray:
@@ -499,9 +504,10 @@ class RiskEngine(ReferenceEngine):
             fam.pnl[rows] = new
             dmap = np.full(fam.pnl.shape[0], -1, dtype=np.int64)
             dmap[rows] = np.arange(rows.size)
-            _tick_kernel(fam.pnl, delta, dmap, dmax, measured, fam.pa, fam.pb, fam.prow,
-                         fam.psize, fam.pstart, fam.do_cap, fam.measure(), DRIFT_TOL,
-                         fam.vec, fam.val, fam.sa, fam.nund, fam.gsa, fam.err)
+            tick = _TICK_KERNEL.for_units(measured.size)
+            tick(fam.pnl, delta, dmap, dmax, measured, fam.pa, fam.pb, fam.prow, fam.psize,
+                 fam.pstart, fam.do_cap, fam.measure(), DRIFT_TOL, fam.vec, fam.val, fam.sa,
+                 fam.nund, fam.gsa, fam.err)
 
     def _grow_slots(self, n: int) -> None:
         if self._s_fid.size >= n:
@@ -588,9 +594,9 @@ class RiskEngine(ReferenceEngine):
         new = li[fam.pb[li] <= fam.pa[li]]
         if new.size:
             self._lay_out(fam, new)
-        _full_kernel(fam.pnl, li, fam.pa, fam.pb, fam.prow, fam.psize, fam.pstart,
-                     fam.do_cap, fam.measure(), fam.vec, fam.val, fam.sa, fam.nund,
-                     fam.gsa, fam.err)
+        _FULL_KERNEL.for_units(li.size)(fam.pnl, li, fam.pa, fam.pb, fam.prow, fam.psize,
+                                        fam.pstart, fam.do_cap, fam.measure(), fam.vec, fam.val,
+                                        fam.sa, fam.nund, fam.gsa, fam.err)
         fam.ok[li] = True
 
     def _lay_out(self, fam: _Family, li: np.ndarray) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from numba import prange
 
 from margin_engine.live.grid_engine import FloatArray, GridEngine, distinct_sorted
+from margin_engine.maths.compiled import twins
 from margin_engine.models.venues.span import Span, pair_tiers
 from margin_engine.models.venues.span_arrays import N_SCENARIOS
 
@@ -141,7 +142,6 @@ def _unit_span(a, b, ra, cd, tier_ts, deliv, optk, cs, und, rows, sizes, index, 
     return mm
 
 
-@numba.njit(parallel=True, cache=True)
 def _span_units(ptr, ra, cd, tier_ts, deliv, optk, cs, und, rows, sizes, index, intra_pts,
                 sp_pts, op_pts, som_pts, sp_a, sp_b, sp_r0, sp_r1, sp_rate,
                 out):  # pragma: no cover - compiled
@@ -149,6 +149,9 @@ def _span_units(ptr, ra, cd, tier_ts, deliv, optk, cs, und, rows, sizes, index, 
         out[u] = _unit_span(ptr[u], ptr[u + 1], ra, cd, tier_ts, deliv, optk, cs, und, rows,
                             sizes, index, intra_pts, sp_pts, op_pts, som_pts, sp_a, sp_b,
                             sp_r0, sp_r1, sp_rate)
+
+
+_SPAN_UNITS = twins(_span_units)
 
 
 class SpanEngine(GridEngine):
@@ -230,10 +233,10 @@ class SpanEngine(GridEngine):
                 arr.underlying, lv.pos_ins[idx], sizes, self.index, self.intra_pts, self.sp_pts,
                 self.op_pts, self.som_pts, self.sp_a, self.sp_b, self.sp_r0, self.sp_r1,
                 self.sp_rate)
-        if len(slots) == 1:  # a what-if: no parallel region to start
+        if len(slots) == 1:  # a what-if: no loop to enter
             mm[0] = _unit_span(0, idx.size, *args)
         else:
-            _span_units(ptr, *args, mm)
+            _SPAN_UNITS.for_units(len(slots))(ptr, *args, mm)
         missing = [s for s in slots if s not in self._ccy_of]
         if missing:
             self.on_units(missing)

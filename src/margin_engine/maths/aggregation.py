@@ -333,6 +333,69 @@ def _insert_top(
 
 
 @numba.njit(cache=True, nogil=True)
+def _select(a: FloatArray, k: int) -> None:  # pragma: no cover - compiled
+    """Reorder ``a`` in place so that ``a[k]`` is its k-th smallest value, none after it
+    smaller and none before it larger (Hoare's quickselect, median-of-three pivots).
+
+    The value at ``k`` and the values after it are those of ``np.partition(a, k)``; written
+    out because numba's ``np.partition`` costs seconds to compile on first use."""
+    lo = 0
+    hi = a.shape[0] - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        # a[lo..j] <= pivot <= a[i..hi]; anything between equals the pivot
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return
+
+
+@numba.njit(cache=True, nogil=True)
+def _sift_down(a: FloatArray, root: int, end: int) -> None:  # pragma: no cover - compiled
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and a[child] < a[child + 1]:
+            child += 1
+        if not a[root] < a[child]:
+            return
+        a[root], a[child] = a[child], a[root]
+        root = child
+
+
+@numba.njit(cache=True, nogil=True)
+def _heapsort(a: FloatArray) -> None:  # pragma: no cover - compiled
+    """Sort ``a`` ascending in place (the values of ``np.sort(a)``; quick to compile)."""
+    n = a.shape[0]
+    for root in range(n // 2 - 1, -1, -1):
+        _sift_down(a, root, n)
+    for end in range(n - 1, 0, -1):
+        a[0], a[end] = a[end], a[0]
+        _sift_down(a, 0, end)
+
+
+@numba.njit(cache=True, nogil=True)
 def measure_row(
     loss: FloatArray,
     code: int,
@@ -354,14 +417,16 @@ def measure_row(
     if method == SELECT_PARTITION and equal:
         vw, iw = _argmax_first(loss)
         # k_eq + 1 worst losses: partition so the (k_eq+1)-th largest sits at n-1-k_eq
-        part = np.partition(loss, n - 1 - k_eq)
+        part = loss.copy()
+        _select(part, n - 1 - k_eq)
         var = part[n - 1 - k_eq]
         if code == 1:
             return var, iw
         head = 0.0
         # the k_eq worst losses are the entries after n-1-k_eq; sort them to sum in the
         # same (worst first) order as the reference
-        top = np.sort(part[n - k_eq :])
+        top = part[n - k_eq :]
+        _heapsort(top)
         for j in range(k_eq - 1, -1, -1):
             head += top[j]
         den = k_eq + atom_eq * n
