@@ -20,7 +20,7 @@ from margin_engine.domain.book import Account, Book, net_positions
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.live.book import LiveBook
-from margin_engine.live.engines import scans_whole_book
+from margin_engine.live.engines import SCAN_FROM_UNITS, scans_whole_book
 from margin_engine.live.liquidation import book_bands
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.results import PositionMargin, UnitMargin
@@ -80,7 +80,7 @@ def test_book_bands_equal_the_per_unit_solver(name: str) -> None:
     """Every engine (fewer accounts where ``compute`` does not scan: the check of the machinery
     on those engines, kept cheap)."""
     model = _model(name)
-    n = 8 if scans_whole_book(model) else 3
+    n = 8 if scans_whole_book(model, SCAN_FROM_UNITS) else 3
     kinds = _check_bands(model, _random_accounts(model, n, seed=11 + len(name)))
     assert kinds["root"] > 0 and kinds["no root"] > 0, kinds  # both outcomes exercised
 
@@ -139,13 +139,16 @@ class _RefusesAboveByPosition(_RefusesAbove):
 @pytest.mark.parametrize("name", GENERIC)
 def test_compute_scans_only_where_it_pays(name: str) -> None:
     """Without ``every_engine`` the bands of a model whose engine does not scan are all left to
-    the per-unit solver; the scanning engines are the scenario grids."""
+    the per-unit solver; the scanning engines are the scenario grids, and deribit-standard's
+    from ``SCAN_FROM_UNITS`` units on."""
     model = _model(name)
     accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 1, seed=3)]
     units = [model.units(a, MARKET) for a in accounts]
     got = book_bands(model, accounts, units, MARKET, HealthPolicy())
-    assert scans_whole_book(model) is (name in ("span", "okx-pm", "deribit-pm", "derive-pmrm"))
-    assert all(bool(b) is scans_whole_book(model) for us in got for b in us)
+    grid = name in ("span", "okx-pm", "deribit-pm", "derive-pmrm")
+    assert scans_whole_book(model, 1) is grid
+    assert scans_whole_book(model, SCAN_FROM_UNITS) is (grid or name == "deribit-standard")
+    assert all(bool(b) is grid for us in got for b in us)
 
 
 def test_a_refused_shifted_market_leaves_the_underlying_to_the_per_unit_solver() -> None:

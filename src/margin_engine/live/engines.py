@@ -380,14 +380,22 @@ def segment_sums(values: FloatArray, lens: np.ndarray) -> FloatArray:
     return out
 
 
-def scans_whole_book(model: MarginModel) -> bool:
+SCAN_FROM_UNITS = 200
+"""Units from which ``deribit-standard``'s bands are scanned for the whole book (below, its
+per-unit solver, a few cheap rule evaluations per unit, is faster than starting a live book)."""
+
+
+def scans_whole_book(model: MarginModel, n_units: int) -> bool:
     """Whether ``model``'s engine re-margins every unit holding an underlying cheaply enough,
     per market move, for the whole-book liquidation scan (:mod:`margin_engine.live.liquidation`)
-    to beat the per-unit solver: the scenario-grid engines (``span``, ``okx-pm``,
-    ``deribit-pm``, ``derive-pmrm``). Not the rule engines (the per-unit solver is cheap there)
-    nor, for now, the risk-based family, whose engine adds the per-position add-ons (liquidity
-    on a market with order books) unit by unit in Python on every move (docs/performance.md,
-    "Liquidation prices of a whole book")."""
+    to beat the per-unit solver on ``n_units`` units: the scenario-grid engines (``span``,
+    ``okx-pm``, ``deribit-pm``, ``derive-pmrm``) always, ``deribit-standard`` from
+    :data:`SCAN_FROM_UNITS` units (3.4x on 10,000 accounts, docs/performance.md). Not the
+    closed-form rule engines (no solver) nor, for now, the risk-based family, whose engine adds
+    the per-position add-ons (liquidity on a market with order books) unit by unit in Python on
+    every move (docs/performance.md, "Liquidation prices of a whole book")."""
+    if isinstance(model, DeribitStandard):
+        return n_units >= SCAN_FROM_UNITS
     return isinstance(model, Span | OkxPm | DeribitPm | DerivePmrm)
 
 

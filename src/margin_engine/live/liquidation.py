@@ -89,7 +89,7 @@ def book_bands(model: MarginModel, accounts: Sequence[Account],
     reference's answer, or its error, for that account).
     """
     out: list[list[dict[str, Band]]] = [[{} for _ in us] for us in units]
-    if not (every_engine or scans_whole_book(model)):
+    if not (every_engine or scans_whole_book(model, sum(map(len, units)))):
         return out
     live = LiveBook(model, Book.model_construct(accounts=tuple(accounts)), market,
                     policy=policy)
