@@ -7,7 +7,7 @@ For each model without a closed-form liquidation price and each book ``DIR/{demo
 MODEL.json`` that exists, in one process: ``assess_book`` with ``band_solver=book_bands`` (new;
 ``--every-engine``: scanning with every model's engine, not only where ``compute`` does) and
 without it (old: each unit on its own), on the accounts the model margins, after one warm-up
-of both on two accounts (imports, Numba caches). Prints the seconds of each, the ratio
+of both on two accounts (imports, Numba caches). Prints the CPU seconds of each, the ratio
 new ÷ old (measured in the same run), and the largest relative difference of a
 liquidation-range side (``None`` on one side only counts as a mismatch). ``--limit N``: the
 first N margined accounts of each book (the per-unit solver takes minutes on 2,000).
@@ -35,11 +35,12 @@ BOOKS = {"demo": "demo-{}.json", "2k": "2k-{}.json", "large": "large-{}.json"}
 
 def timed(name: str, book: Book, market: MarketSnapshot, solver: BandSolver | None
           ) -> tuple[list[AccountReport], float]:
-    """Reports and seconds of ``assess_book`` on a freshly built model."""
+    """Reports and CPU seconds of this process (all threads) for ``assess_book`` on a freshly
+    built model (CPU rather than wall seconds: the machine is shared)."""
     model, _ = build_model(name, {}, None, market)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     reports = assess_book(model, book, market, band_solver=solver)
-    return reports, time.perf_counter() - t0
+    return reports, time.process_time() - t0
 
 
 def worst(new: list[AccountReport], old: list[AccountReport]) -> tuple[float, int, int]:
@@ -70,7 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     market = load_market(args.market)
     solver = partial(book_bands, every_engine=args.every_engine)
-    print(f"{'model':16} {'book':6} {'accounts':>8} {'new s':>8} {'old s':>8} {'new/old':>8}"
+    print(f"{'model':16} {'book':6} {'accounts':>8} {'new cpu':>8} {'old cpu':>8} {'new/old':>8}"
           f" {'sides':>6} {'worst rel':>9}")
     for name in args.models.split(","):
         books = []

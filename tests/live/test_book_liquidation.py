@@ -19,8 +19,9 @@ import pytest
 from margin_engine.domain.book import Account, Book, net_positions
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
+from margin_engine.io.model_options import build_model
 from margin_engine.live.book import LiveBook
-from margin_engine.live.engines import SCAN_FROM_UNITS, scans_whole_book
+from margin_engine.live.engines import SCAN_FROM_UNITS, positions_per_move, scans_whole_book
 from margin_engine.live.liquidation import book_bands
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.results import PositionMargin, UnitMargin
@@ -50,13 +51,15 @@ def _same_band(a: Band, b: Band) -> bool:
     return all(_same(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _check_bands(model: MarginModel, accounts: list[Account]) -> Counter[str]:
-    """``book_bands`` equals ``fast_liquidation_band`` unit by unit; what kinds of band the
-    draw held."""
+def _check_bands(model: MarginModel, accounts: list[Account], per_move: float = 0.0
+                 ) -> Counter[str]:
+    """``book_bands`` (by default moving the book to every grid point asked for) equals
+    ``fast_liquidation_band`` unit by unit; what kinds of band the draw held."""
     policy = HealthPolicy()
     accounts = [net_positions(a, MARKET) for a in accounts]
     units = [model.units(a, MARKET) for a in accounts]
-    got = book_bands(model, accounts, units, MARKET, policy, every_engine=True)
+    got = book_bands(model, accounts, units, MARKET, policy, every_engine=True,
+                     per_move=per_move)
     kinds: Counter[str] = Counter()
     for account, us, bands in zip(accounts, units, got, strict=True):
         assert len(bands) == len(us)
@@ -83,6 +86,60 @@ def test_book_bands_equal_the_per_unit_solver(name: str) -> None:
     n = 8 if scans_whole_book(model, SCAN_FROM_UNITS) else 3
     kinds = _check_bands(model, _random_accounts(model, n, seed=11 + len(name)))
     assert kinds["root"] > 0 and kinds["no root"] > 0, kinds  # both outcomes exercised
+
+
+#: The risk-based family with every per-position add-on the engine computes over arrays
+#: (liquidity on the market's order books, concentration, both minimum charges, the credit
+#: add-on of unrated accounts) and each APC: the engine's requirement, not only its market risk.
+RISK_VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "filtered-es:buffer+addons": ("filtered-es", {
+        "apc": "buffer", "liquidity_threshold_usd": 2_000.0,
+        "open_interest": {i.symbol: 40.0 for i in MARKET.instruments},
+        "short_option_min_rate": 0.08, "min_per_contract_usd": 3.0, "credit_unrated": 0.1}),
+    "historical-var:none+minimum": ("historical-var", {
+        "apc": "none", "min_per_contract_usd": 400.0, "short_option_min_rate": 0.3}),
+    "filtered-es:floor": ("filtered-es", {"apc": "floor"}),
+    "monte-carlo-es:floor": ("monte-carlo-es", {"n_paths": 200, "apc": "floor"}),
+}
+
+
+@pytest.mark.parametrize("variant", list(RISK_VARIANTS))
+def test_the_risk_engines_surplus_is_the_models_on_shifted_markets(variant: str) -> None:
+    """The live risk engine's equity − MM of every unit, add-ons included, equals the model's
+    (``surplus_function``) today and on markets with BTC moved down and up."""
+    from margin_engine.models.core.revaluation import shift_underlying
+    from margin_engine.policy.liquidation import surplus_function
+
+    name, options = RISK_VARIANTS[variant]
+    model = build_model(name, dict(options), None, MARKET)[0]
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 6, seed=21)]
+    live = LiveBook(model, Book.model_construct(accounts=tuple(accounts)), MARKET)
+    slots = live.live_slots()
+    units = [u for a in accounts for u in model.units(a, MARKET)]
+    owners = [a for a in accounts for _ in model.units(a, MARKET)]
+    assert [u.position_indices for u in units] == [live.unit(s).position_indices
+                                                   for s in slots]
+    for factor in (1.0, 0.55, 1.7):
+        live.move_market(shift_underlying(MARKET, "BTC", factor), frozenset({"BTC"}))
+        got = live.unit_surplus(slots).tolist()
+        want = [surplus_function(model, u, a, MARKET, "BTC", HealthPolicy())(factor)
+                for u, a in zip(units, owners, strict=True)]
+        assert all(math.isclose(x, y, rel_tol=REL, abs_tol=1e-9 * abs(y) + 1e-12)
+                   for x, y in zip(got, want, strict=True)), (factor, got, want)
+
+
+@pytest.mark.parametrize("per_move", [0.0, 1.0])
+@pytest.mark.parametrize("variant", list(RISK_VARIANTS))
+def test_book_bands_of_the_risk_family_equal_the_per_unit_solver(variant: str,
+                                                                 per_move: float) -> None:
+    """The scan of the risk-based family under every APC and with every add-on, moving the
+    book to every grid point asked for (``per_move`` 0) or only to those most units ask for,
+    the others evaluated unit by unit (1: the schedule's first points, which every walk asks
+    for, are moves; the bisections, a few units each, are not)."""
+    name, options = RISK_VARIANTS[variant]
+    model = build_model(name, dict(options), None, MARKET)[0]
+    kinds = _check_bands(model, _random_accounts(model, 6, seed=5 + len(variant)), per_move)
+    assert kinds["root"] > 0 and kinds["no root"] > 0, kinds
 
 
 def test_the_draws_hold_every_kind_of_unit() -> None:
@@ -139,16 +196,37 @@ class _RefusesAboveByPosition(_RefusesAbove):
 @pytest.mark.parametrize("name", GENERIC)
 def test_compute_scans_only_where_it_pays(name: str) -> None:
     """Without ``every_engine`` the bands of a model whose engine does not scan are all left to
-    the per-unit solver; the scanning engines are the scenario grids, and deribit-standard's
-    from ``SCAN_FROM_UNITS`` units on."""
+    the per-unit solver; the scanning engines are the scenario grids and the risk-based family
+    (here made to move the book at every point, ``per_move=0``), and deribit-standard's from
+    ``SCAN_FROM_UNITS`` units on."""
     model = _model(name)
     accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 1, seed=3)]
     units = [model.units(a, MARKET) for a in accounts]
-    got = book_bands(model, accounts, units, MARKET, HealthPolicy())
-    grid = name in ("span", "okx-pm", "deribit-pm", "derive-pmrm")
+    got = book_bands(model, accounts, units, MARKET, HealthPolicy(), per_move=0.0)
+    grid = name in ("span", "okx-pm", "deribit-pm", "derive-pmrm", "filtered-es",
+                    "historical-var", "monte-carlo-es")
     assert scans_whole_book(model, 1) is grid
     assert scans_whole_book(model, SCAN_FROM_UNITS) is (grid or name == "deribit-standard")
     assert all(bool(b) is grid for us in got for b in us)
+
+
+@pytest.mark.parametrize("scanned", [False, True])
+def test_the_risk_family_scans_a_book_whose_units_share_instruments(scanned: bool) -> None:
+    """By default the risk-based family's scan moves the book only where the units asking for
+    a point hold ``positions_per_move`` positions per instrument the book holds: one account
+    alone (one position per instrument) is left to the per-unit solver, enough copies of it
+    are scanned, with the per-unit solver's bands."""
+    model = _model("filtered-es")
+    per_move = positions_per_move(model)
+    assert per_move > 1.0
+    copies = math.ceil(per_move) if scanned else 1
+    account = net_positions(_random_accounts(model, 1, seed=3)[0], MARKET)
+    accounts = [account.model_copy(update={"id": f"{account.id}-{k}"}) for k in range(copies)]
+    units = [model.units(a, MARKET) for a in accounts]
+    got = book_bands(model, accounts, units, MARKET, HealthPolicy())
+    assert all(bool(b) is scanned for us in got for b in us)
+    if scanned:
+        _check_bands(model, accounts, per_move=per_move)
 
 
 def test_a_refused_shifted_market_leaves_the_underlying_to_the_per_unit_solver() -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from margin_engine.live.arrays import Column, Grouping, RunningSums, first_by_row
 from margin_engine.models.core.base import MarginModel
+from margin_engine.models.risk_based.model import RiskBasedModel
 from margin_engine.models.venues.binance_usdm import BinanceUsdm
 from margin_engine.models.venues.deribit_pm import DeribitPm
 from margin_engine.models.venues.deribit_standard import DeribitStandard
@@ -389,14 +390,28 @@ def scans_whole_book(model: MarginModel, n_units: int) -> bool:
     """Whether ``model``'s engine re-margins every unit holding an underlying cheaply enough,
     per market move, for the whole-book liquidation scan (:mod:`margin_engine.live.liquidation`)
     to beat the per-unit solver on ``n_units`` units: the scenario-grid engines (``span``,
-    ``okx-pm``, ``deribit-pm``, ``derive-pmrm``) always, ``deribit-standard`` from
-    :data:`SCAN_FROM_UNITS` units (3.4x on 10,000 accounts, docs/performance.md). Not the
-    closed-form rule engines (no solver) nor, for now, the risk-based family, whose engine adds
-    the per-position add-ons (liquidity on a market with order books) unit by unit in Python on
-    every move (docs/performance.md, "Liquidation prices of a whole book")."""
+    ``okx-pm``, ``deribit-pm``, ``derive-pmrm``) and the risk-based family (there moving the
+    book only where units share instruments: :func:`positions_per_move`) always,
+    ``deribit-standard`` from :data:`SCAN_FROM_UNITS` units (3.4x on 10,000 accounts,
+    docs/performance.md). Not the closed-form rule engines (no solver). Measured in
+    docs/performance.md, "Liquidation prices of a whole book"."""
     if isinstance(model, DeribitStandard):
         return n_units >= SCAN_FROM_UNITS
-    return isinstance(model, Span | OkxPm | DeribitPm | DerivePmrm)
+    return isinstance(model, Span | OkxPm | DeribitPm | DerivePmrm | RiskBasedModel)
+
+
+def positions_per_move(model: MarginModel) -> float:
+    """When a market move of the whole book pays in the liquidation scan: the units asking for
+    a grid point must hold at least this many positions on the underlying per instrument on it
+    that the book holds (each unit's surplus function is evaluated there otherwise). A move of
+    the risk-based engine revalues every held instrument on the underlying over every scenario,
+    as one unit's evaluation revalues the unit's own, so a move pays once the instruments are
+    shared; 0: always move (the other engines)."""
+    return RISK_POSITIONS_PER_MOVE if isinstance(model, RiskBasedModel) else 0.0
+
+
+#: :func:`positions_per_move` of the risk-based family (measured: bench/bench_liquidation.py).
+RISK_POSITIONS_PER_MOVE = 3.0
 
 
 def make_engine(model: MarginModel, live: LiveBook) -> ReferenceEngine:

@@ -34,7 +34,7 @@ from margin_engine.domain.book import Account, Book
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.errors import InputError
 from margin_engine.live.book import LiveBook
-from margin_engine.live.engines import scans_whole_book
+from margin_engine.live.engines import positions_per_move, scans_whole_book
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.revaluation import shift_underlying
 from margin_engine.models.core.units import MarginUnit
@@ -55,8 +55,8 @@ Walk = Generator[int, float, tuple[int, int] | None]
 
 def book_bands(model: MarginModel, accounts: Sequence[Account],
                units: Sequence[Sequence[MarginUnit]], market: MarketSnapshot,
-               policy: HealthPolicy, *, every_engine: bool = False
-               ) -> list[list[dict[str, Band]]]:
+               policy: HealthPolicy, *, every_engine: bool = False,
+               per_move: float | None = None) -> list[list[dict[str, Band]]]:
     """Every unit's liquidation band on each underlying it holds, as
     :func:`~margin_engine.policy.liquidation.fast_liquidation_band` gives it.
 
@@ -76,6 +76,12 @@ def book_bands(model: MarginModel, accounts: Sequence[Account],
         Scan with any model's engine; by default only where the scan pays
         (:func:`~margin_engine.live.engines.scans_whole_book`), every band left to the
         per-unit solver otherwise.
+    per_move : float, optional
+        Positions on an underlying, per instrument on it that the book holds, that the units
+        asking for a grid point must hold for the book to be moved there (each unit's surplus
+        function is evaluated there otherwise); by default
+        :func:`~margin_engine.live.engines.positions_per_move`. Where no point can be worth a
+        move (the units together hold fewer), every band is left to the per-unit solver.
 
     Returns
     -------
@@ -91,6 +97,10 @@ def book_bands(model: MarginModel, accounts: Sequence[Account],
     out: list[list[dict[str, Band]]] = [[{} for _ in us] for us in units]
     if not (every_engine or scans_whole_book(model, sum(map(len, units)))):
         return out
+    by_und, weight, dense = _holdings(accounts, units, market)
+    per_move = positions_per_move(model) if per_move is None else per_move
+    if not any(w.sum() >= per_move * dense[und] for und, w in weight.items()):
+        return out  # no grid point would be worth a move: all left to the per-unit solver
     live = LiveBook(model, Book.model_construct(accounts=tuple(accounts)), market,
                     policy=policy)
     order = live.live_slots()  # every account's unit slots, in book and unit order
@@ -101,17 +111,10 @@ def book_bands(model: MarginModel, accounts: Sequence[Account],
     if any([u.position_indices for u in us] != [live.unit(s).position_indices for s in ss]
            for us, ss in zip(units, slots, strict=True)):
         return out
-    by_und: dict[str, list[tuple[int, int]]] = {}  # (account, unit) holding each underlying
-    for i, (account, us) in enumerate(zip(accounts, units, strict=True)):
-        for k, unit in enumerate(us):
-            for j in unit.position_indices:
-                und = market.instrument(account.positions[j].symbol).underlying
-                if not by_und.setdefault(und, []) or by_und[und][-1] != (i, k):
-                    by_und[und].append((i, k))
     for und, held in by_und.items():
         sl = np.array([slots[i][k] for i, k in held], dtype=np.int64)
         try:
-            bands = _underlying_bands(live, und, sl)
+            bands = _underlying_bands(live, und, sl, weight[und], per_move * dense[und])
         except (InputError, ValueError, ArithmeticError):
             # a shifted market refused: these units are left to the per-unit solver, which
             # gives the reference's answer or error; a fresh book for the next underlying
@@ -123,27 +126,66 @@ def book_bands(model: MarginModel, accounts: Sequence[Account],
     return out
 
 
-def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray) -> list[Band]:
-    """The bands on ``und`` of unit slots ``sl`` (the live book left at today's market)."""
+def _holdings(accounts: Sequence[Account], units: Sequence[Sequence[MarginUnit]],
+              market: MarketSnapshot
+              ) -> tuple[dict[str, list[tuple[int, int]]], dict[str, np.ndarray], dict[str, int]]:
+    """Per underlying: the (account, unit) pairs holding it, in book order; how many
+    positions on it each of those holds; how many distinct instruments on it the book holds."""
+    by_und: dict[str, list[tuple[int, int]]] = {}
+    count: dict[str, list[int]] = {}
+    symbols: dict[str, set[str]] = {}
+    for i, (account, us) in enumerate(zip(accounts, units, strict=True)):
+        for k, unit in enumerate(us):
+            for j in unit.position_indices:
+                symbol = account.positions[j].symbol
+                und = market.instrument(symbol).underlying
+                symbols.setdefault(und, set()).add(symbol)
+                if not by_und.setdefault(und, []) or by_und[und][-1] != (i, k):
+                    by_und[und].append((i, k))
+                    count.setdefault(und, []).append(0)
+                count[und][-1] += 1
+    weight = {und: np.array(c, dtype=np.float64) for und, c in count.items()}
+    return by_und, weight, {und: len(s) for und, s in symbols.items()}
+
+
+def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray, weight: np.ndarray,
+                      per_move: float) -> list[Band]:
+    """The bands on ``und`` of unit slots ``sl`` (the live book left at today's market).
+
+    A grid point is one market move of the book when the units asking for it hold at least
+    ``per_move`` positions on ``und`` (``weight``: each unit's); the units asking for a point
+    worth less get their own surplus function there (made at today's market; Brent's method
+    uses the same one)."""
     base = live.market
     s0 = live.unit_surplus(sl)
+    safe = np.flatnonzero(s0 > 0.0).tolist()
+    fs: dict[int, Callable[[float], float]] = {}
+    if per_move > 0.0:
+        fs = {u: live.engine.surplus_function(int(sl[u]), und) for u in safe}
     seen: dict[tuple[int, int], np.ndarray] = {}  # (side, grid index) -> surplus of sl
     walks: dict[tuple[int, int], Walk] = {}
     want: dict[tuple[int, int], int] = {}  # (unit, side) -> the grid index its walk needs
     found: dict[tuple[int, int], tuple[int, int] | None] = {}
-    for u in np.flatnonzero(s0 > 0.0).tolist():
+    for u in safe:
         for side in (0, 1):
             walks[(u, side)] = bracket_search()
             want[(u, side)] = next(walks[(u, side)])
     try:
         while want:
-            for side, i in sorted({(side, i) for (_, side), i in want.items()} - set(seen)):
+            asked: dict[tuple[int, int], float] = {}
+            for (u, side), i in want.items():
+                if (side, i) not in seen:
+                    asked[side, i] = asked.get((side, i), 0.0) + weight[u]
+            for side, i in sorted(k for k, w in asked.items() if w >= per_move):
                 live.move_market(shift_underlying(base, und, grid_factor(SIDES[side], i)),
                                  frozenset({und}))
                 seen[(side, i)] = live.unit_surplus(sl)
             for key, i in list(want.items()):
+                u, side = key
+                at = seen.get((side, i))
+                s = float(at[u]) if at is not None else fs[u](grid_factor(SIDES[side], i))
                 try:
-                    want[key] = walks[key].send(float(seen[(key[1], i)][key[0]]))
+                    want[key] = walks[key].send(s)
                 except StopIteration as done:
                     found[key] = done.value
                     del want[key]
@@ -154,7 +196,7 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray) -> list[Band]:
         if not s0[u] > 0.0:
             out.append((1.0, 1.0))
             continue
-        f: Callable[[float], float] | None = None
+        f: Callable[[float], float] | None = fs.get(u)
         band: list[float | None] = []
         for side in (0, 1):
             step = found[(u, side)]
@@ -168,4 +210,3 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray) -> list[Band]:
                                      grid_factor(SIDES[side], hi)))
         out.append((band[0], band[1]))
     return out
-

@@ -371,6 +371,9 @@ class RiskEngine(ReferenceEngine):
         self._acct_slots: dict[int, list[int]] = {}
         self._parts: dict[int, tuple[int, list[tuple[int, int]], dict[int, np.ndarray]]] = {}
         self._separable_cache: dict[bool, bool] = {}
+        self._books: object = None  # the order books _book_cost was walked on
+        self._book_cost = self._book_size = self._mids = np.full(0, np.nan)
+        self._book_ins = np.full(0, -1, dtype=np.int64)
         self._same_set: dict[tuple[bool, tuple[str, ...]], bool] = {}
         lv = self.live
         held = {lv.instruments.instruments[int(k)].underlying for k in lv.pos_ins.tolist()}
@@ -653,19 +656,31 @@ class RiskEngine(ReferenceEngine):
 
     def _im_many(self, sl: np.ndarray, mr: np.ndarray, standalone: np.ndarray,
                  n_unds: np.ndarray, stressed: np.ndarray | None) -> np.ndarray:
-        """``margin_unit``'s sum of components, over arrays when no per-position add-on
-        applies (unit by unit otherwise)."""
-        lv = self.live
-        if self._needs_positions():
-            return np.array([self._im(s, float(mr[k]), float(standalone[k]), int(n_unds[k]),
-                                      None if stressed is None else float(stressed[k]),
-                                      lv.unit_positions(s), None)
-                             for k, s in enumerate(sl.tolist())])
+        """``margin_unit``'s sum of components (as :meth:`_im`) over arrays, the per-position
+        add-ons included (:meth:`_addons_many`)."""
         p = self.model.params
         cap = np.zeros(sl.size)
         if p.diversification_cap is not None:
             cap = np.where(n_unds > 1, (1.0 - p.diversification_cap)
                            * np.maximum(0.0, standalone - mr), 0.0)
+        liq = conc = minimum = np.zeros(sl.size)
+        if self._needs_positions():
+            liq, conc, minimum = self._addons_many(sl)
+        credit = (mr + liq) * self._credit_factors(sl)
+        top_up = np.maximum(0.0, minimum - (mr + cap + liq + conc))
+        apc = 0.0 * mr
+        if p.apc == "buffer" and not p.apc_buffer_released:
+            apc = p.apc_buffer * mr
+        elif stressed is not None:
+            apc = np.maximum(0.0, stressed - mr)
+        im = (((((mr + cap) + liq) + conc) + credit) + top_up) + apc
+        im[self._s_fid[sl] == -1] = 0.0
+        return im
+
+    def _credit_factors(self, sl: np.ndarray) -> np.ndarray:
+        """Each slot's credit add-on rate (``addons.credit_addon``'s), looked up once a slot."""
+        p = self.model.params
+        lv = self.live
         factor = self._s_factor[sl]
         for k in np.flatnonzero(np.isnan(factor)).tolist():
             s = int(sl[k])
@@ -678,16 +693,99 @@ class RiskEngine(ReferenceEngine):
             else:
                 factor[k] = p.credit_table[rating]
             self._s_factor[s] = factor[k]
-        credit = (mr + 0.0) * factor
-        top_up = np.maximum(0.0, 0.0 - (mr + cap + 0.0 + 0.0))
-        apc = 0.0 * mr
-        if p.apc == "buffer" and not p.apc_buffer_released:
-            apc = p.apc_buffer * mr
-        elif stressed is not None:
-            apc = np.maximum(0.0, stressed - mr)
-        im = (((((mr + cap) + 0.0) + 0.0) + credit) + top_up) + apc
-        im[self._s_fid[sl] == -1] = 0.0
-        return im
+        return factor
+
+    def _addons_many(self, sl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Liquidity add-on, concentration add-on and minimum charge of units ``sl`` (unit
+        currency), as :meth:`_position_addons` and ``addons.minimum_charge`` give them, over
+        arrays of the units' positions: the instruments' notional per contract read once per
+        call, each position's walk of its order book once while the books stay the same."""
+        p = self.model.params
+        lv = self.live
+        mk: MarketSnapshot = lv.market
+        idx, lens = lv.concat_positions(sl)
+        unit = np.repeat(np.arange(sl.size), lens)
+        ins = lv.pos_ins[idx]
+        q = lv.pos_size[idx]
+        uniq, inv = np.unique(ins, return_inverse=True)
+        per = [self._per_contract(int(k), mk) for k in uniq.tolist()]
+        cs, px, quote, face, to_usd, oi, opt = (np.array(c, dtype=float)
+                                                for c in zip(*per, strict=True)) if per else (
+            np.zeros(0) for _ in range(7))
+        rate = {c: mk.convert(1.0, "USD", c)
+                for c in {lv.unit(s).currency for s in sl.tolist()}}
+        usd_to_slot = np.array([rate[lv.unit(s).currency] for s in sl.tolist()])
+        usd_to_unit = usd_to_slot[unit]
+        size = np.abs(q) * cs[inv]
+        notional = np.where(face[inv] > 0.0, size, size * px[inv] * quote[inv])
+        liq = np.zeros(idx.size)
+        if p.liquidity and mk.order_books:
+            big = np.flatnonzero(notional > p.liquidity_threshold_usd)
+            book = self._book_costs(idx[big], ins[big], q[big], mk)  # book units × contracts
+            # as RiskBasedModel._close_out_cost: inverse futures face / mid, else × settle USD
+            usd = np.where(face[inv[big]] > 0.0, book * cs[inv[big]] / self._mids[idx[big]],
+                           book * cs[inv[big]] * to_usd[inv[big]])
+            liq[big] = usd * usd_to_unit[big]
+        conc = np.zeros(idx.size)
+        has_oi = oi[inv] != 0.0
+        if has_oi.any():
+            share = np.abs(q) / np.where(has_oi, oi[inv], 1.0)
+            conc = np.where(has_oi, notional * usd_to_unit * p.concentration_rate
+                            * np.maximum(0.0, share - p.concentration_threshold), 0.0)
+        short = np.where((opt[inv] > 0.0) & (q < 0), notional * usd_to_unit, 0.0)
+        def per_unit(x: np.ndarray) -> np.ndarray:
+            return np.bincount(unit, weights=x, minlength=sl.size)
+
+        minimum = (p.short_option_min_rate * per_unit(short)
+                   + p.min_per_contract_usd * usd_to_slot * per_unit(np.abs(q)))
+        return per_unit(liq), per_unit(conc), minimum
+
+    def _per_contract(self, k: int, mk: MarketSnapshot
+                      ) -> tuple[float, float, float, float, float, float, float]:
+        """Instrument ``k``'s (contract size, price per underlying unit, quote USD, 1 for an
+        inverse future's USD face, settle USD, open interest or 0, 1 for an option): what
+        ``notional_usd`` and ``_close_out_cost`` multiply a position's size by."""
+        i = self.live.instruments.instruments[k]
+        face = i.inverse and not i.is_option
+        if face:
+            px = quote = 1.0
+        else:
+            px = mk.index[i.underlying] if i.is_option else float(i.mark_price or 0.0)
+            quote = 1.0 if i.inverse else mk.usd_price(i.settle)
+        needs_settle = self.model.params.liquidity and i.symbol in mk.order_books
+        to_usd = mk.usd_price(i.settle) if needs_settle and not face else 1.0
+        oi = self.model.params.open_interest.get(i.symbol) or 0.0
+        return (i.contract_size, px, quote, float(face), to_usd, float(oi), float(i.is_option))
+
+    def _book_costs(self, pos: np.ndarray, ins: np.ndarray, q: np.ndarray,
+                    mk: MarketSnapshot) -> np.ndarray:
+        """``addons.close_out_cost(...).cost`` of positions ``pos`` (global ids) into their
+        instruments' order books (0 without a book), each walked once while the books and the
+        position's size stay the same; ``self._mids`` gets each book's mid."""
+        if self._books is not mk.order_books:
+            self._books = mk.order_books
+            self._book_cost = np.full(0, np.nan)
+            self._book_size = np.full(0, np.nan)
+            self._mids = np.full(0, np.nan)
+            self._book_ins = np.full(0, -1, dtype=np.int64)
+        n = self.live.pos_ins.size
+        self._book_cost = _grown(self._book_cost, n, np.nan)
+        self._book_size = _grown(self._book_size, n, np.nan)
+        self._mids = _grown(self._mids, n, np.nan)
+        self._book_ins = _grown(self._book_ins, n, -1)
+        todo = np.flatnonzero(~(self._book_size[pos] == q) | (self._book_ins[pos] != ins))
+        names = self.live.instruments.instruments
+        for t in todo.tolist():
+            j, size = int(pos[t]), float(q[t])
+            book = mk.order_books.get(names[int(ins[t])].symbol)
+            cost, mid = 0.0, 1.0
+            if book is not None and book.bids and book.asks and size != 0:
+                mid = 0.5 * (book.bids[0][0] + book.asks[0][0])
+                side = book.bids if size > 0 else book.asks
+                cost = addons.close_out_cost(side, abs(size), mid).cost
+            self._book_cost[j], self._book_size[j], self._mids[j] = cost, size, mid
+            self._book_ins[j] = int(ins[t])
+        return self._book_cost[pos]
 
     def _im(self, s: int, mr: float, standalone: float, n_unds: int, stressed: float | None,
             idx: np.ndarray, extra: Sequence[tuple[int, float]] | None) -> float:
