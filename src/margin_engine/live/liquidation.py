@@ -9,7 +9,12 @@ on a shifted market, per unit and underlying. The grid is the same for every uni
    unit needs, and its engine re-margins every unit holding ``U`` in one vectorised pass (their
    equity moves with the market as well). Each unit's walk to a one-step bracket
    (:func:`~margin_engine.policy.liquidation.bracket_search`, the per-unit solver's own) is fed
-   from these passes; a grid point is moved to once, whichever units need it.
+   from these passes; a grid point is moved to once, whichever units need it. Where a move
+   costs more than the units asking for the point would on their own (the risk-based family,
+   whose move revalues every held instrument on ``U`` over every scenario:
+   :func:`~margin_engine.live.engines.positions_per_move`), those units get their own surplus
+   function there instead, and a book whose units share too few instruments for any point to
+   be worth a move is left to the per-unit solver whole.
 2. **The root in the bracket.** Brent's method per unit on that bracket with the unit's own
    surplus function (:meth:`~margin_engine.live.engines.ReferenceEngine.surplus_function`;
    by default the per-unit solver's), as the per-unit solver ends.

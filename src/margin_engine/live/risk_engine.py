@@ -21,8 +21,10 @@ stay within 1e-12 (relative) of summing from scratch. A move of most of a family
 snapshot) re-measures from rows instead.
 
 The other components are the model's own arithmetic (``RiskBasedModel.margin_unit``) over
-arrays; per-position add-ons (liquidity, concentration, minimum charges) use the model's helpers
-unit by unit when the model and market make them non-zero. ``apc = "floor"`` gets a second
+arrays, the per-position add-ons (liquidity, concentration, minimum charges) included: each
+position's notional from its instrument's per-contract figures read once per call, its walk of
+the order book once while the books and its size stay the same (a what-if uses the model's
+helpers on the one unit). ``apc = "floor"`` gets a second
 family per group on the model's stressed scenario set (``stressed_scenario_set``, the same
 universe-restriction rule), each unit's stressed vector kept and updated the same way (no cap),
 and the floor ``max(0, stressed − market risk)`` taken over arrays.
