@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from margin_engine.maths.risk_measures import (
+    _tail_rows,
+    _worst_first,
     euler_es_contributions,
     expected_shortfall,
     expected_shortfall_rows,
@@ -221,6 +223,36 @@ def test_tail_scenarios_tie_break_by_index() -> None:
     np.testing.assert_array_equal(t.scenarios, [1, 2])
     assert t.var_scenario == 3
     assert tail_scenarios(pnl, None, measure="worst_loss").var_scenario == 1
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(1, 60), elements=st.sampled_from([-3.0, -1.0, -0.0, 0.0,
+                                                                        2.0, 2.5])),
+       st.integers(1, 70))
+def test_worst_first_is_the_stable_sort_prefix(pnl: np.ndarray, m: int) -> None:
+    """The partial order of the tail is the full stable argsort's first m (ties by index)."""
+    np.testing.assert_array_equal(_worst_first(pnl, m), np.argsort(pnl, kind="stable")[:m])
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(1, 80), elements=st.integers(-4, 4).map(float)),
+       st.sampled_from([0.5001, 0.6, 0.9, 0.95, 0.975, 0.99]),
+       st.sampled_from(["es", "var"]))
+def test_tail_scenarios_counting_path_matches_the_full_sort(pnl: np.ndarray, c: float,
+                                                            measure: str) -> None:
+    """Equal weights: the same drivers, shares (to the bit) and VaR scenario as the full sort."""
+    t = tail_scenarios(pnl, c, measure=measure)  # type: ignore[arg-type]
+    full = _tail_rows(-pnl[None, :], 1.0 - c, None)
+    k = int(full.k[0])
+    assert t.var_scenario == int(full.order[0, k])
+    if measure == "var":
+        np.testing.assert_array_equal(t.scenarios, [full.order[0, k]])
+        return
+    probs = np.concatenate([full.sorted_w[0, :k], [full.atom[0]]])
+    keep = probs > 0.0
+    np.testing.assert_array_equal(t.scenarios, full.order[0, : k + 1][keep])
+    assert t.shares.tobytes() == (probs[keep] / float(full.prev[0] + full.atom[0])).tobytes()
 
 
 # --------------------------------------------------------------------------------------------

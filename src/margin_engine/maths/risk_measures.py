@@ -252,6 +252,23 @@ def _es_equal_weights(losses: FloatArray, p: float) -> FloatArray:
     return np.minimum(np.maximum(raw, var), worst[:, 0])
 
 
+def _worst_first(pnl: FloatArray, m: int) -> IntArray:
+    """The ``m`` scenarios of ``pnl`` with the largest loss, worst first, ties by lower index.
+
+    Exactly ``np.argsort(pnl, kind="stable")[:m]`` (the order :func:`_tail_rows` uses), in
+    linear time plus a sort of ``m``: the ``m``-th lowest P&L is found by ``np.partition``, every
+    scenario below it is in, and of those equal to it the lowest indices fill the rest.
+    """
+    n = pnl.size
+    if m >= n:
+        return np.argsort(pnl, kind="stable").astype(np.int64)
+    cut = np.partition(pnl, m - 1)[m - 1]
+    below = np.flatnonzero(pnl < cut)
+    at = np.flatnonzero(pnl == cut)[: m - below.size]
+    chosen = np.sort(np.concatenate([below, at]))
+    return chosen[np.argsort(pnl[chosen], kind="stable")].astype(np.int64)
+
+
 def _tail_rows(losses: FloatArray, p: float, w: FloatArray | None) -> _Tail:
     """Locate the VaR scenario and the tail composition of every row of ``losses``."""
     n_rows, n = losses.shape
@@ -429,6 +446,14 @@ def tail_scenarios(
         raise ValueError(f"confidence: required for measure {measure!r}")
     p = 1.0 - _check_confidence(confidence)
     w = normalise_weights(weights, x.size)
+    if w is None:  # counting path: only the k + 1 worst scenarios are ordered
+        k, prev, atom = _counting_tail(x.size, p)
+        head = _worst_first(x, k + 1)
+        if measure == "var":
+            return TailSet(head[k:].copy(), np.array([1.0]), int(head[k]))
+        probs = np.concatenate([np.full(k, 1.0 / x.size), [atom]])
+        keep = probs > 0.0
+        return TailSet(head[keep], probs[keep] / (prev + atom), int(head[k]))
     t = _tail_rows(-x[None, :], p, w)
     k = int(t.k[0])
     order = t.order[0]
