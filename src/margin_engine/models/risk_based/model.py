@@ -408,13 +408,16 @@ class RiskBasedModel(MarginModel):
         total_contrib = np.sum(list(contrib.values()), axis=0)
         position_pnl, scen = c.position_pnl, c.scen
         standalone = _measure_rows(position_pnl, p, w) + c.liq + c.conc
+        # each per-position column as Python floats at once (the same values as float(v[k]))
+        columns = {name: v.tolist() for name, v in contrib.items()}
+        names = list(columns)
+        per_position = zip(idx, c.pos, standalone.tolist(), (p.mm_fraction * standalone).tolist(),
+                           total_contrib.tolist(), (c.notionals * c.usd_to_unit).tolist(),
+                           zip(*columns.values(), strict=True), strict=True)
         margins = tuple(PositionMargin(
-            index=j, symbol=q.symbol, size=q.size, initial_margin=float(standalone[k]),
-            maintenance_margin=float(p.mm_fraction * standalone[k]),
-            contribution=float(total_contrib[k]),
-            notional=float(c.notionals[k] * c.usd_to_unit),
-            details={name: float(v[k]) for name, v in contrib.items()})
-            for k, (j, q) in enumerate(zip(idx, c.pos, strict=True)))
+            index=j, symbol=q.symbol, size=q.size, initial_margin=im, maintenance_margin=mm,
+            contribution=share, notional=notional, details=dict(zip(names, row, strict=True)))
+            for j, q, im, mm, share, notional, row in per_position)
         drivers = [{"label": scen.labels[s], "share": float(sh),
                     "pnl": float(position_pnl[:, s].sum())}
                    for s, sh in list(zip(attr.scenarios, attr.shares, strict=True))[:5]]
@@ -422,7 +425,7 @@ class RiskBasedModel(MarginModel):
             "measure": p.measure, "confidence": p.confidence, "horizon_days": p.horizon_days,
             "scenario_kind": scen.kind, "n_scenarios": scen.n, "underlyings": list(c.unds),
             "driving_scenarios": drivers, "standalone_by_underlying": c.standalone_und,
-            "history": self.params.model_dump(mode="json")["history"]}
+            "history": self._history_detail()}
         details |= self.extra_details(position_pnl.sum(axis=0), scen)
         return UnitMargin(unit.id, ccy, im, p.mm_fraction * im, comps, margins, details)
 
@@ -509,6 +512,17 @@ class RiskBasedModel(MarginModel):
 
     def extra_details(self, pnl: np.ndarray, scen: ScenarioSet) -> dict[str, Any]:
         return {}
+
+    def _history_detail(self) -> dict[str, Any] | None:
+        """The history as the parameters serialise it (source, content hash, symbols, first and
+        last date), hashed once per parameter object; each unit gets its own copy."""
+        memo = self.__dict__.get("_history_detail_memo")
+        if memo is None or memo[0] is not self.params:
+            memo = (self.params, self.params.model_dump(mode="json")["history"])
+            self.__dict__["_history_detail_memo"] = memo
+        h = memo[1]
+        return None if h is None else {k: list(v) if isinstance(v, list) else v
+                                       for k, v in h.items()}
 
     def clear_cache(self) -> None:
         """Forget cached scenario sets (one per market timestamp; a backtest calls this daily)
