@@ -478,3 +478,30 @@ def test_equal_weight_es_partial_sort_matches_full_sort_to_the_bit() -> None:
             full = np.maximum(rm._es_from_tail(rm._tail_rows(-x, p, None), True), 0.0)
             assert np.array_equal(expected_shortfall_rows(x, confidence), full)
 
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 300)),
+              elements=st.integers(-50, 50).map(float)),
+       st.sampled_from([0.9, 0.975, 0.99]))
+def test_rows_measure_each_row_as_alone(pnl: np.ndarray, c: float) -> None:
+    """A rows call gives each row's VaR and ES to the bit of the row measured alone (the risk-based
+    models stack a unit, its underlyings and its positions into one call)."""
+    for rows, one in ((expected_shortfall_rows, expected_shortfall),
+                      (value_at_risk_rows, value_at_risk)):
+        together = rows(pnl, c)
+        alone = np.array([one(r, c) for r in pnl])
+        assert together.tobytes() == alone.tobytes()
+
+
+def test_attribution_takes_the_callers_total() -> None:
+    """``total=`` given (the same measure) leaves the attribution unchanged; not given, computed."""
+    pnl = np.random.default_rng(3).standard_normal((4, 500))
+    for attribute, total in ((euler_es_contributions, expected_shortfall(pnl.sum(0), 0.975)),
+                             (var_contributions, value_at_risk(pnl.sum(0), 0.975))):
+        a, b = attribute(pnl, 0.975), attribute(pnl, 0.975, total=total)
+        assert a.total == b.total == total
+        assert a.contributions.tobytes() == b.contributions.tobytes()
+        np.testing.assert_array_equal(a.scenarios, b.scenarios)
+    w = worst_scenario_contributions(pnl, total=worst_loss(pnl.sum(0)))
+    assert w.total == worst_scenario_contributions(pnl).total

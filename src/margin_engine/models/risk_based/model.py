@@ -213,13 +213,16 @@ def _measure(pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray | None) ->
     return float(_measure_rows(pnl[None, :], p, weights)[0])
 
 
-def _attribute(position_pnl: np.ndarray, p: RiskBasedParams,
-               weights: np.ndarray | None) -> risk_measures.Attribution:
+def _attribute(position_pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray | None,
+               total: float) -> risk_measures.Attribution:
+    """The model's attribution of ``total``, the measure of the summed P&L."""
     if p.measure == "worst_loss":
-        return risk_measures.worst_scenario_contributions(position_pnl)
+        return risk_measures.worst_scenario_contributions(position_pnl, total=total)
     if p.measure == "var":
-        return risk_measures.var_contributions(position_pnl, p.confidence, weights)
-    return risk_measures.euler_es_contributions(position_pnl, p.confidence, weights)
+        return risk_measures.var_contributions(position_pnl, p.confidence, weights,
+                                               total=total)
+    return risk_measures.euler_es_contributions(position_pnl, p.confidence, weights,
+                                                total=total)
 
 
 def _pro_rata(amount: float, basis: np.ndarray) -> np.ndarray:
@@ -244,6 +247,7 @@ class _UnitRisk:
     position_pnl: np.ndarray
     attr: risk_measures.Attribution | None
     standalone_und: dict[str, float]
+    standalone_pos: np.ndarray | None  # each position's measure alone (with the attribution)
     liq: np.ndarray
     conc: np.ndarray
     notionals: np.ndarray
@@ -394,7 +398,7 @@ class RiskBasedModel(MarginModel):
         if not idx:
             return UnitMargin(unit.id, ccy, 0.0, 0.0, dict.fromkeys(COMPONENTS, 0.0), ())
         c = self._unit_risk(unit, account, market, attribute=True)
-        attr, comps, w = c.attr, c.comps, _counting_weights(c.scen.weights)
+        attr, comps = c.attr, c.comps
         assert attr is not None
         contrib = {"market_risk": attr.contributions.copy()}
         contrib["diversification_cap"] = _pro_rata(comps["diversification_cap"],
@@ -407,7 +411,8 @@ class RiskBasedModel(MarginModel):
         im = float(sum(comps.values()))
         total_contrib = np.sum(list(contrib.values()), axis=0)
         position_pnl, scen = c.position_pnl, c.scen
-        standalone = _measure_rows(position_pnl, p, w) + c.liq + c.conc
+        assert c.standalone_pos is not None
+        standalone = c.standalone_pos + c.liq + c.conc
         # each per-position column as Python floats at once (the same values as float(v[k]))
         columns = {name: v.tolist() for name, v in contrib.items()}
         names = list(columns)
@@ -452,18 +457,23 @@ class RiskBasedModel(MarginModel):
         per_contract = self._unit_pnl(ins, market, scen, ccy, unds)
         position_pnl = sizes[:, None] * per_contract
         w = _counting_weights(scen.weights)
-        attr = _attribute(position_pnl, p, w) if attribute else None
-        market_risk = (attr.total if attr is not None
-                       else _measure(position_pnl.sum(axis=0), p, w))
+        # one rows call measures the unit, each underlying alone (for the diversification cap)
+        # and, with the attribution, each position alone: every row exactly as alone
+        cap = p.diversification_cap if len(unds) > 1 else None
+        und_pnl = [position_pnl[[k for k, i in enumerate(ins) if i.underlying == u]].sum(axis=0)
+                   for u in (unds if cap is not None else ())]
+        measured = _measure_rows(np.vstack([position_pnl.sum(axis=0), *und_pnl,
+                                            *([position_pnl] if attribute else [])]), p, w)
+        market_risk = float(measured[0])
+        attr = _attribute(position_pnl, p, w, market_risk) if attribute else None
+        standalone_pos = measured[1 + len(und_pnl):] if attribute else None
 
         # diversification cap across underlyings
         cap_addon, standalone_und = 0.0, {}
-        if p.diversification_cap is not None and len(unds) > 1:
-            for u in unds:
-                rows = [k for k, i in enumerate(ins) if i.underlying == u]
-                standalone_und[u] = _measure(position_pnl[rows].sum(axis=0), p, w)
-            cap_addon = addons.capped_offset(market_risk, sum(standalone_und.values()),
-                                             p.diversification_cap)
+        if cap is not None:
+            standalone_und = {u: float(v) for u, v in zip(unds, measured[1:1 + len(und_pnl)],
+                                                          strict=True)}
+            cap_addon = addons.capped_offset(market_risk, sum(standalone_und.values()), cap)
 
         # liquidity and concentration, per position
         usd_to_unit = market.convert(1.0, "USD", ccy)
@@ -508,7 +518,7 @@ class RiskBasedModel(MarginModel):
                  "liquidity": float(liq.sum()), "concentration": float(conc.sum()),
                  "credit": credit, "minimum_charge": top_up, "anti_procyclicality": apc}
         return _UnitRisk(pos, ins, sizes, unds, scen, position_pnl, attr, standalone_und,
-                         liq, conc, notionals, usd_to_unit, comps)
+                         standalone_pos, liq, conc, notionals, usd_to_unit, comps)
 
     def extra_details(self, pnl: np.ndarray, scen: ScenarioSet) -> dict[str, Any]:
         return {}
