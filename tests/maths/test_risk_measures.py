@@ -505,3 +505,15 @@ def test_attribution_takes_the_callers_total() -> None:
         np.testing.assert_array_equal(a.scenarios, b.scenarios)
     w = worst_scenario_contributions(pnl, total=worst_loss(pnl.sum(0)))
     assert w.total == worst_scenario_contributions(pnl).total
+
+
+@pytest.mark.parametrize("shape", [(5, 3000), (3, 9000), (40, 200)])  # n p integer
+def test_es_rows_across_blocks_of_rows(shape: tuple[int, int]) -> None:
+    """Rows wider than a block, two to a block with a short last one, many to a block: each
+    row's ES is, to the bit, the row's ES alone (ties and ±0 included)."""
+    rng = np.random.default_rng(shape[0])
+    pnl = np.round(rng.standard_t(3, shape), 1) * rng.choice([1.0, -1.0], shape)
+    together = expected_shortfall_rows(pnl, 0.975)
+    assert together.tobytes() == np.array([expected_shortfall(r, 0.975) for r in pnl]).tobytes()
+    ref = [np.mean(np.sort(-r)[::-1][: int(0.025 * r.size)]) for r in pnl]
+    np.testing.assert_allclose(together, np.maximum(ref, 0.0), rtol=1e-12)

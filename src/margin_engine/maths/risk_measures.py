@@ -56,6 +56,8 @@ __all__ = [
 
 TAIL_TOLERANCE = 1e-12
 """Absolute tolerance (probability) when comparing cumulative tail probability with ``1 - c``."""
+_ES_BLOCK = 8192
+"""Numbers per block of the equal-weight ES's temporary (64 KiB of float64)."""
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -237,20 +239,26 @@ def _counting_tail(n: int, p: float) -> tuple[int, float, float]:
     return k, prev, min(max(atom, 0.0), 1.0 / n)
 
 
-def _es_equal_weights(losses: FloatArray, p: float) -> FloatArray:
+def _es_equal_weights(pnl: FloatArray, p: float) -> FloatArray:
     """:func:`_es_from_tail` of the counting path, from the k + 1 worst losses only.
 
     A partition finds them in linear time; sorted, they are exactly the first k + 1
     columns of the full stable sort (equal values are interchangeable), so every sum below runs
     over the same numbers in the same order and the result is the same to the last bit.
 
-    ``losses`` is partitioned in place (the caller passes a temporary): ``np.partition``'s copy
-    made a second array of the matrix's size live at once, and at 10,000 scenarios and a few
-    rows glibc gave that memory back and faulted it in again on every call (5-6× the time)."""
-    n_rows, n = losses.shape
+    The losses are negated and partitioned in place a block of rows at a time (at most
+    ``_ES_BLOCK`` numbers): a whole-matrix temporary, and ``np.partition``'s copy of it, were
+    matrix-sized arrays that glibc gave back and faulted in again on every call (5-6× the time
+    at 10,000 scenarios and a few rows). Rows are independent, so blocks change no number."""
+    n_rows, n = pnl.shape
     k, _, atom = _counting_tail(n, p)
-    losses.partition(n - k - 1, axis=1)
-    worst = -np.sort(-losses[:, n - k - 1:], axis=1)
+    tail = np.empty((n_rows, k + 1))
+    step = max(1, _ES_BLOCK // n)
+    for start in range(0, n_rows, step):
+        losses = -pnl[start:start + step]
+        losses.partition(n - k - 1, axis=1)
+        tail[start:start + step] = losses[:, n - k - 1:]
+    worst = -np.sort(-tail, axis=1)
     var = worst[:, k]
     head = np.cumsum(worst, axis=1)[:, k - 1] if k > 0 else np.zeros(n_rows)
     raw: FloatArray = (head + (atom * n) * var) / (k + atom * n)
@@ -368,7 +376,7 @@ def expected_shortfall_rows(
     p = 1.0 - _check_confidence(confidence)
     w = normalise_weights(weights, x.shape[1])
     if w is None:  # partial sort: only the tail's k + 1 worst are ordered
-        out: FloatArray = np.maximum(_es_equal_weights(-x, p), 0.0)
+        out: FloatArray = np.maximum(_es_equal_weights(x, p), 0.0)
         return out
     t = _tail_rows(-x, p, w)
     out = np.maximum(_es_from_tail(t, w is None), 0.0)
