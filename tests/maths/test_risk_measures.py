@@ -517,3 +517,15 @@ def test_es_rows_across_blocks_of_rows(shape: tuple[int, int]) -> None:
     assert together.tobytes() == np.array([expected_shortfall(r, 0.975) for r in pnl]).tobytes()
     ref = [np.mean(np.sort(-r)[::-1][: int(0.025 * r.size)]) for r in pnl]
     np.testing.assert_allclose(together, np.maximum(ref, 0.0), rtol=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 70), st.integers(1, 200)),
+              elements=st.sampled_from([-2.0, -1.0, -0.0, 0.0, 1.0, 3.0])),
+       st.sampled_from([0.5001, 0.9, 0.95, 0.975, 0.99]))
+def test_var_rows_counting_path_matches_the_full_sort(pnl: np.ndarray, c: float) -> None:
+    """Equal weights: the VaR from a partition is, to the bit (signed zeros included), the
+    floored loss at the VaR position of the full stable sort."""
+    t = _tail_rows(-pnl, 1.0 - c, None)
+    full = np.maximum(t.sorted_loss[np.arange(pnl.shape[0]), t.k], 0.0)
+    assert value_at_risk_rows(pnl, c).tobytes() == full.tobytes()

@@ -239,26 +239,33 @@ def _counting_tail(n: int, p: float) -> tuple[int, float, float]:
     return k, prev, min(max(atom, 0.0), 1.0 / n)
 
 
-def _es_equal_weights(pnl: FloatArray, p: float) -> FloatArray:
-    """:func:`_es_from_tail` of the counting path, from the k + 1 worst losses only.
-
-    A partition finds them in linear time; sorted, they are exactly the first k + 1
-    columns of the full stable sort (equal values are interchangeable), so every sum below runs
-    over the same numbers in the same order and the result is the same to the last bit.
+def _worst_losses(pnl: FloatArray, m: int) -> FloatArray:
+    """The ``m`` largest losses of each row of ``pnl`` [rows × n], in no particular order.
 
     The losses are negated and partitioned in place a block of rows at a time (at most
     ``_ES_BLOCK`` numbers): a whole-matrix temporary, and ``np.partition``'s copy of it, were
     matrix-sized arrays that glibc gave back and faulted in again on every call (5-6× the time
     at 10,000 scenarios and a few rows). Rows are independent, so blocks change no number."""
     n_rows, n = pnl.shape
-    k, _, atom = _counting_tail(n, p)
-    tail = np.empty((n_rows, k + 1))
+    out = np.empty((n_rows, m))
     step = max(1, _ES_BLOCK // n)
     for start in range(0, n_rows, step):
         losses = -pnl[start:start + step]
-        losses.partition(n - k - 1, axis=1)
-        tail[start:start + step] = losses[:, n - k - 1:]
-    worst = -np.sort(-tail, axis=1)
+        losses.partition(n - m, axis=1)
+        out[start:start + step] = losses[:, n - m:]
+    return out
+
+
+def _es_equal_weights(pnl: FloatArray, p: float) -> FloatArray:
+    """:func:`_es_from_tail` of the counting path, from the k + 1 worst losses only.
+
+    A partition finds them in linear time (:func:`_worst_losses`); sorted, they are exactly
+    the first k + 1 columns of the full stable sort (equal values are interchangeable), so every
+    sum below runs over the same numbers in the same order and the result is the same to the
+    last bit."""
+    k, _, atom = _counting_tail(pnl.shape[1], p)
+    n_rows, n = pnl.shape
+    worst = -np.sort(-_worst_losses(pnl, k + 1), axis=1)
     var = worst[:, k]
     head = np.cumsum(worst, axis=1)[:, k - 1] if k > 0 else np.zeros(n_rows)
     raw: FloatArray = (head + (atom * n) * var) / (k + atom * n)
@@ -359,8 +366,13 @@ def value_at_risk_rows(
     x = _as_pnl_2d(pnl)
     p = 1.0 - _check_confidence(confidence)
     w = normalise_weights(weights, x.shape[1])
+    if w is None:  # the (k+1)-th largest loss is the least of the k + 1 largest (a partition);
+        # the value is the full sort's but for the sign of a zero, which the floor makes +0
+        k = _counting_tail(x.shape[1], p)[0]
+        out: FloatArray = np.maximum(_worst_losses(x, k + 1).min(axis=1), 0.0)
+        return out
     t = _tail_rows(-x, p, w)
-    out: FloatArray = np.maximum(t.sorted_loss[np.arange(x.shape[0]), t.k], 0.0)
+    out = np.maximum(t.sorted_loss[np.arange(x.shape[0]), t.k], 0.0)
     return out
 
 
