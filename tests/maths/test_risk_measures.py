@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from margin_engine.maths.risk_measures import (
+    _tail_rows,
+    _worst_first,
     euler_es_contributions,
     expected_shortfall,
     expected_shortfall_rows,
@@ -221,6 +223,36 @@ def test_tail_scenarios_tie_break_by_index() -> None:
     np.testing.assert_array_equal(t.scenarios, [1, 2])
     assert t.var_scenario == 3
     assert tail_scenarios(pnl, None, measure="worst_loss").var_scenario == 1
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(1, 60), elements=st.sampled_from([-3.0, -1.0, -0.0, 0.0,
+                                                                        2.0, 2.5])),
+       st.integers(1, 70))
+def test_worst_first_is_the_stable_sort_prefix(pnl: np.ndarray, m: int) -> None:
+    """The partial order of the tail is the full stable argsort's first m (ties by index)."""
+    np.testing.assert_array_equal(_worst_first(pnl, m), np.argsort(pnl, kind="stable")[:m])
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(1, 80), elements=st.integers(-4, 4).map(float)),
+       st.sampled_from([0.5001, 0.6, 0.9, 0.95, 0.975, 0.99]),
+       st.sampled_from(["es", "var"]))
+def test_tail_scenarios_counting_path_matches_the_full_sort(pnl: np.ndarray, c: float,
+                                                            measure: str) -> None:
+    """Equal weights: the same drivers, shares (to the bit) and VaR scenario as the full sort."""
+    t = tail_scenarios(pnl, c, measure=measure)  # type: ignore[arg-type]
+    full = _tail_rows(-pnl[None, :], 1.0 - c, None)
+    k = int(full.k[0])
+    assert t.var_scenario == int(full.order[0, k])
+    if measure == "var":
+        np.testing.assert_array_equal(t.scenarios, [full.order[0, k]])
+        return
+    probs = np.concatenate([full.sorted_w[0, :k], [full.atom[0]]])
+    keep = probs > 0.0
+    np.testing.assert_array_equal(t.scenarios, full.order[0, : k + 1][keep])
+    assert t.shares.tobytes() == (probs[keep] / float(full.prev[0] + full.atom[0])).tobytes()
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,3 +478,54 @@ def test_equal_weight_es_partial_sort_matches_full_sort_to_the_bit() -> None:
             full = np.maximum(rm._es_from_tail(rm._tail_rows(-x, p, None), True), 0.0)
             assert np.array_equal(expected_shortfall_rows(x, confidence), full)
 
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 300)),
+              elements=st.integers(-50, 50).map(float)),
+       st.sampled_from([0.9, 0.975, 0.99]))
+def test_rows_measure_each_row_as_alone(pnl: np.ndarray, c: float) -> None:
+    """A rows call gives each row's VaR and ES to the bit of the row measured alone (the risk-based
+    models stack a unit, its underlyings and its positions into one call)."""
+    for rows, one in ((expected_shortfall_rows, expected_shortfall),
+                      (value_at_risk_rows, value_at_risk)):
+        together = rows(pnl, c)
+        alone = np.array([one(r, c) for r in pnl])
+        assert together.tobytes() == alone.tobytes()
+
+
+def test_attribution_takes_the_callers_total() -> None:
+    """``total=`` given (the same measure) leaves the attribution unchanged; not given, computed."""
+    pnl = np.random.default_rng(3).standard_normal((4, 500))
+    for attribute, total in ((euler_es_contributions, expected_shortfall(pnl.sum(0), 0.975)),
+                             (var_contributions, value_at_risk(pnl.sum(0), 0.975))):
+        a, b = attribute(pnl, 0.975), attribute(pnl, 0.975, total=total)
+        assert a.total == b.total == total
+        assert a.contributions.tobytes() == b.contributions.tobytes()
+        np.testing.assert_array_equal(a.scenarios, b.scenarios)
+    w = worst_scenario_contributions(pnl, total=worst_loss(pnl.sum(0)))
+    assert w.total == worst_scenario_contributions(pnl).total
+
+
+@pytest.mark.parametrize("shape", [(5, 3000), (3, 9000), (40, 200)])  # n p integer
+def test_es_rows_across_blocks_of_rows(shape: tuple[int, int]) -> None:
+    """Rows wider than a block, two to a block with a short last one, many to a block: each
+    row's ES is, to the bit, the row's ES alone (ties and ±0 included)."""
+    rng = np.random.default_rng(shape[0])
+    pnl = np.round(rng.standard_t(3, shape), 1) * rng.choice([1.0, -1.0], shape)
+    together = expected_shortfall_rows(pnl, 0.975)
+    assert together.tobytes() == np.array([expected_shortfall(r, 0.975) for r in pnl]).tobytes()
+    ref = [np.mean(np.sort(-r)[::-1][: int(0.025 * r.size)]) for r in pnl]
+    np.testing.assert_allclose(together, np.maximum(ref, 0.0), rtol=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 70), st.integers(1, 200)),
+              elements=st.sampled_from([-2.0, -1.0, -0.0, 0.0, 1.0, 3.0])),
+       st.sampled_from([0.5001, 0.9, 0.95, 0.975, 0.99]))
+def test_var_rows_counting_path_matches_the_full_sort(pnl: np.ndarray, c: float) -> None:
+    """Equal weights: the VaR from a partition is, to the bit (signed zeros included), the
+    floored loss at the VaR position of the full stable sort."""
+    t = _tail_rows(-pnl, 1.0 - c, None)
+    full = np.maximum(t.sorted_loss[np.arange(pnl.shape[0]), t.k], 0.0)
+    assert value_at_risk_rows(pnl, c).tobytes() == full.tobytes()

@@ -56,6 +56,8 @@ __all__ = [
 
 TAIL_TOLERANCE = 1e-12
 """Absolute tolerance (probability) when comparing cumulative tail probability with ``1 - c``."""
+_ES_BLOCK = 8192
+"""Numbers per block of the equal-weight ES's temporary (64 KiB of float64)."""
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -237,19 +239,54 @@ def _counting_tail(n: int, p: float) -> tuple[int, float, float]:
     return k, prev, min(max(atom, 0.0), 1.0 / n)
 
 
-def _es_equal_weights(losses: FloatArray, p: float) -> FloatArray:
+def _worst_losses(pnl: FloatArray, m: int) -> FloatArray:
+    """The ``m`` largest losses of each row of ``pnl`` [rows × n], in no particular order.
+
+    The losses are negated and partitioned in place a block of rows at a time (at most
+    ``_ES_BLOCK`` numbers): a whole-matrix temporary, and ``np.partition``'s copy of it, were
+    matrix-sized arrays that glibc gave back and faulted in again on every call (5-6× the time
+    at 10,000 scenarios and a few rows). Rows are independent, so blocks change no number."""
+    n_rows, n = pnl.shape
+    out = np.empty((n_rows, m))
+    step = max(1, _ES_BLOCK // n)
+    for start in range(0, n_rows, step):
+        losses = -pnl[start:start + step]
+        losses.partition(n - m, axis=1)
+        out[start:start + step] = losses[:, n - m:]
+    return out
+
+
+def _es_equal_weights(pnl: FloatArray, p: float) -> FloatArray:
     """:func:`_es_from_tail` of the counting path, from the k + 1 worst losses only.
 
-    ``np.partition`` finds them in linear time; sorted, they are exactly the first k + 1
-    columns of the full stable sort (equal values are interchangeable), so every sum below runs
-    over the same numbers in the same order and the result is the same to the last bit."""
-    n_rows, n = losses.shape
-    k, _, atom = _counting_tail(n, p)
-    worst = -np.sort(-np.partition(losses, n - k - 1, axis=1)[:, n - k - 1:], axis=1)
+    A partition finds them in linear time (:func:`_worst_losses`); sorted, they are exactly
+    the first k + 1 columns of the full stable sort (equal values are interchangeable), so every
+    sum below runs over the same numbers in the same order and the result is the same to the
+    last bit."""
+    k, _, atom = _counting_tail(pnl.shape[1], p)
+    n_rows, n = pnl.shape
+    worst = -np.sort(-_worst_losses(pnl, k + 1), axis=1)
     var = worst[:, k]
     head = np.cumsum(worst, axis=1)[:, k - 1] if k > 0 else np.zeros(n_rows)
     raw: FloatArray = (head + (atom * n) * var) / (k + atom * n)
     return np.minimum(np.maximum(raw, var), worst[:, 0])
+
+
+def _worst_first(pnl: FloatArray, m: int) -> IntArray:
+    """The ``m`` scenarios of ``pnl`` with the largest loss, worst first, ties by lower index.
+
+    Exactly ``np.argsort(pnl, kind="stable")[:m]`` (the order :func:`_tail_rows` uses), in
+    linear time plus a sort of ``m``: the ``m``-th lowest P&L is found by ``np.partition``, every
+    scenario below it is in, and of those equal to it the lowest indices fill the rest.
+    """
+    n = pnl.size
+    if m >= n:
+        return np.argsort(pnl, kind="stable").astype(np.int64)
+    cut = np.partition(pnl, m - 1)[m - 1]
+    below = np.flatnonzero(pnl < cut)
+    at = np.flatnonzero(pnl == cut)[: m - below.size]
+    chosen = np.sort(np.concatenate([below, at]))
+    return chosen[np.argsort(pnl[chosen], kind="stable")].astype(np.int64)
 
 
 def _tail_rows(losses: FloatArray, p: float, w: FloatArray | None) -> _Tail:
@@ -329,8 +366,13 @@ def value_at_risk_rows(
     x = _as_pnl_2d(pnl)
     p = 1.0 - _check_confidence(confidence)
     w = normalise_weights(weights, x.shape[1])
+    if w is None:  # the (k+1)-th largest loss is the least of the k + 1 largest (a partition);
+        # the value is the full sort's but for the sign of a zero, which the floor makes +0
+        k = _counting_tail(x.shape[1], p)[0]
+        out: FloatArray = np.maximum(_worst_losses(x, k + 1).min(axis=1), 0.0)
+        return out
     t = _tail_rows(-x, p, w)
-    out: FloatArray = np.maximum(t.sorted_loss[np.arange(x.shape[0]), t.k], 0.0)
+    out = np.maximum(t.sorted_loss[np.arange(x.shape[0]), t.k], 0.0)
     return out
 
 
@@ -346,7 +388,7 @@ def expected_shortfall_rows(
     p = 1.0 - _check_confidence(confidence)
     w = normalise_weights(weights, x.shape[1])
     if w is None:  # partial sort: only the tail's k + 1 worst are ordered
-        out: FloatArray = np.maximum(_es_equal_weights(-x, p), 0.0)
+        out: FloatArray = np.maximum(_es_equal_weights(x, p), 0.0)
         return out
     t = _tail_rows(-x, p, w)
     out = np.maximum(_es_from_tail(t, w is None), 0.0)
@@ -429,6 +471,14 @@ def tail_scenarios(
         raise ValueError(f"confidence: required for measure {measure!r}")
     p = 1.0 - _check_confidence(confidence)
     w = normalise_weights(weights, x.size)
+    if w is None:  # counting path: only the k + 1 worst scenarios are ordered
+        k, prev, atom = _counting_tail(x.size, p)
+        head = _worst_first(x, k + 1)
+        if measure == "var":
+            return TailSet(head[k:].copy(), np.array([1.0]), int(head[k]))
+        probs = np.concatenate([np.full(k, 1.0 / x.size), [atom]])
+        keep = probs > 0.0
+        return TailSet(head[keep], probs[keep] / (prev + atom), int(head[k]))
     t = _tail_rows(-x[None, :], p, w)
     k = int(t.k[0])
     order = t.order[0]
@@ -446,11 +496,23 @@ def tail_scenarios(
 # attribution
 
 
+def _measure_of(pnl: FloatArray, confidence: float | None, weights: ArrayLike | None,
+                measure: Measure) -> float:
+    """``measure`` of one P&L vector (``confidence`` is ``None`` for ``worst_loss``)."""
+    if measure == "worst_loss":
+        return worst_loss(pnl)
+    assert confidence is not None
+    if measure == "var":
+        return value_at_risk(pnl, confidence, weights)
+    return expected_shortfall(pnl, confidence, weights)
+
+
 def _attribute(
     position_pnl: ArrayLike,
     confidence: float | None,
     weights: ArrayLike | None,
     measure: Measure,
+    total: float | None = None,
 ) -> Attribution:
     x = _as_pnl_2d(position_pnl, "position_pnl")
     total_pnl = x.sum(axis=0)
@@ -459,14 +521,8 @@ def _attribute(
     position_loss = -x[:, tail.scenarios]
     contributions = position_loss @ tail.shares
     raw = float(contributions.sum())
-    if measure == "worst_loss":
-        total = worst_loss(total_pnl)
-    elif measure == "var":
-        assert confidence is not None
-        total = value_at_risk(total_pnl, confidence, weights)
-    else:
-        assert confidence is not None
-        total = expected_shortfall(total_pnl, confidence, weights)
+    if total is None:
+        total = _measure_of(total_pnl, confidence, weights, measure)
     if total == 0.0 or raw <= 0.0:
         contributions = np.zeros(x.shape[0])
     return Attribution(
@@ -480,7 +536,8 @@ def _attribute(
 
 
 def euler_es_contributions(
-    position_pnl: ArrayLike, confidence: float, weights: ArrayLike | None = None
+    position_pnl: ArrayLike, confidence: float, weights: ArrayLike | None = None, *,
+    total: float | None = None,
 ) -> Attribution:
     """Euler allocation of the ES of the summed P&L to positions.
 
@@ -497,29 +554,36 @@ def euler_es_contributions(
         In (0, 1).
     weights : array [n_scenarios] or None
         Scenario weights, normalised internally.
+    total : float or None
+        The measure of ``position_pnl.sum(axis=0)`` when the caller has it already (e.g. one
+        row of an ``*_rows`` call, which measures each row exactly as alone); computed here when
+        ``None``. It becomes ``Attribution.total`` unchecked.
 
     Returns
     -------
     Attribution
     """
-    return _attribute(position_pnl, confidence, weights, "es")
+    return _attribute(position_pnl, confidence, weights, "es", total)
 
 
-def worst_scenario_contributions(position_pnl: ArrayLike) -> Attribution:
+def worst_scenario_contributions(position_pnl: ArrayLike, *,
+                                 total: float | None = None) -> Attribution:
     """Split the worst loss of the summed P&L: each position's loss in that scenario.
 
     ``position_pnl`` is [n_positions, n_scenarios] P&L (gains positive). The worst scenario is the
-    one with the largest total loss (lowest index on ties).
+    one with the largest total loss (lowest index on ties). ``total`` as in
+    :func:`euler_es_contributions`.
     """
-    return _attribute(position_pnl, None, None, "worst_loss")
+    return _attribute(position_pnl, None, None, "worst_loss", total)
 
 
 def var_contributions(
-    position_pnl: ArrayLike, confidence: float, weights: ArrayLike | None = None
+    position_pnl: ArrayLike, confidence: float, weights: ArrayLike | None = None, *,
+    total: float | None = None,
 ) -> Attribution:
     """Split the VaR of the summed P&L: each position's loss in the VaR scenario.
 
     Arguments as :func:`euler_es_contributions`. The VaR scenario is the scenario whose total
     loss is the VaR (ties broken by lowest index); contributions sum to the VaR.
     """
-    return _attribute(position_pnl, confidence, weights, "var")
+    return _attribute(position_pnl, confidence, weights, "var", total)

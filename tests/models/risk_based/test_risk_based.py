@@ -19,6 +19,7 @@ from margin_engine.errors import InputError
 from margin_engine.io.loaders import parse_model
 from margin_engine.io.series import load_price_series, synthetic_series
 from margin_engine.maths import black76
+from margin_engine.maths.risk_measures import expected_shortfall
 from margin_engine.maths.scenarios import grid
 from margin_engine.models.core.registry import get_model
 from margin_engine.models.core.scenario_pnl import instrument_pnl
@@ -219,6 +220,23 @@ def test_monte_carlo_reproducible_with_standard_error(snap, history):
     assert 0 < se_big < se_small  # converges roughly as 1/sqrt(n)
     assert abs(big.components["market_risk"] - a.components["market_risk"]) < 5 * se_small
 
+
+
+@pytest.mark.parametrize("n_paths", [4000, 4003])  # equal batches (one rows call) and unequal
+def test_monte_carlo_standard_error_is_the_batch_means_spread(snap, history, n_paths):
+    """The standard error is, to the bit, the spread of the ES of 10 consecutive path batches
+    measured one by one (np.array_split), whichever way the model batches the calls."""
+    mdl = model("monte-carlo-es", history, n_paths=n_paths)
+    acct = _account([{"symbol": "BTCUSDT", "size": 2}, {"symbol": "ETHUSDT", "size": -30}])
+    unit = assess_account(mdl, acct, snap, liquidation_prices=False).units[0].margin
+    scen = mdl.scenario_set(snap, ("BTC", "ETH"))
+    pnl = instrument_pnl([snap.instrument("BTCUSDT"), snap.instrument("ETHUSDT")], snap, scen,
+                         "USDT", vol_tenor_power=mdl.params.vol_tenor_power)
+    total = (np.array([2.0, -30.0])[:, None] * pnl).sum(axis=0)
+    vals = np.array([expected_shortfall(total[b], mdl.params.confidence)
+                     for b in np.array_split(np.arange(total.size), 10)])
+    assert unit.details["standard_error"] == float(vals.std(ddof=1) / np.sqrt(10))
+    assert unit.details["standard_error"] > 0.0
 
 def test_bad_inputs(snap, history):
     acct = _account([{"symbol": "BTCUSDT", "size": 1}], rating="ZZZ")

@@ -188,7 +188,19 @@ class MonteCarloEsParams(RiskBasedParams):
     decay: float = Field(0.99, gt=0.0, lt=1.0, description=_CCP_DECAY)
 
 
-def _measure_rows(pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray) -> np.ndarray:
+def _counting_weights(weights: np.ndarray) -> np.ndarray | None:
+    """``None`` when every scenario weighs the same (finite, positive), else ``weights``.
+
+    The measures take equal weights as ``None`` anyway (:func:`risk_measures.normalise_weights`);
+    deciding once per unit spares each of its dozen measures the check."""
+    first = weights[0] if weights.size else 0.0
+    if np.isfinite(first) and first > 0.0 and bool((weights == first).all()):
+        return None
+    return weights
+
+
+def _measure_rows(pnl: np.ndarray, p: RiskBasedParams,
+                  weights: np.ndarray | None) -> np.ndarray:
     """The model's measure of each row of a [rows × scenarios] P&L matrix."""
     if p.measure == "worst_loss":
         return risk_measures.worst_loss_rows(pnl)
@@ -197,17 +209,20 @@ def _measure_rows(pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray) -> n
     return risk_measures.expected_shortfall_rows(pnl, p.confidence, weights)
 
 
-def _measure(pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray) -> float:
+def _measure(pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray | None) -> float:
     return float(_measure_rows(pnl[None, :], p, weights)[0])
 
 
-def _attribute(position_pnl: np.ndarray, p: RiskBasedParams,
-               weights: np.ndarray) -> risk_measures.Attribution:
+def _attribute(position_pnl: np.ndarray, p: RiskBasedParams, weights: np.ndarray | None,
+               total: float) -> risk_measures.Attribution:
+    """The model's attribution of ``total``, the measure of the summed P&L."""
     if p.measure == "worst_loss":
-        return risk_measures.worst_scenario_contributions(position_pnl)
+        return risk_measures.worst_scenario_contributions(position_pnl, total=total)
     if p.measure == "var":
-        return risk_measures.var_contributions(position_pnl, p.confidence, weights)
-    return risk_measures.euler_es_contributions(position_pnl, p.confidence, weights)
+        return risk_measures.var_contributions(position_pnl, p.confidence, weights,
+                                               total=total)
+    return risk_measures.euler_es_contributions(position_pnl, p.confidence, weights,
+                                                total=total)
 
 
 def _pro_rata(amount: float, basis: np.ndarray) -> np.ndarray:
@@ -232,6 +247,7 @@ class _UnitRisk:
     position_pnl: np.ndarray
     attr: risk_measures.Attribution | None
     standalone_und: dict[str, float]
+    standalone_pos: np.ndarray | None  # each position's measure alone (with the attribution)
     liq: np.ndarray
     conc: np.ndarray
     notionals: np.ndarray
@@ -335,7 +351,7 @@ class RiskBasedModel(MarginModel):
         per_contract = np.empty((len(instruments), scen.n))
         for k, i in enumerate(instruments):
             per_contract[k] = memo[currency, underlyings, i.symbol]
-        return _measure(sizes @ per_contract, self.params, scen.weights)
+        return _measure(sizes @ per_contract, self.params, _counting_weights(scen.weights))
 
     # -- whole-book path -----------------------------------------------------------------------
     def prepare(self, pairs: Sequence[tuple[MarginUnit, Account]],
@@ -382,7 +398,7 @@ class RiskBasedModel(MarginModel):
         if not idx:
             return UnitMargin(unit.id, ccy, 0.0, 0.0, dict.fromkeys(COMPONENTS, 0.0), ())
         c = self._unit_risk(unit, account, market, attribute=True)
-        attr, comps, w = c.attr, c.comps, c.scen.weights
+        attr, comps = c.attr, c.comps
         assert attr is not None
         contrib = {"market_risk": attr.contributions.copy()}
         contrib["diversification_cap"] = _pro_rata(comps["diversification_cap"],
@@ -395,14 +411,18 @@ class RiskBasedModel(MarginModel):
         im = float(sum(comps.values()))
         total_contrib = np.sum(list(contrib.values()), axis=0)
         position_pnl, scen = c.position_pnl, c.scen
-        standalone = _measure_rows(position_pnl, p, w) + c.liq + c.conc
+        assert c.standalone_pos is not None
+        standalone = c.standalone_pos + c.liq + c.conc
+        # each per-position column as Python floats at once (the same values as float(v[k]))
+        columns = {name: v.tolist() for name, v in contrib.items()}
+        names = list(columns)
+        per_position = zip(idx, c.pos, standalone.tolist(), (p.mm_fraction * standalone).tolist(),
+                           total_contrib.tolist(), (c.notionals * c.usd_to_unit).tolist(),
+                           zip(*columns.values(), strict=True), strict=True)
         margins = tuple(PositionMargin(
-            index=j, symbol=q.symbol, size=q.size, initial_margin=float(standalone[k]),
-            maintenance_margin=float(p.mm_fraction * standalone[k]),
-            contribution=float(total_contrib[k]),
-            notional=float(c.notionals[k] * c.usd_to_unit),
-            details={name: float(v[k]) for name, v in contrib.items()})
-            for k, (j, q) in enumerate(zip(idx, c.pos, strict=True)))
+            index=j, symbol=q.symbol, size=q.size, initial_margin=im, maintenance_margin=mm,
+            contribution=share, notional=notional, details=dict(zip(names, row, strict=True)))
+            for j, q, im, mm, share, notional, row in per_position)
         drivers = [{"label": scen.labels[s], "share": float(sh),
                     "pnl": float(position_pnl[:, s].sum())}
                    for s, sh in list(zip(attr.scenarios, attr.shares, strict=True))[:5]]
@@ -410,7 +430,7 @@ class RiskBasedModel(MarginModel):
             "measure": p.measure, "confidence": p.confidence, "horizon_days": p.horizon_days,
             "scenario_kind": scen.kind, "n_scenarios": scen.n, "underlyings": list(c.unds),
             "driving_scenarios": drivers, "standalone_by_underlying": c.standalone_und,
-            "history": self.params.model_dump(mode="json")["history"]}
+            "history": self._history_detail()}
         details |= self.extra_details(position_pnl.sum(axis=0), scen)
         return UnitMargin(unit.id, ccy, im, p.mm_fraction * im, comps, margins, details)
 
@@ -436,19 +456,24 @@ class RiskBasedModel(MarginModel):
         scen = self.scenario_set(market, unds)
         per_contract = self._unit_pnl(ins, market, scen, ccy, unds)
         position_pnl = sizes[:, None] * per_contract
-        w = scen.weights
-        attr = _attribute(position_pnl, p, w) if attribute else None
-        market_risk = (attr.total if attr is not None
-                       else _measure(position_pnl.sum(axis=0), p, w))
+        w = _counting_weights(scen.weights)
+        # one rows call measures the unit, each underlying alone (for the diversification cap)
+        # and, with the attribution, each position alone: every row exactly as alone
+        cap = p.diversification_cap if len(unds) > 1 else None
+        und_pnl = [position_pnl[[k for k, i in enumerate(ins) if i.underlying == u]].sum(axis=0)
+                   for u in (unds if cap is not None else ())]
+        measured = _measure_rows(np.vstack([position_pnl.sum(axis=0), *und_pnl,
+                                            *([position_pnl] if attribute else [])]), p, w)
+        market_risk = float(measured[0])
+        attr = _attribute(position_pnl, p, w, market_risk) if attribute else None
+        standalone_pos = measured[1 + len(und_pnl):] if attribute else None
 
         # diversification cap across underlyings
         cap_addon, standalone_und = 0.0, {}
-        if p.diversification_cap is not None and len(unds) > 1:
-            for u in unds:
-                rows = [k for k, i in enumerate(ins) if i.underlying == u]
-                standalone_und[u] = _measure(position_pnl[rows].sum(axis=0), p, w)
-            cap_addon = addons.capped_offset(market_risk, sum(standalone_und.values()),
-                                             p.diversification_cap)
+        if cap is not None:
+            standalone_und = {u: float(v) for u, v in zip(unds, measured[1:1 + len(und_pnl)],
+                                                          strict=True)}
+            cap_addon = addons.capped_offset(market_risk, sum(standalone_und.values()), cap)
 
         # liquidity and concentration, per position
         usd_to_unit = market.convert(1.0, "USD", ccy)
@@ -493,10 +518,21 @@ class RiskBasedModel(MarginModel):
                  "liquidity": float(liq.sum()), "concentration": float(conc.sum()),
                  "credit": credit, "minimum_charge": top_up, "anti_procyclicality": apc}
         return _UnitRisk(pos, ins, sizes, unds, scen, position_pnl, attr, standalone_und,
-                         liq, conc, notionals, usd_to_unit, comps)
+                         standalone_pos, liq, conc, notionals, usd_to_unit, comps)
 
     def extra_details(self, pnl: np.ndarray, scen: ScenarioSet) -> dict[str, Any]:
         return {}
+
+    def _history_detail(self) -> dict[str, Any] | None:
+        """The history as the parameters serialise it (source, content hash, symbols, first and
+        last date), hashed once per parameter object; each unit gets its own copy."""
+        memo = self.__dict__.get("_history_detail_memo")
+        if memo is None or memo[0] is not self.params:
+            memo = (self.params, self.params.model_dump(mode="json")["history"])
+            self.__dict__["_history_detail_memo"] = memo
+        h = memo[1]
+        return None if h is None else {k: list(v) if isinstance(v, list) else v
+                                       for k, v in h.items()}
 
     def clear_cache(self) -> None:
         """Forget cached scenario sets (one per market timestamp; a backtest calls this daily)
@@ -593,6 +629,11 @@ class MonteCarloEs(RiskBasedModel):
 
     def extra_details(self, pnl: np.ndarray, scen: ScenarioSet) -> dict[str, Any]:
         """Standard error of the measure from 10 equal batches of paths."""
-        batches = np.array_split(np.arange(pnl.size), 10)
-        vals = np.array([_measure(pnl[b], self.params, scen.weights[b]) for b in batches])
+        if pnl.size % 10 == 0 and _counting_weights(scen.weights) is None:
+            # equal batches, equal weights: one call on the [10 × n/10] matrix measures each
+            # row exactly as alone (row-wise partition, sort and running sum)
+            vals = _measure_rows(pnl.reshape(10, -1), self.params, None)
+        else:
+            batches = np.array_split(np.arange(pnl.size), 10)
+            vals = np.array([_measure(pnl[b], self.params, scen.weights[b]) for b in batches])
         return {"standard_error": float(vals.std(ddof=1) / np.sqrt(len(vals)))}
