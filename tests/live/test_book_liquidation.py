@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
 import pytest
 
 from margin_engine.domain.book import Account, Book, net_positions
@@ -281,6 +282,31 @@ def test_the_live_book_is_back_at_todays_market_after_a_scan() -> None:
     assert moved != before
     assert all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9) for a, b in zip(after, before,
                                                                                strict=True))
+
+
+@pytest.mark.parametrize("name", ["okx-pm", "deribit-pm", "span", "derive-pmrm"])
+def test_a_move_of_some_units_margins_them_as_a_move_of_all(name: str) -> None:
+    """``move_market(..., slots)`` (the scan re-margins only the units still asking) gives
+    those units the surplus a move of the whole book gives them, and the move back without
+    ``slots`` leaves every unit at today's surplus."""
+    from margin_engine.models.core.revaluation import shift_underlying
+
+    model = _model(name)
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 6, seed=21)]
+    live = LiveBook(model, Book(accounts=tuple(accounts)), MARKET)
+    slots = np.array(live.live_slots(), dtype=np.int64)
+    today = live.unit_surplus(slots).tolist()
+    moved = shift_underlying(MARKET, "BTC", 0.7)
+    live.move_market(moved, frozenset({"BTC"}))
+    whole = live.unit_surplus(slots).tolist()
+    assert whole != today
+    live.move_market(MARKET, frozenset({"BTC"}))
+    some = slots[::2]
+    live.move_market(moved, frozenset({"BTC"}), some)
+    assert live.unit_surplus(some).tolist() == whole[::2]
+    live.move_market(MARKET, frozenset({"BTC"}))
+    assert all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
+               for a, b in zip(live.unit_surplus(slots).tolist(), today, strict=True))
 
 
 def test_units_grouped_otherwise_are_left_to_the_per_unit_solver() -> None:

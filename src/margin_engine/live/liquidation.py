@@ -167,28 +167,33 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray, weight: np.ndarr
     fs: dict[int, Callable[[float], float]] = {}
     if per_move > 0.0:
         fs = {u: live.engine.surplus_function(int(sl[u]), und) for u in safe}
-    seen: dict[tuple[int, int], np.ndarray] = {}  # (side, grid index) -> surplus of sl
     walks: dict[tuple[int, int], Walk] = {}
     want: dict[tuple[int, int], int] = {}  # (unit, side) -> the grid index its walk needs
     found: dict[tuple[int, int], tuple[int, int] | None] = {}
+    known: dict[tuple[int, int], dict[int, float]] = {}  # (unit, side) -> {grid index: surplus}
     for u in safe:
         for side in (0, 1):
             walks[(u, side)] = bracket_search()
             want[(u, side)] = next(walks[(u, side)])
     try:
         while want:
-            asked: dict[tuple[int, int], float] = {}
+            asking: dict[tuple[int, int], list[int]] = {}  # (side, grid index) -> units
             for (u, side), i in want.items():
-                if (side, i) not in seen:
-                    asked[side, i] = asked.get((side, i), 0.0) + weight[u]
-            for side, i in sorted(k for k, w in asked.items() if w >= per_move):
+                asking.setdefault((side, i), []).append(u)
+            got: dict[tuple[int, int], float] = {}  # (unit, side) -> surplus at its point
+            for (side, i), us in sorted(asking.items()):
+                if weight[us].sum() < per_move:
+                    continue
+                ask = np.array(us, dtype=np.int64)  # ascending: book order
+                # only the asking units are re-margined (the others' walks are elsewhere)
                 live.move_market(shift_underlying(base, und, grid_factor(SIDES[side], i)),
-                                 frozenset({und}))
-                seen[(side, i)] = live.unit_surplus(sl)
+                                 frozenset({und}), sl[ask])
+                for u, s in zip(us, live.unit_surplus(sl[ask]).tolist(), strict=True):
+                    got[(u, side)] = s
             for key, i in list(want.items()):
                 u, side = key
-                at = seen.get((side, i))
-                s = float(at[u]) if at is not None else fs[u](grid_factor(SIDES[side], i))
+                s = got[key] if key in got else fs[u](grid_factor(SIDES[side], i))
+                known.setdefault(key, {})[i] = s
                 try:
                     want[key] = walks[key].send(s)
                 except StopIteration as done:
@@ -211,7 +216,19 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray, weight: np.ndarr
             if f is None:
                 f = live.engine.surplus_function(slot, und)
             lo, hi = step
-            band.append(root_in_step(f, grid_factor(SIDES[side], lo),
-                                     grid_factor(SIDES[side], hi)))
+            ends = known[(u, side)]
+            a, b = grid_factor(SIDES[side], lo), grid_factor(SIDES[side], hi)
+            band.append(root_in_step(_with_ends(f, {a: ends[lo] if lo else float(s0[u]),
+                                                    b: ends[hi]}), a, b))
         out.append((band[0], band[1]))
     return out
+
+
+def _with_ends(f: Callable[[float], float], ends: dict[float, float]
+               ) -> Callable[[float], float]:
+    """``f``, answering the factors in ``ends`` (the bracket's ends, whose surplus the walk
+    already has) from there: Brent's method opens with both ends, two of its ~6 evaluations."""
+    def g(x: float) -> float:
+        got = ends.get(x)
+        return f(x) if got is None else got
+    return g
