@@ -129,6 +129,34 @@ def test_the_risk_engines_surplus_is_the_models_on_shifted_markets(variant: str)
                    for x, y in zip(got, want, strict=True)), (factor, got, want)
 
 
+@pytest.mark.parametrize("name", ["okx-pm"])
+def test_an_engines_surplus_function_is_the_per_unit_solvers(name: str) -> None:
+    """An engine's own ``surplus_function`` (the Brent stage's) gives every unit the per-unit
+    solver's equity − MM on each underlying it holds, today and moved down and up, and leaves
+    the engine's cached figures as they were."""
+    from margin_engine.policy.liquidation import fast_surplus_function
+
+    model = _model(name)
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 8, seed=33)]
+    live = LiveBook(model, Book.model_construct(accounts=tuple(accounts)), MARKET)
+    slots = live.live_slots()
+    before = [m.tolist() for m in live.engine.margins(slots)]
+    checked = 0
+    for s in slots:
+        unit, account = live.unit(s), live.account_object(live.unit_account(s))
+        for und in sorted({MARKET.instrument(account.positions[j].symbol).underlying
+                           for j in unit.position_indices}):
+            got = live.engine.surplus_function(s, und)
+            want = fast_surplus_function(model, unit, account, MARKET, und, HealthPolicy())
+            for factor in (1.0, 0.41, 0.93, 1.08, 2.6):
+                x, y = got(factor), want(factor)
+                assert math.isclose(x, y, rel_tol=REL, abs_tol=1e-9 * abs(y) + 1e-12), (
+                    s, und, factor, x, y)
+                checked += 1
+    assert checked > 20
+    assert [m.tolist() for m in live.engine.margins(slots)] == before
+
+
 @pytest.mark.parametrize("per_move", [0.0, 1.0])
 @pytest.mark.parametrize("variant", list(RISK_VARIANTS))
 def test_book_bands_of_the_risk_family_equal_the_per_unit_solver(variant: str,
