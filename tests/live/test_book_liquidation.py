@@ -129,7 +129,7 @@ def test_the_risk_engines_surplus_is_the_models_on_shifted_markets(variant: str)
                    for x, y in zip(got, want, strict=True)), (factor, got, want)
 
 
-@pytest.mark.parametrize("name", ["okx-pm"])
+@pytest.mark.parametrize("name", ["okx-pm", "deribit-pm"])
 def test_an_engines_surplus_function_is_the_per_unit_solvers(name: str) -> None:
     """An engine's own ``surplus_function`` (the Brent stage's) gives every unit the per-unit
     solver's equity − MM on each underlying it holds, today and moved down and up, and leaves
