@@ -426,8 +426,8 @@ class DeribitPmEngine(ReferenceEngine):
         start, end = self._v_start.a, self._v_end.a
         ks = np.unique(lv.pos_ins[self._vpos.a[_ranges(start[on_und],
                                                        end[on_und] - start[on_und])]])
-        keys = np.array(sorted(self._keys), dtype=np.int64)
         kidx_of = self._v_key.a[vids]
+        keys = np.unique(kidx_of)  # the unit's own: the tables at a moved market per call
         p = self.model.params
         cols = [self._rows, self._mark, self._ref, self._years_move]
 

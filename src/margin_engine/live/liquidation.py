@@ -41,12 +41,12 @@ from margin_engine.errors import InputError
 from margin_engine.live.book import LiveBook
 from margin_engine.live.engines import positions_per_move, scans_whole_book
 from margin_engine.models.core.base import MarginModel
-from margin_engine.models.core.revaluation import shift_underlying
 from margin_engine.models.core.units import MarginUnit
 from margin_engine.policy.health import HealthPolicy
 from margin_engine.policy.liquidation import (
     GRID,
     Band,
+    UnitShifter,
     bracket_search,
     grid_factor,
     root_in_step,
@@ -162,6 +162,9 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray, weight: np.ndarr
     worth less get their own surplus function there (made at today's market; Brent's method
     uses the same one)."""
     base = live.market
+    # shift_underlying's markets, today's forward and model price of each option kept
+    shifter = UnitShifter(base, und, {i.symbol for i in base.instruments
+                                      if i.underlying == und})
     s0 = live.unit_surplus(sl)
     safe = np.flatnonzero(s0 > 0.0).tolist()
     fs: dict[int, Callable[[float], float]] = {}
@@ -186,8 +189,8 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray, weight: np.ndarr
                     continue
                 ask = np.array(us, dtype=np.int64)  # ascending: book order
                 # only the asking units are re-margined (the others' walks are elsewhere)
-                live.move_market(shift_underlying(base, und, grid_factor(SIDES[side], i)),
-                                 frozenset({und}), sl[ask])
+                live.move_market(shifter.at(grid_factor(SIDES[side], i)), frozenset({und}),
+                                 sl[ask])
                 for u, s in zip(us, live.unit_surplus(sl[ask]).tolist(), strict=True):
                     got[(u, side)] = s
             for key, i in list(want.items()):
