@@ -337,6 +337,22 @@ def test_a_move_of_some_units_margins_them_as_a_move_of_all(name: str) -> None:
                for a, b in zip(live.unit_surplus(slots).tolist(), today, strict=True))
 
 
+@pytest.mark.parametrize("name", ["okx-pm", "deribit-pm", "span", "derive-pmrm"])
+def test_a_units_bands_do_not_depend_on_the_other_accounts(name: str) -> None:
+    """The bands of the accounts of a part of the book (a Dask partition) are those the whole
+    book's scan gives them, to the bit: Brent opens from the surpluses the scan measured, and
+    those depend on the market alone, not on which other units moved the book before."""
+    model = _model(name)
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 10, seed=47)]
+    units = [model.units(a, MARKET) for a in accounts]
+    whole = book_bands(model, accounts, units, MARKET, HealthPolicy(), every_engine=True)
+    part = book_bands(model, accounts[1::3], units[1::3], MARKET, HealthPolicy(),
+                      every_engine=True)
+    assert part == whole[1::3]
+    assert any(b not in (None, 1.0) for bands in part for by in bands for band in by.values()
+               for b in band)
+
+
 def test_units_grouped_otherwise_are_left_to_the_per_unit_solver() -> None:
     """Units that are not the live book's grouping (here: one account's units left out) get
     no bands from the scan rather than another unit's."""

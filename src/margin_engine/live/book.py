@@ -402,7 +402,11 @@ class LiveBook:
         moved = self.instruments.refresh(market, touched)
         self.engine.on_market(moved)
         self._refresh_equity_inputs(touched, moved=moved, usd_before=usd)
-        self._remargin_units(np.asarray(slots, dtype=np.int64))
+        sl = np.asarray(slots, dtype=np.int64)
+        # their equity re-summed from the positions' values: a function of the market only,
+        # not of the moves before (the running sums' rounding), whichever units share the book
+        self._u_peq.invalidate(sl)
+        self._remargin_units(sl)
 
     def unit_surplus(self, slots: np.ndarray) -> np.ndarray:
         """Equity − maintenance margin of unit ``slots``, each in its unit's currency."""
