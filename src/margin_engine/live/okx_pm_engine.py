@@ -397,12 +397,13 @@ class OkxPmEngine(GridEngine):
         self.ensure(held)
         code = arr.ccy[underlying]
         ks = np.unique(held[arr.underlying[held] == code])
-        coins = [underlying] if underlying in self._coins else []
+        info = self._slot_info(unit.currency, unit.collateral)
+        # the coin's balance row, where the unit holds a balance of it that may offset
+        coins = [underlying] if (self._n_ins + code) in info[1].tolist() else []
         rows = np.concatenate([ks, np.array([self._n_ins + code] if coins else [],
                                             dtype=np.int64)])
         lens = np.array([idx.size], dtype=np.int64)
         sizes = lv.pos_size[idx].copy()
-        info = self._slot_info(unit.currency, unit.collateral)
         cols = [self.rows, self.years, self.tenor, self.fwd, self.dfw, self.td, self.px_s,
                 self.bv, self.npx, self.nq]
 
