@@ -28,8 +28,8 @@ on a shifted market, per unit and underlying. The grid is the same for every uni
 The brackets are the per-unit solver's, and the root is found from them by the same function
 and Brent's method to its tolerance (``xtol = rtol = 1e-12``): the ends' surpluses come from
 the live engine, whose sums may differ from the per-unit surplus function's in the last bits,
-so a root may differ from the per-unit solver's by up to about 1e-12 relative (measured:
-≤ 1.2e-12 on 2,000 accounts; the tests hold them to 1e-9). The bands do not depend on which
+so a root may differ from the per-unit solver's within that tolerance (measured: ≤ 2e-14
+relative on 2,000 accounts; the tests hold them to 1e-9). The bands do not depend on which
 other accounts share the book (a Dask partition gives the single process's bands, to the bit:
 every surplus read is a function of the unit and the market). Only a surplus within rounding
 of zero at a grid point could make the live engines' sign, hence the bracket, differ. Where a
