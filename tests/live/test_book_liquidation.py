@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
 import pytest
 
 from margin_engine.domain.book import Account, Book, net_positions
@@ -126,6 +127,34 @@ def test_the_risk_engines_surplus_is_the_models_on_shifted_markets(variant: str)
                 for u, a in zip(units, owners, strict=True)]
         assert all(math.isclose(x, y, rel_tol=REL, abs_tol=1e-9 * abs(y) + 1e-12)
                    for x, y in zip(got, want, strict=True)), (factor, got, want)
+
+
+@pytest.mark.parametrize("name", ["okx-pm", "deribit-pm"])
+def test_an_engines_surplus_function_is_the_per_unit_solvers(name: str) -> None:
+    """An engine's own ``surplus_function`` (the Brent stage's) gives every unit the per-unit
+    solver's equity − MM on each underlying it holds, today and moved down and up, and leaves
+    the engine's cached figures as they were."""
+    from margin_engine.policy.liquidation import fast_surplus_function
+
+    model = _model(name)
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 8, seed=33)]
+    live = LiveBook(model, Book.model_construct(accounts=tuple(accounts)), MARKET)
+    slots = live.live_slots()
+    before = [m.tolist() for m in live.engine.margins(slots)]
+    checked = 0
+    for s in slots:
+        unit, account = live.unit(s), live.account_object(live.unit_account(s))
+        for und in sorted({MARKET.instrument(account.positions[j].symbol).underlying
+                           for j in unit.position_indices}):
+            got = live.engine.surplus_function(s, und)
+            want = fast_surplus_function(model, unit, account, MARKET, und, HealthPolicy())
+            for factor in (1.0, 0.41, 0.93, 1.08, 2.6):
+                x, y = got(factor), want(factor)
+                assert math.isclose(x, y, rel_tol=REL, abs_tol=1e-9 * abs(y) + 1e-12), (
+                    s, und, factor, x, y)
+                checked += 1
+    assert checked > 20
+    assert [m.tolist() for m in live.engine.margins(slots)] == before
 
 
 @pytest.mark.parametrize("per_move", [0.0, 1.0])
@@ -281,6 +310,48 @@ def test_the_live_book_is_back_at_todays_market_after_a_scan() -> None:
     assert moved != before
     assert all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9) for a, b in zip(after, before,
                                                                                strict=True))
+
+
+@pytest.mark.parametrize("name", ["okx-pm", "deribit-pm", "span", "derive-pmrm"])
+def test_a_move_of_some_units_margins_them_as_a_move_of_all(name: str) -> None:
+    """``move_market(..., slots)`` (the scan re-margins only the units still asking) gives
+    those units the surplus a move of the whole book gives them, and the move back without
+    ``slots`` leaves every unit at today's surplus."""
+    from margin_engine.models.core.revaluation import shift_underlying
+
+    model = _model(name)
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 6, seed=21)]
+    live = LiveBook(model, Book(accounts=tuple(accounts)), MARKET)
+    slots = np.array(live.live_slots(), dtype=np.int64)
+    today = live.unit_surplus(slots).tolist()
+    moved = shift_underlying(MARKET, "BTC", 0.7)
+    live.move_market(moved, frozenset({"BTC"}))
+    whole = live.unit_surplus(slots).tolist()
+    assert whole != today
+    live.move_market(MARKET, frozenset({"BTC"}))
+    some = slots[::2]
+    live.move_market(moved, frozenset({"BTC"}), some)
+    assert all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)  # equity re-summed exactly
+               for a, b in zip(live.unit_surplus(some).tolist(), whole[::2], strict=True))
+    live.move_market(MARKET, frozenset({"BTC"}))
+    assert all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
+               for a, b in zip(live.unit_surplus(slots).tolist(), today, strict=True))
+
+
+@pytest.mark.parametrize("name", ["okx-pm", "deribit-pm", "span", "derive-pmrm"])
+def test_a_units_bands_do_not_depend_on_the_other_accounts(name: str) -> None:
+    """The bands of the accounts of a part of the book (a Dask partition) are those the whole
+    book's scan gives them, to the bit: Brent opens from the surpluses the scan measured, and
+    those depend on the market alone, not on which other units moved the book before."""
+    model = _model(name)
+    accounts = [net_positions(a, MARKET) for a in _random_accounts(model, 10, seed=47)]
+    units = [model.units(a, MARKET) for a in accounts]
+    whole = book_bands(model, accounts, units, MARKET, HealthPolicy(), every_engine=True)
+    part = book_bands(model, accounts[1::3], units[1::3], MARKET, HealthPolicy(),
+                      every_engine=True)
+    assert part == whole[1::3]
+    assert any(b not in (None, 1.0) for bands in part for by in bands for band in by.values()
+               for b in band)
 
 
 def test_units_grouped_otherwise_are_left_to_the_per_unit_solver() -> None:

@@ -384,12 +384,29 @@ class LiveBook:
         market, touched, _symbols = apply_update(self._market, upd)
         return self._move_market(market, touched, emit=True)
 
-    def move_market(self, market: MarketSnapshot, touched: frozenset[str]) -> None:
+    def move_market(self, market: MarketSnapshot, touched: frozenset[str],
+                    slots: np.ndarray | None = None) -> None:
         """Put ``market`` in place, in which only what is on or priced in the ``touched``
         currencies differs from the current one (e.g. ``shift_underlying`` of it), and re-margin
         the units that touches, reporting no events: a scan of hypothetical markets (the
-        whole-book liquidation solver, :mod:`margin_engine.live.liquidation`)."""
-        self._move_market(market, touched, emit=False)
+        whole-book liquidation solver, :mod:`margin_engine.live.liquidation`).
+
+        ``slots``: re-margin only these unit slots (among those the move touches) and no
+        account: the other units' figures and every account's stay stale until a move without
+        ``slots`` (the scan's move back to today's market) brings the book level again."""
+        if slots is None:
+            self._move_market(market, touched, emit=False)
+            return
+        self._market = market
+        usd = self.instruments.usd.copy()
+        moved = self.instruments.refresh(market, touched)
+        self.engine.on_market(moved)
+        self._refresh_equity_inputs(touched, moved=moved, usd_before=usd)
+        sl = np.asarray(slots, dtype=np.int64)
+        # their equity re-summed from the positions' values: a function of the market only,
+        # not of the moves before (the running sums' rounding), whichever units share the book
+        self._u_peq.invalidate(sl)
+        self._remargin_units(sl)
 
     def unit_surplus(self, slots: np.ndarray) -> np.ndarray:
         """Equity − maintenance margin of unit ``slots``, each in its unit's currency."""
@@ -872,17 +889,7 @@ class LiveBook:
         sorted accounts ``acct`` when the caller knows them); the status changes as events."""
         sl = np.asarray(slots, dtype=np.int64)
         if sl.size:
-            # an int64 array serves every engine as a sequence of slots (no list of 65,000)
-            im, mm = self.engine.margins(cast(Sequence[int], sl))
-            if not self.scale.is_identity:
-                im, mm = self.scale.apply(im, mm)
-            self._im.a[sl] = im
-            self._mm.a[sl] = mm
-            redo = self._u_peq.stale(sl)
-            if redo.size:
-                self._u_peq.set_exact(redo, self._converted_sums(
-                    *self.concat_positions(redo), self._unit_ccy.a[redo]))
-            self._eq.a[sl] = self._coll.a[sl] + self._u_peq.values(sl)
+            self._remargin_units(sl)
         if acct is None:
             acct = np.unique(self._unit_acct_a.a[sl])
             if accounts:
@@ -904,6 +911,20 @@ class LiveBook:
                                 prev, new.initial_margin, new.maintenance_margin, new.equity,
                                 new.margin_ratio, new.currency, cause, stamp))
         return events
+
+    def _remargin_units(self, sl: np.ndarray) -> None:
+        """IM, MM and equity of unit slots ``sl`` (non-empty) at the current market."""
+        # an int64 array serves every engine as a sequence of slots (no list of 65,000)
+        im, mm = self.engine.margins(cast(Sequence[int], sl))
+        if not self.scale.is_identity:
+            im, mm = self.scale.apply(im, mm)
+        self._im.a[sl] = im
+        self._mm.a[sl] = mm
+        redo = self._u_peq.stale(sl)
+        if redo.size:
+            self._u_peq.set_exact(redo, self._converted_sums(
+                *self.concat_positions(redo), self._unit_ccy.a[redo]))
+        self._eq.a[sl] = self._coll.a[sl] + self._u_peq.values(sl)
 
     def _account_positions(self, acct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The positions of accounts ``acct`` one after the other, and how many each has (kept

@@ -36,12 +36,13 @@ unit over the account, coin collateral revalued in the scenarios,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 
+from margin_engine.domain.market import MarketSnapshot
 from margin_engine.live.arrays import Column
 from margin_engine.live.engines import ReferenceEngine
 from margin_engine.maths.rounding import round_decimals
@@ -53,6 +54,8 @@ from margin_engine.models.venues.deribit_pm import (
     _years_move,
     revalue,
 )
+from margin_engine.policy.health import unit_equity
+from margin_engine.policy.liquidation import UnitShifter
 
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
@@ -196,16 +199,17 @@ class DeribitPmEngine(ReferenceEngine):
         self._compact_at = max(2 * self._nv, self.compact_min)
 
     # -- instruments ---------------------------------------------------------------------------
-    def _value(self, ks: np.ndarray) -> None:
-        """Revalue instruments ``ks`` on their pair's grid (``revalue``, per underlying)."""
+    def _value(self, ks: np.ndarray, mk: MarketSnapshot | None = None) -> None:
+        """Revalue instruments ``ks`` on their pair's grid (``revalue``, per underlying) at
+        market ``mk`` (default: the live book's; it lists the book's instruments in order)."""
         lv = self.live
-        mk = lv.market
+        mk = lv.market if mk is None else mk
         p = self.model.params
         arr = lv.instruments
         und = arr.underlying[ks]
         for c in np.unique(und).tolist():
             group = ks[und == c]
-            ins = [arr.instruments[k] for k in group.tolist()]
+            ins = [mk.instruments[k] for k in group.tolist()]
             name = arr.currencies[c]
             rv = revalue(ins, mk, self._grids[c], p.currency_pair[pair_key(name)], p)
             self._rows[group] = rv.pnl
@@ -320,6 +324,13 @@ class DeribitPmEngine(ReferenceEngine):
         if self._tab is not None and self._tab[0] is mk and self._tab[1].size == len(self._keys):
             return self._tab[2:]
         keys = np.array(sorted(self._keys), dtype=np.int64)
+        got = self._tables_at(keys, mk)
+        self._tab = (mk, keys, *got)
+        return got
+
+    def _tables_at(self, keys: np.ndarray, mk: MarketSnapshot
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_tables` of ``keys`` at market ``mk``."""
         p = self.model.params
         names = self.live.instruments.currencies
         ns, n_ext = self._ns, self._S - self._ns
@@ -341,7 +352,6 @@ class DeribitPmEngine(ReferenceEngine):
             damp[j] = d
             offset[j] = cp.pnl_offset
             max_off[j] = _amount(cp.max_offsetable_pnl, settle, usd, mk)
-        self._tab = (mk, keys, row_of, ratio, damp, offset, max_off)
         return row_of, ratio, damp, offset, max_off
 
     # -- engine interface ----------------------------------------------------------------------
@@ -393,6 +403,59 @@ class DeribitPmEngine(ReferenceEngine):
                                              p.initial_margin_decimals), m)
         mm[~ref] = m
         return im, mm
+
+    def surplus_function(self, slot: int, underlying: str) -> Callable[[float], float]:
+        """Equity − MM of unit ``slot`` against a factor on ``underlying``'s price, as the
+        per-unit solver's (on its :class:`~margin_engine.policy.liquidation.UnitShifter`
+        market), the requirement from the engine's arrays: the unit's instruments on
+        ``underlying`` revalued at the moved market and its vectors on it re-gathered for the
+        one evaluation (then the cached ones put back), every vector aggregated as
+        :meth:`margins` does. X:PM units: the reference's."""
+        lv = self.live
+        self.margins([slot])  # laid out, vectors current
+        v0, nv = int(self._slot_v0[slot]), int(self._slot_nv[slot])
+        if nv < 0:
+            return super().surplus_function(slot, underlying)
+        unit, account = lv.unit(slot), lv.account_object(lv.unit_account(slot))
+        shifter = UnitShifter(lv.market, underlying,
+                              {account.positions[j].symbol for j in unit.position_indices})
+        arr = lv.instruments
+        code = arr.ccy[underlying]
+        vids = np.arange(v0, v0 + nv, dtype=np.int64)
+        on_und = vids[self._v_key.a[vids] // self._nc == code]
+        start, end = self._v_start.a, self._v_end.a
+        ks = np.unique(lv.pos_ins[self._vpos.a[_ranges(start[on_und],
+                                                       end[on_und] - start[on_und])]])
+        kidx_of = self._v_key.a[vids]
+        keys = np.unique(kidx_of)  # the unit's own: the tables at a moved market per call
+        p = self.model.params
+        cols = [self._rows, self._mark, self._ref, self._years_move]
+
+        def f(factor: float) -> float:
+            moved = shifter.at(factor)
+            eq = unit_equity(unit, account, moved, lv.policy)
+            saved = [c[ks].copy() for c in cols]
+            V, roll = self._V[on_und].copy(), self._roll[on_und].copy()
+            try:
+                self._value(ks, moved)
+                _gather(self._rows, self._V, self._roll, on_und, start, end, self._vpos.a,
+                        lv.pos_ins, lv.pos_size, self._inv_fut, self._is_opt, self._cs,
+                        self._mark, self._ref, self._years_move)
+                row_of, ratio, damp, offset, max_off = self._tables_at(keys, moved)
+                worst = np.empty(nv)
+                _worst_many(self._V, vids, row_of[kidx_of], self._ns,
+                            p.extended_dampener_rule == "deductible", ratio, damp, offset,
+                            max_off, worst)
+                unit_roll = self._roll[vids].copy()
+            finally:
+                for c, v in zip(cols, saved, strict=True):
+                    c[ks] = v
+                self._V[on_und], self._roll[on_und] = V, roll
+            rmm = np.empty(1)
+            _unit_sums(round_decimals(worst, p.worst_case_decimals), unit_roll,
+                       np.array([nv], dtype=np.int64), rmm)
+            return eq - p.mm_factor * float(rmm[0])
+        return f
 
     def _positions_of(self, slot: int, v0: int, nv: int) -> dict[int, tuple[int, int]]:
         """Instrument row → (vector of the unit, global position id)."""

@@ -5,9 +5,13 @@ each unit's grid of factors on its own: about 20–30 evaluations of the unit's 
 on a shifted market, per unit and underlying. The grid is the same for every unit, so here:
 
 1. **Common factors.** For each underlying ``U`` a :class:`~margin_engine.live.book.LiveBook`
-   of the book is moved to ``shift_underlying(market, U, x)`` once per grid factor ``x`` some
-   unit needs, and its engine re-margins every unit holding ``U`` in one vectorised pass (their
-   equity moves with the market as well). Each unit's walk to a one-step bracket
+   of the book is moved to ``shift_underlying(market, U, x)`` (the same arithmetic through one
+   :class:`~margin_engine.policy.liquidation.UnitShifter` over ``U``'s instruments, which keeps
+   each option's forward and model price today) once per grid factor ``x`` some unit needs,
+   and its engine re-margins the units whose walk asks for ``x`` in one vectorised pass
+   (``LiveBook.move_market(..., slots)``: units whose walk is elsewhere or finished are left
+   alone; their equity is re-summed from their positions, so it depends on the market alone).
+   Each unit's walk to a one-step bracket
    (:func:`~margin_engine.policy.liquidation.bracket_search`, the per-unit solver's own) is fed
    from these passes; a grid point is moved to once, whichever units need it. Where a move
    costs more than the units asking for the point would on their own (the risk-based family,
@@ -17,16 +21,21 @@ on a shifted market, per unit and underlying. The grid is the same for every uni
    be worth a move is left to the per-unit solver whole.
 2. **The root in the bracket.** Brent's method per unit on that bracket with the unit's own
    surplus function (:meth:`~margin_engine.live.engines.ReferenceEngine.surplus_function`;
-   by default the per-unit solver's), as the per-unit solver ends.
+   the per-unit solver's by default, the engine's arrays for ``okx-pm`` and ``deribit-pm``),
+   as the per-unit solver ends; its opening evaluations at the bracket's two ends are the
+   surpluses the walk already has (two of about six evaluations per root).
 
 The brackets are the per-unit solver's, and the root is found from them by the same function
-and the same Brent iterations, so the bands are the per-unit solver's to the bit (the tests
-hold them to 1e-9 relative), and do not depend on which other accounts share the book (a Dask
-partition gives the single process's numbers). Only a surplus within rounding of zero at a
-grid point could make the live engines' sign, hence the bracket, differ. Where a move is
-refused (a model error on a shifted market), that underlying's bands are left out and the
-assessment solves them with the per-unit solver, which reproduces the reference's answer or
-error.
+and Brent's method to its tolerance (``xtol = rtol = 1e-12``): the ends' surpluses come from
+the live engine, whose sums may differ from the per-unit surplus function's in the last bits,
+so a root may differ from the per-unit solver's within that tolerance (measured: ≤ 2e-14
+relative on 2,000 accounts; the tests hold them to 1e-9). The bands do not depend on which
+other accounts share the book (a Dask partition gives the single process's bands, to the bit:
+every surplus read is a function of the unit and the market). Only a surplus within rounding
+of zero at a grid point could make the live engines' sign, hence the bracket, differ. Where a
+move is refused (a model error on a shifted market), that underlying's bands are left out and
+the assessment solves them with the per-unit solver, which reproduces the reference's answer
+or error.
 """
 
 from __future__ import annotations
@@ -41,12 +50,12 @@ from margin_engine.errors import InputError
 from margin_engine.live.book import LiveBook
 from margin_engine.live.engines import positions_per_move, scans_whole_book
 from margin_engine.models.core.base import MarginModel
-from margin_engine.models.core.revaluation import shift_underlying
 from margin_engine.models.core.units import MarginUnit
 from margin_engine.policy.health import HealthPolicy
 from margin_engine.policy.liquidation import (
     GRID,
     Band,
+    UnitShifter,
     bracket_search,
     grid_factor,
     root_in_step,
@@ -162,33 +171,41 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray, weight: np.ndarr
     worth less get their own surplus function there (made at today's market; Brent's method
     uses the same one)."""
     base = live.market
+    # shift_underlying's markets, today's forward and model price of each option kept
+    shifter = UnitShifter(base, und, {i.symbol for i in base.instruments
+                                      if i.underlying == und})
     s0 = live.unit_surplus(sl)
     safe = np.flatnonzero(s0 > 0.0).tolist()
     fs: dict[int, Callable[[float], float]] = {}
     if per_move > 0.0:
         fs = {u: live.engine.surplus_function(int(sl[u]), und) for u in safe}
-    seen: dict[tuple[int, int], np.ndarray] = {}  # (side, grid index) -> surplus of sl
     walks: dict[tuple[int, int], Walk] = {}
     want: dict[tuple[int, int], int] = {}  # (unit, side) -> the grid index its walk needs
     found: dict[tuple[int, int], tuple[int, int] | None] = {}
+    known: dict[tuple[int, int], dict[int, float]] = {}  # (unit, side) -> {grid index: surplus}
     for u in safe:
         for side in (0, 1):
             walks[(u, side)] = bracket_search()
             want[(u, side)] = next(walks[(u, side)])
     try:
         while want:
-            asked: dict[tuple[int, int], float] = {}
+            asking: dict[tuple[int, int], list[int]] = {}  # (side, grid index) -> units
             for (u, side), i in want.items():
-                if (side, i) not in seen:
-                    asked[side, i] = asked.get((side, i), 0.0) + weight[u]
-            for side, i in sorted(k for k, w in asked.items() if w >= per_move):
-                live.move_market(shift_underlying(base, und, grid_factor(SIDES[side], i)),
-                                 frozenset({und}))
-                seen[(side, i)] = live.unit_surplus(sl)
+                asking.setdefault((side, i), []).append(u)
+            got: dict[tuple[int, int], float] = {}  # (unit, side) -> surplus at its point
+            for (side, i), us in sorted(asking.items()):
+                if weight[us].sum() < per_move:
+                    continue
+                ask = np.array(us, dtype=np.int64)  # ascending: book order
+                # only the asking units are re-margined (the others' walks are elsewhere)
+                live.move_market(shifter.at(grid_factor(SIDES[side], i)), frozenset({und}),
+                                 sl[ask])
+                for u, s in zip(us, live.unit_surplus(sl[ask]).tolist(), strict=True):
+                    got[(u, side)] = s
             for key, i in list(want.items()):
                 u, side = key
-                at = seen.get((side, i))
-                s = float(at[u]) if at is not None else fs[u](grid_factor(SIDES[side], i))
+                s = got[key] if key in got else fs[u](grid_factor(SIDES[side], i))
+                known.setdefault(key, {})[i] = s
                 try:
                     want[key] = walks[key].send(s)
                 except StopIteration as done:
@@ -211,7 +228,19 @@ def _underlying_bands(live: LiveBook, und: str, sl: np.ndarray, weight: np.ndarr
             if f is None:
                 f = live.engine.surplus_function(slot, und)
             lo, hi = step
-            band.append(root_in_step(f, grid_factor(SIDES[side], lo),
-                                     grid_factor(SIDES[side], hi)))
+            ends = known[(u, side)]
+            a, b = grid_factor(SIDES[side], lo), grid_factor(SIDES[side], hi)
+            band.append(root_in_step(_with_ends(f, {a: ends[lo] if lo else float(s0[u]),
+                                                    b: ends[hi]}), a, b))
         out.append((band[0], band[1]))
     return out
+
+
+def _with_ends(f: Callable[[float], float], ends: dict[float, float]
+               ) -> Callable[[float], float]:
+    """``f``, answering the factors in ``ends`` (the bracket's ends, whose surplus the walk
+    already has) from there: Brent's method opens with both ends, two of its ~6 evaluations."""
+    def g(x: float) -> float:
+        got = ends.get(x)
+        return f(x) if got is None else got
+    return g

@@ -20,7 +20,7 @@ offsetting spot.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numba
@@ -28,6 +28,7 @@ import numpy as np
 from numba import prange
 
 from margin_engine.domain.instruments import Kind
+from margin_engine.domain.market import MarketSnapshot
 from margin_engine.live.grid_engine import FloatArray, GridEngine, distinct_sorted
 from margin_engine.live.span_engine import usd_to
 from margin_engine.maths.compiled import twins
@@ -46,6 +47,8 @@ from margin_engine.models.venues.span_arrays import (
     valuations,
     values_now,
 )
+from margin_engine.policy.health import unit_equity
+from margin_engine.policy.liquidation import UnitShifter
 
 if TYPE_CHECKING:
     from margin_engine.live.book import LiveBook
@@ -343,8 +346,12 @@ class OkxPmEngine(GridEngine):
         self.npx[rows], self.nq[rows] = n_px, n_q
 
     def _revalue(self, rows: np.ndarray) -> None:
-        mk = self.live.market
-        instruments = [self.live.instruments.instruments[k] for k in rows.tolist()]
+        self._revalue_at(rows, self.live.market)
+
+    def _revalue_at(self, rows: np.ndarray, mk: MarketSnapshot) -> None:
+        """Instrument rows ``rows`` valued at market ``mk`` (which lists the book's
+        instruments in its order)."""
+        instruments = [mk.instruments[k] for k in rows.tolist()]
         n_px, n_q = [], []
         for ins in instruments:
             if ins.inverse and not ins.is_option:  # notional_usd: |size| × contract size
@@ -360,15 +367,65 @@ class OkxPmEngine(GridEngine):
 
     def _market_moved(self) -> None:
         """The coin-balance rows (as ``OkxPm._add_balances`` values a balance)."""
-        mk = self.live.market
+        rows = self._coin_rows(self._coins, self.live.market)
+        self.have[rows] = True
+
+    def _coin_rows(self, coins: Sequence[str], mk: MarketSnapshot) -> np.ndarray:
+        """The balance rows of ``coins`` valued at market ``mk``; returns the rows."""
         arr = self.live.instruments
-        rows = np.array([self._n_ins + arr.ccy[c] for c in self._coins], dtype=np.int64)
+        rows = np.array([self._n_ins + arr.ccy[c] for c in coins], dtype=np.int64)
         vs = [Valuation(symbol=f"{c} balance", kind=Kind.SPOT, inverse=False, is_call=False,
                         strike=0.0, contract_size=1.0, fx=1.0, spot=mk.index[c],
-                        forward=mk.index[c], vol=0.0, years=0.0) for c in self._coins]
+                        forward=mk.index[c], vol=0.0, years=0.0) for c in coins]
         if vs:
             self._set_rows(rows, vs, [0.0] * len(vs), [0.0] * len(vs))
-        self.have[rows] = True
+        return rows
+
+    def surplus_function(self, slot: int, underlying: str) -> Callable[[float], float]:
+        """Equity − MM of unit ``slot`` against a factor on ``underlying``'s price, as the
+        per-unit solver's (on its :class:`~margin_engine.policy.liquidation.UnitShifter`
+        market), the requirement from the engine's kernel: the rows of the unit's instruments
+        on ``underlying`` (and of its coin balance) are valued at the moved market in place of
+        the cached ones for the one evaluation, then put back."""
+        lv = self.live
+        unit, account = lv.unit(slot), lv.account_object(lv.unit_account(slot))
+        shifter = UnitShifter(lv.market, underlying,
+                              {account.positions[j].symbol for j in unit.position_indices})
+        arr = lv.instruments
+        idx = lv.unit_positions(slot)
+        held = lv.pos_ins[idx]
+        self.ensure(held)
+        code = arr.ccy[underlying]
+        ks = np.unique(held[arr.underlying[held] == code])
+        info = self._slot_info(unit.currency, unit.collateral)
+        # the coin's balance row, where the unit holds a balance of it that may offset
+        coins = [underlying] if (self._n_ins + code) in info[1].tolist() else []
+        rows = np.concatenate([ks, np.array([self._n_ins + code] if coins else [],
+                                            dtype=np.int64)])
+        lens = np.array([idx.size], dtype=np.int64)
+        sizes = lv.pos_size[idx].copy()
+        cols = [self.rows, self.years, self.tenor, self.fwd, self.dfw, self.td, self.px_s,
+                self.bv, self.npx, self.nq]
+
+        def f(factor: float) -> float:
+            moved = shifter.at(factor)
+            eq = unit_equity(unit, account, moved, lv.policy)
+            if factor == 1.0:
+                return eq - float(self._kernel(idx, lens, [slot], sizes, [info])[1][0])
+            saved = [c[rows].copy() for c in cols]
+            try:
+                if ks.size:
+                    self._revalue_at(ks, moved)
+                if coins:
+                    self._coin_rows(coins, moved)
+                usd = np.array([moved.usd_price(c) if moved.is_priced(c) else np.nan
+                                for c in arr.currencies])
+                mm = float(self._kernel(idx, lens, [slot], sizes, [info], usd=usd)[1][0])
+            finally:
+                for c, v in zip(cols, saved, strict=True):
+                    c[rows] = v
+            return eq - mm
+        return f
 
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
@@ -392,10 +449,12 @@ class OkxPmEngine(GridEngine):
                 np.array([d[1] for d in debt], dtype=np.float64))
 
     def _kernel(self, idx: np.ndarray, lens: np.ndarray, slots: Sequence[int],
-                sizes: np.ndarray, infos: Sequence[_Info] | None = None
-                ) -> tuple[FloatArray, FloatArray]:
+                sizes: np.ndarray, infos: Sequence[_Info] | None = None,
+                usd: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
+        """``usd``: each currency's USD price (default: the live book's)."""
         lv = self.live
         arr = lv.instruments
+        usd = arr.usd if usd is None else usd
         p = self.model.params
         if infos is None:
             missing = [s for s in slots if s not in self._slot]
@@ -408,7 +467,7 @@ class OkxPmEngine(GridEngine):
         dptr, dccy, damt = _ragged([x[3] for x in infos], [x[4] for x in infos])
         im = np.empty(len(slots))
         mm = np.empty(len(slots))
-        args = (arr.usd, self.rows, self.group, self.in_unit, self.spot, self.opt, self.years,
+        args = (usd, self.rows, self.group, self.in_unit, self.spot, self.opt, self.years,
                 self.tenor, self.fwd, self.dfw, self.td, self.quote, self.rawk, self.cs,
                 self.px_s, self.bv, self.npx, self.nq, p.mr7_option_rate,
                 p.mr7_delta_one_rate, self.grid_w, self.basis, self.tiers7, self.tiers9, _PAIRS,
@@ -422,7 +481,7 @@ class OkxPmEngine(GridEngine):
             _OKX_UNITS.for_units(len(slots))(ptr, bptr, dptr, rows, sizes, brow, bsize, dccy,
                                              damt, *args, im, mm)
         ccy = np.fromiter((x[0] for x in infos), dtype=np.int64, count=len(slots))
-        conv = usd_to(arr.usd, ccy, arr.ccy["USD"])
+        conv = usd_to(usd, ccy, arr.ccy["USD"])
         return im * conv, mm * conv
 
     def what_if(self, slot: int, orders: Sequence[tuple[int, float]]
