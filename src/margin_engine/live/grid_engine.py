@@ -83,7 +83,10 @@ class GridEngine(ReferenceEngine):
 
     def ensure(self, rows: np.ndarray) -> None:
         """Compute the rows of instruments never revalued yet."""
-        missing = np.unique(rows[~self.have[rows]])
+        have = self.have[rows]
+        if have.all():  # the usual case (a what-if on held instruments): nothing to sort
+            return
+        missing = np.unique(rows[~have])
         if missing.size:
             self._revalue(missing)
             self.have[missing] = True

@@ -461,12 +461,6 @@ class OkxPmEngine(GridEngine):
             if missing:
                 self.on_units(missing)
             infos = [self._slot[s] for s in slots]
-        ptr = np.zeros(len(slots) + 1, dtype=np.int64)
-        np.cumsum(lens, out=ptr[1:])
-        bptr, brow, bsize = _ragged([x[1] for x in infos], [x[2] for x in infos])
-        dptr, dccy, damt = _ragged([x[3] for x in infos], [x[4] for x in infos])
-        im = np.empty(len(slots))
-        mm = np.empty(len(slots))
         args = (usd, self.rows, self.group, self.in_unit, self.spot, self.opt, self.years,
                 self.tenor, self.fwd, self.dfw, self.td, self.quote, self.rawk, self.cs,
                 self.px_s, self.bv, self.npx, self.nq, p.mr7_option_rate,
@@ -474,12 +468,20 @@ class OkxPmEngine(GridEngine):
                 p.mr3_fraction, p.mr6_fraction, len(self._group_code), p.mr8_borrow_rate,
                 p.imr_factor, p.mr8_initial_factor)
         rows = lv.pos_ins[idx]
-        if len(slots) == 1:  # a what-if: no loop to enter
-            im[0], mm[0] = _unit_okx(0, idx.size, 0, brow.size, rows, sizes, brow, bsize, 0,
-                                     dccy.size, dccy, damt, *args)
-        else:
-            _OKX_UNITS.for_units(len(slots))(ptr, bptr, dptr, rows, sizes, brow, bsize, dccy,
-                                             damt, *args, im, mm)
+        if len(slots) == 1:  # a what-if: the unit's own arrays, no loop to enter
+            ccy1, brow, bsize, dccy, damt = infos[0]
+            im1, mm1 = _unit_okx(0, idx.size, 0, brow.size, rows, sizes, brow, bsize, 0,
+                                 dccy.size, dccy, damt, *args)
+            conv1 = usd_to(usd, np.array([ccy1]), arr.ccy["USD"])
+            return im1 * conv1, mm1 * conv1
+        ptr = np.zeros(len(slots) + 1, dtype=np.int64)
+        np.cumsum(lens, out=ptr[1:])
+        bptr, brow, bsize = _ragged([x[1] for x in infos], [x[2] for x in infos])
+        dptr, dccy, damt = _ragged([x[3] for x in infos], [x[4] for x in infos])
+        im = np.empty(len(slots))
+        mm = np.empty(len(slots))
+        _OKX_UNITS.for_units(len(slots))(ptr, bptr, dptr, rows, sizes, brow, bsize, dccy,
+                                         damt, *args, im, mm)
         ccy = np.fromiter((x[0] for x in infos), dtype=np.int64, count=len(slots))
         conv = usd_to(usd, ccy, arr.ccy["USD"])
         return im * conv, mm * conv
