@@ -472,8 +472,9 @@ class OkxPmEngine(GridEngine):
             ccy1, brow, bsize, dccy, damt = infos[0]
             im1, mm1 = _unit_okx(0, idx.size, 0, brow.size, rows, sizes, brow, bsize, 0,
                                  dccy.size, dccy, damt, *args)
-            conv1 = usd_to(usd, np.array([ccy1]), arr.ccy["USD"])
-            return im1 * conv1, mm1 * conv1
+            code = arr.ccy["USD"]  # usd_to's arithmetic, on the one currency
+            conv1 = 1.0 if ccy1 == code else 1.0 * usd[code] / usd[ccy1]
+            return np.array([im1 * conv1]), np.array([mm1 * conv1])
         ptr = np.zeros(len(slots) + 1, dtype=np.int64)
         np.cumsum(lens, out=ptr[1:])
         bptr, brow, bsize = _ragged([x[1] for x in infos], [x[2] for x in infos])
