@@ -41,6 +41,7 @@ from margin_engine.live.engines import ReferenceEngine, make_engine, segment_sum
 from margin_engine.live.events import AccountState, Event, WhatIf
 from margin_engine.live.fills import fill_account, trade
 from margin_engine.live.market_update import apply_update, parse_update
+from margin_engine.live.rollup import unit_rollup
 from margin_engine.models.core.base import MarginModel
 from margin_engine.models.core.results import AuditStamp
 from margin_engine.models.core.units import MarginUnit
@@ -967,51 +968,17 @@ class LiveBook:
         if not acct.size:
             return
         arr = self.instruments
-        usd = arr.usd
         nu, su = self._account_units(acct)
         if nu.size and nu.min() == 1 and nu.max() == 1:
             self._aggregate_single(acct, su)
             return
         uccy = self._unit_ccy.a[su]
-        # account currency: the units' one currency, else USD
-        usd_code = arr.ccy["USD"]
-        has = nu > 0
-        lo = np.full(acct.size, usd_code)
-        hi = np.full(acct.size, usd_code)
-        starts = (np.cumsum(nu) - nu)[has]
-        lo[has] = np.minimum.reduceat(uccy, starts) if su.size else lo[has]
-        hi[has] = np.maximum.reduceat(uccy, starts) if su.size else hi[has]
-        accy = np.where(has & (lo == hi), lo, usd_code)
-        dest = np.repeat(accy, nu)
-
-        def conv(x: np.ndarray) -> np.ndarray:
-            return np.where(uccy == dest, x, x * usd[uccy] / usd[dest])
-
         im_u, mm_u, eq_u = self._im.a[su], self._mm.a[su], self._eq.a[su]
-        im_t = segment_sums(conv(im_u), nu)
-        mm_t = segment_sums(conv(mm_u), nu)
+        accy, im_t, mm_t, spare, status, ratio = unit_rollup(
+            nu, uccy, im_u, mm_u, eq_u, arr.usd, arr.ccy["USD"])
         eq = self._whole_coll[acct] + self._account_equity(acct, accy)
-        spare = conv(eq_u - im_u)
-        available = eq - im_t
-        if su.size:
-            mins = np.full(acct.size, np.inf)
-            mins[has] = np.minimum.reduceat(spare, starts)
-            available = np.minimum(available, mins)
-        # unit ratio and status (health.margin_ratio / health.status)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio_u = np.where(eq_u > 0, mm_u / eq_u,
-                               np.where((mm_u == 0) & (eq_u == 0), 0.0, np.nan))
-        sev_u = np.where((eq_u < 0) | ((mm_u > 0) & (eq_u <= mm_u)), 2,
-                         np.where(eq_u < im_u, 1, 0))
-        status = np.zeros(acct.size, dtype=np.int64)
-        ratio = np.zeros(acct.size)
-        if su.size:
-            status[has] = np.maximum.reduceat(sev_u, starts)
-            none = np.isnan(ratio_u).astype(np.int64)
-            any_none = np.zeros(acct.size, dtype=bool)
-            any_none[has] = np.maximum.reduceat(none, starts) > 0
-            ratio[has] = np.maximum.reduceat(np.nan_to_num(ratio_u, nan=-np.inf), starts)
-            ratio[any_none] = np.nan
+        available = np.minimum(eq - im_t, spare)
+        has = nu > 0
         empty = ~has
         if empty.any():
             e_eq, e_im, e_mm = eq[empty], im_t[empty], mm_t[empty]
