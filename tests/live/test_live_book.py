@@ -106,7 +106,7 @@ def test_set_market_and_both_engines_equal_assess_book(name):
 
 
 @pytest.mark.parametrize("name", ["historical-var", "filtered-es:floor", "okx-pm", "span",
-                                  "derive-pmrm"])
+                                  "derive-pmrm", "deribit-pm"])
 def test_the_parallel_compilation_margins_as_the_serial_one(name, monkeypatch):
     """The engines' kernels run serially on small books (the demo book here) and on every core
     from ``compiled.PARALLEL_FROM`` units: forced parallel, a full margin and a tick give the

@@ -41,10 +41,12 @@ from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
+from numba import prange
 
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.live.arrays import Column
 from margin_engine.live.engines import ReferenceEngine
+from margin_engine.maths.compiled import twins
 from margin_engine.maths.rounding import round_decimals
 from margin_engine.models.venues.deribit_common import currency_key, pair_key
 from margin_engine.models.venues.deribit_pm import (
@@ -81,23 +83,21 @@ def _worst_row(row, ns, deductible, ratio, damp, offset, max_off):  # pragma: no
     return w if w > 0.0 else 0.0
 
 
-@numba.njit(cache=True, nogil=True)
 def _worst_many(V, vids, kidx, ns, deductible, ratio, damp, offset, max_off,
-                out):  # pragma: no cover - compiled
+                out):  # pragma: no cover - compiled below
     """``_worst_row`` of vectors ``vids`` of ``V`` (``kidx``: each one's table row)."""
-    for t in range(vids.shape[0]):
+    for t in prange(vids.shape[0]):
         k = kidx[t]
         out[t] = _worst_row(V[vids[t]], ns, deductible, ratio[k], damp[k], offset[k],
                             max_off[k])
 
 
-@numba.njit(cache=True, nogil=True)
 def _gather(rows, V, roll, vids, v_start, v_end, vpos, pos_ins, pos_size, inv_fut, is_opt, cs,
-            mark, ref, years_move):  # pragma: no cover - compiled
+            mark, ref, years_move):  # pragma: no cover - compiled below
     """Each vector ``Σ q·row`` over its positions in order (the model's ``np.sum`` over the
     stacked rows adds them one after the other), and its roll shock."""
     n = V.shape[1]
-    for t in range(vids.shape[0]):
+    for t in prange(vids.shape[0]):
         v = vids[t]
         out = V[v]
         for s in range(n):
@@ -113,6 +113,11 @@ def _gather(rows, V, roll, vids, v_start, v_end, vpos, pos_ins, pos_size, inv_fu
             if not is_opt[k]:
                 r += abs(q) * ref[k] * years_move[k]
         roll[v] = r
+
+
+# each vector on its own: on every core for a tick's tens of thousands (twins: serial below)
+_WORST_MANY = twins(_worst_many)
+_GATHER = twins(_gather)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -311,9 +316,10 @@ class DeribitPmEngine(ReferenceEngine):
         if not self._valued[ks].all():  # rows never valued, or moved while no vector read them
             ks = np.unique(ks)
             self._value(ks[~self._valued[ks]])
-        _gather(self._rows, self._V, self._roll, stale, start, end, self._vpos.a, lv.pos_ins,
-                lv.pos_size, self._inv_fut, self._is_opt, self._cs, self._mark, self._ref,
-                self._years_move)
+        _GATHER.for_units(stale.size)(
+            self._rows, self._V, self._roll, stale, start, end, self._vpos.a, lv.pos_ins,
+            lv.pos_size, self._inv_fut, self._is_opt, self._cs, self._mark, self._ref,
+            self._years_move)
         fresh[stale] = True
 
     def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -393,9 +399,9 @@ class DeribitPmEngine(ReferenceEngine):
         self._refresh(vids)
         row_of, ratio, damp, offset, max_off = self._tables()
         worst = np.empty(vids.size)
-        _worst_many(self._V, vids, row_of[self._v_key.a[vids]], self._ns,
-                    p.extended_dampener_rule == "deductible", ratio, damp, offset, max_off,
-                    worst)
+        _WORST_MANY.for_units(vids.size)(
+            self._V, vids, row_of[self._v_key.a[vids]], self._ns,
+            p.extended_dampener_rule == "deductible", ratio, damp, offset, max_off, worst)
         rmm = np.empty(cur.size)
         _unit_sums(round_decimals(worst, p.worst_case_decimals), self._roll[vids], nv, rmm)
         m = p.mm_factor * rmm
@@ -438,14 +444,16 @@ class DeribitPmEngine(ReferenceEngine):
             V, roll = self._V[on_und].copy(), self._roll[on_und].copy()
             try:
                 self._value(ks, moved)
-                _gather(self._rows, self._V, self._roll, on_und, start, end, self._vpos.a,
-                        lv.pos_ins, lv.pos_size, self._inv_fut, self._is_opt, self._cs,
-                        self._mark, self._ref, self._years_move)
+                _GATHER.for_units(on_und.size)(
+                    self._rows, self._V, self._roll, on_und, start, end, self._vpos.a,
+                    lv.pos_ins, lv.pos_size, self._inv_fut, self._is_opt, self._cs,
+                    self._mark, self._ref, self._years_move)
                 row_of, ratio, damp, offset, max_off = self._tables_at(keys, moved)
                 worst = np.empty(nv)
-                _worst_many(self._V, vids, row_of[kidx_of], self._ns,
-                            p.extended_dampener_rule == "deductible", ratio, damp, offset,
-                            max_off, worst)
+                _WORST_MANY.for_units(vids.size)(
+                    self._V, vids, row_of[kidx_of], self._ns,
+                    p.extended_dampener_rule == "deductible", ratio, damp, offset, max_off,
+                    worst)
                 unit_roll = self._roll[vids].copy()
             finally:
                 for c, v in zip(cols, saved, strict=True):
@@ -506,9 +514,9 @@ class DeribitPmEngine(ReferenceEngine):
         row_of, ratio, damp, offset, max_off = self._tables()
         p = self.model.params
         worst = np.empty(nv)
-        _worst_many(P, np.arange(nv), row_of[self._v_key.a[v0: v0 + nv]], self._ns,
-                    p.extended_dampener_rule == "deductible", ratio, damp, offset, max_off,
-                    worst)
+        _WORST_MANY.serial(P, np.arange(nv), row_of[self._v_key.a[v0: v0 + nv]], self._ns,
+                           p.extended_dampener_rule == "deductible", ratio, damp, offset,
+                           max_off, worst)
         dec = p.worst_case_decimals
         rmm = 0.0
         for w, r in zip(worst.tolist(), roll, strict=True):
