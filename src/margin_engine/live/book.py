@@ -978,8 +978,7 @@ class LiveBook:
             nu, uccy, im_u, mm_u, eq_u, arr.usd, arr.ccy["USD"])
         eq = self._whole_coll[acct] + self._account_equity(acct, accy)
         available = np.minimum(eq - im_t, spare)
-        has = nu > 0
-        empty = ~has
+        empty = nu == 0
         if empty.any():
             e_eq, e_im, e_mm = eq[empty], im_t[empty], mm_t[empty]
             status[empty] = np.where((e_eq < 0) | ((e_mm > 0) & (e_eq <= e_mm)), 2,
