@@ -163,7 +163,7 @@ class SpanEngine(GridEngine):
         model = live.model
         assert isinstance(model, Span)
         self.model = model
-        self._ccy_of: dict[int, int] = {}
+        self._ccy_of = np.full(0, -1, dtype=np.int64)  # each unit slot's currency code
         super().__init__(live)
         self._market_moved()
 
@@ -220,7 +220,15 @@ class SpanEngine(GridEngine):
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
         for s in slots:
-            self._ccy_of[s] = lv.instruments.ccy[lv.unit(s).currency]
+            self._ccy_slots(s + 1)[s] = lv.instruments.ccy[lv.unit(s).currency]
+
+    def _ccy_slots(self, n: int) -> np.ndarray:
+        """The slots' currency codes (-1: not seen yet), with room for ``n`` slots."""
+        if self._ccy_of.size < n:
+            grown = np.full(max(n, 2 * self._ccy_of.size), -1, dtype=np.int64)
+            grown[: self._ccy_of.size] = self._ccy_of
+            self._ccy_of = grown
+        return self._ccy_of
 
     def _kernel(self, idx: np.ndarray, lens: np.ndarray, slots: Sequence[int],
                 sizes: np.ndarray) -> tuple[FloatArray, FloatArray]:
@@ -233,16 +241,22 @@ class SpanEngine(GridEngine):
                 arr.underlying, lv.pos_ins[idx], sizes, self.index, self.intra_pts, self.sp_pts,
                 self.op_pts, self.som_pts, self.sp_a, self.sp_b, self.sp_r0, self.sp_r1,
                 self.sp_rate)
-        if len(slots) == 1:  # a what-if: no loop to enter
-            mm[0] = _unit_span(0, idx.size, *args)
-        else:
-            _SPAN_UNITS.for_units(len(slots))(ptr, *args, mm)
-        missing = [s for s in slots if s not in self._ccy_of]
-        if missing:
-            self.on_units(missing)
-        ccy = np.fromiter((self._ccy_of[s] for s in slots), dtype=np.int64, count=len(slots))
-        conv = usd_to(arr.usd, ccy, arr.ccy["USD"])
         f = self.model.params.initial_factor
+        if len(slots) == 1:  # a what-if: no loop to enter, usd_to's arithmetic on a scalar
+            s = int(slots[0])
+            mm1 = _unit_span(0, idx.size, *args)
+            if self._ccy_slots(s + 1)[s] < 0:
+                self.on_units([s])
+            c, code = int(self._ccy_of[s]), arr.ccy["USD"]
+            conv1 = 1.0 if c == code else 1.0 * arr.usd[code] / arr.usd[c]
+            return np.array([f * mm1 * conv1]), np.array([mm1 * conv1])
+        _SPAN_UNITS.for_units(len(slots))(ptr, *args, mm)
+        sl = np.asarray(slots, dtype=np.int64)  # a tick's 65,000 slots: no Python loop
+        missing = sl[self._ccy_slots(int(sl.max()) + 1)[sl] < 0]
+        if missing.size:
+            self.on_units(missing.tolist())
+        ccy = self._ccy_of[sl]
+        conv = usd_to(arr.usd, ccy, arr.ccy["USD"])
         return f * mm * conv, mm * conv
 
 
