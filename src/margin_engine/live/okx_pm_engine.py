@@ -302,6 +302,9 @@ class OkxPmEngine(GridEngine):
         self.tiers9 = _tiers(p.mr9_tiers)
         self._und_params = params
         self._slot: dict[int, _Info] = {}
+        self._slot_version = 0  # bumped whenever a slot's _Info changes
+        # the concatenated _Info of a set of slots (a tick's 65,000), by the slots' bytes
+        self._layouts: dict[bytes, tuple[int, tuple[np.ndarray, ...]]] = {}
         super().__init__(live)
         self._market_moved()
 
@@ -429,6 +432,7 @@ class OkxPmEngine(GridEngine):
 
     def on_units(self, slots: Sequence[int]) -> None:
         lv = self.live
+        self._slot_version += 1
         for s in slots:
             unit = lv.unit(s)
             self._slot[s] = self._slot_info(unit.currency, unit.collateral)
@@ -456,7 +460,13 @@ class OkxPmEngine(GridEngine):
         arr = lv.instruments
         usd = arr.usd if usd is None else usd
         p = self.model.params
-        if infos is None:
+        key = layout = None
+        if infos is None and len(slots) > 1:
+            key = np.asarray(slots, dtype=np.int64).tobytes()
+            got = self._layouts.get(key)
+            if got is not None and got[0] == self._slot_version:
+                layout = got[1]
+        if infos is None and layout is None:
             missing = [s for s in slots if s not in self._slot]
             if missing:
                 self.on_units(missing)
@@ -469,6 +479,7 @@ class OkxPmEngine(GridEngine):
                 p.imr_factor, p.mr8_initial_factor)
         rows = lv.pos_ins[idx]
         if len(slots) == 1:  # a what-if: the unit's own arrays, no loop to enter
+            assert infos is not None
             ccy1, brow, bsize, dccy, damt = infos[0]
             im1, mm1 = _unit_okx(0, idx.size, 0, brow.size, rows, sizes, brow, bsize, 0,
                                  dccy.size, dccy, damt, *args)
@@ -477,13 +488,20 @@ class OkxPmEngine(GridEngine):
             return np.array([im1 * conv1]), np.array([mm1 * conv1])
         ptr = np.zeros(len(slots) + 1, dtype=np.int64)
         np.cumsum(lens, out=ptr[1:])
-        bptr, brow, bsize = _ragged([x[1] for x in infos], [x[2] for x in infos])
-        dptr, dccy, damt = _ragged([x[3] for x in infos], [x[4] for x in infos])
+        if layout is None:
+            assert infos is not None
+            layout = (*_ragged([x[1] for x in infos], [x[2] for x in infos]),
+                      *_ragged([x[3] for x in infos], [x[4] for x in infos]),
+                      np.fromiter((x[0] for x in infos), dtype=np.int64, count=len(slots)))
+            if key is not None:
+                if len(self._layouts) >= 8:
+                    self._layouts.clear()
+                self._layouts[key] = (self._slot_version, layout)
+        bptr, brow, bsize, dptr, dccy, damt, ccy = layout
         im = np.empty(len(slots))
         mm = np.empty(len(slots))
         _OKX_UNITS.for_units(len(slots))(ptr, bptr, dptr, rows, sizes, brow, bsize, dccy,
                                          damt, *args, im, mm)
-        ccy = np.fromiter((x[0] for x in infos), dtype=np.int64, count=len(slots))
         conv = usd_to(usd, ccy, arr.ccy["USD"])
         return im * conv, mm * conv
 
