@@ -30,7 +30,7 @@ from numba import prange
 from margin_engine.domain.instruments import Kind
 from margin_engine.domain.market import MarketSnapshot
 from margin_engine.live.grid_engine import FloatArray, GridEngine, distinct_sorted
-from margin_engine.live.span_engine import usd_to
+from margin_engine.live.span_engine import usd_to, usd_to_one
 from margin_engine.maths.compiled import twins
 from margin_engine.models.core.valuation import mark
 from margin_engine.models.venues.okx_pm import (
@@ -483,8 +483,7 @@ class OkxPmEngine(GridEngine):
             ccy1, brow, bsize, dccy, damt = infos[0]
             im1, mm1 = _unit_okx(0, idx.size, 0, brow.size, rows, sizes, brow, bsize, 0,
                                  dccy.size, dccy, damt, *args)
-            code = arr.ccy["USD"]  # usd_to's arithmetic, on the one currency
-            conv1 = 1.0 if ccy1 == code else 1.0 * usd[code] / usd[ccy1]
+            conv1 = usd_to_one(usd, ccy1, arr.ccy["USD"])
             return np.array([im1 * conv1]), np.array([mm1 * conv1])
         ptr = np.zeros(len(slots) + 1, dtype=np.int64)
         np.cumsum(lens, out=ptr[1:])

@@ -247,8 +247,7 @@ class SpanEngine(GridEngine):
             mm1 = _unit_span(0, idx.size, *args)
             if self._ccy_slots(s + 1)[s] < 0:
                 self.on_units([s])
-            c, code = int(self._ccy_of[s]), arr.ccy["USD"]
-            conv1 = 1.0 if c == code else 1.0 * arr.usd[code] / arr.usd[c]
+            conv1 = usd_to_one(arr.usd, int(self._ccy_of[s]), arr.ccy["USD"])
             return np.array([f * mm1 * conv1]), np.array([mm1 * conv1])
         _SPAN_UNITS.for_units(len(slots))(ptr, *args, mm)
         sl = np.asarray(slots, dtype=np.int64)  # a tick's 65,000 slots: no Python loop
@@ -263,3 +262,8 @@ class SpanEngine(GridEngine):
 def usd_to(usd: FloatArray, ccy: np.ndarray, usd_code: int) -> FloatArray:
     """``market.convert(1.0, "USD", c)`` for currency codes ``ccy`` (1 for USD itself)."""
     return np.where(ccy == usd_code, 1.0, 1.0 * usd[usd_code] / usd[ccy])
+
+
+def usd_to_one(usd: FloatArray, ccy: int, usd_code: int) -> float:
+    """:func:`usd_to` of one currency code, on scalars (the same arithmetic: a what-if's)."""
+    return 1.0 if ccy == usd_code else float(1.0 * usd[usd_code] / usd[ccy])
