@@ -80,8 +80,7 @@ def unit_rollup(nu: IntArray, uccy: IntArray, im_u: FloatArray, mm_u: FloatArray
     zeros (its status and ratio are the caller's, from its equity)."""
     m = nu.size
     accy = np.empty(m, dtype=np.int64)
-    im_t, mm_t, spare, ratio = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-    status = np.zeros(m, dtype=np.int64)
-    ratio[:] = 0.0
+    im_t, mm_t, spare = np.empty(m), np.empty(m), np.empty(m)
+    status, ratio = np.zeros(m, dtype=np.int64), np.zeros(m)
     _rollup(nu, uccy, im_u, mm_u, eq_u, usd, usd_code, accy, im_t, mm_t, spare, status, ratio)
     return accy, im_t, mm_t, spare, status, ratio

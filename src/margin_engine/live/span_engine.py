@@ -234,9 +234,6 @@ class SpanEngine(GridEngine):
                 sizes: np.ndarray) -> tuple[FloatArray, FloatArray]:
         lv = self.live
         arr = lv.instruments
-        ptr = np.zeros(len(slots) + 1, dtype=np.int64)
-        np.cumsum(lens, out=ptr[1:])
-        mm = np.empty(len(slots))
         args = (self.rows, self.cd, self.tier_ts, self.deliv, self.optk, self.cs,
                 arr.underlying, lv.pos_ins[idx], sizes, self.index, self.intra_pts, self.sp_pts,
                 self.op_pts, self.som_pts, self.sp_a, self.sp_b, self.sp_r0, self.sp_r1,
@@ -249,6 +246,9 @@ class SpanEngine(GridEngine):
                 self.on_units([s])
             conv1 = usd_to_one(arr.usd, int(self._ccy_of[s]), arr.ccy["USD"])
             return np.array([f * mm1 * conv1]), np.array([mm1 * conv1])
+        ptr = np.zeros(len(slots) + 1, dtype=np.int64)
+        np.cumsum(lens, out=ptr[1:])
+        mm = np.empty(len(slots))
         _SPAN_UNITS.for_units(len(slots))(ptr, *args, mm)
         sl = np.asarray(slots, dtype=np.int64)  # a tick's 65,000 slots: no Python loop
         missing = sl[self._ccy_slots(int(sl.max()) + 1)[sl] < 0]
